@@ -1,0 +1,11 @@
+"""wyngq: back up and restore Qubes OS qubes, data and settings, with Wyng.
+
+The package is the dom0 engine behind the `wyng-util-qubes` command, the
+`qubes.WyngBackup` qrexec service and the Salt module. See DESIGN in the
+README for the layers: entry points -> engine -> ports -> adapters.
+"""
+
+__all__ = ["__version__"]
+
+# Kept equal to the top-level `version` file (a test checks it).
+__version__ = "0.1.0"

@@ -1,0 +1,296 @@
+"""Back up qubes: select, plan (pure), then one Wyng send for everything.
+
+DESIGN §5: all selected volumes of all pools go to Wyng in ONE `send`, the
+settings bundle in the same session, so data and settings share a session id.
+After the send the archive is listed again and every planned volume must be in
+the new session: Wyng can exit 0 without doing the work (facts/wyng.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from wyngq import __version__, bundle, volnames
+from wyngq.errors import ConfigError, ExitCode, UsageError, WyngError
+from wyngq.events import Reporter, wyng_progress
+from wyngq.model import Pool, PoolDriver, Qube, QubeClass
+from wyngq.qubes.port import QubesPort
+from wyngq.wyng.catalog import Archive
+from wyngq.wyng.runner import Wyng
+
+TAG = "qubes"  # upstream tags every session with it; its `list` shows other tags only
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    qubes: tuple[str, ...] = ()
+    include_flagged: bool = False
+    include_tags: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    dedup: bool = False
+    autoprune: str | None = None
+    check_after_send: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedVolume:
+    qube: str
+    kind: str
+    pool_path: str
+    local_name: str
+    archive_name: str  # the name Wyng finds it under now (differs when aliasing)
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    qubes: tuple[str, ...]
+    volumes: tuple[PlannedVolume, ...]
+    running: tuple[str, ...] = ()
+    settings_only: tuple[str, ...] = ()
+
+    def local_from(self) -> dict[str, list[list[str | None]]]:
+        """Wyng's `--local-from` document: pool path -> [archive name, alias]."""
+        doc: dict[str, list[list[str | None]]] = {}
+        for vol in self.volumes:
+            alias = vol.local_name if vol.local_name != vol.archive_name else None
+            doc.setdefault(vol.pool_path, []).append([vol.archive_name, alias])
+        return doc
+
+    def volume_owner(self, name: str) -> str | None:
+        for vol in self.volumes:
+            if name in (vol.local_name, vol.archive_name):
+                return vol.qube
+        return None
+
+
+@dataclass(frozen=True)
+class QubeOutcome:
+    name: str
+    ok: bool
+    volumes: tuple[str, ...] = ()
+    running: bool = False
+    error: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    session: str | None
+    dry_run: bool
+    qubes: tuple[QubeOutcome, ...]
+    check: str | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        failed = [q for q in self.qubes if not q.ok]
+        if self.check == "failed":
+            return ExitCode.WYNG
+        if not failed:
+            return ExitCode.OK
+        return ExitCode.PARTIAL if len(failed) < len(self.qubes) else ExitCode.WYNG
+
+
+# -- selection and planning (pure) ------------------------------------------------
+def select_qubes(
+    request: BackupRequest,
+    listed: Mapping[str, tuple[QubeClass, bool]],
+    flagged: Callable[[str], bool],
+    tags_of: Callable[[str], Iterable[str]],
+) -> tuple[str, ...]:
+    """Return the names to back up, sorted; raise UsageError for names that are not qubes.
+
+    `flagged(name)` says whether a qube has include_in_backups; `tags_of(name)`
+    gives its tags. Both are only called when the request needs them.
+    """
+    if "dom0" in request.qubes:
+        raise UsageError("dom0 is never backed up by wyng-util-qubes", hint="leave dom0 out of the list")
+    unknown = sorted(set(request.qubes) - set(listed))
+    if unknown:
+        raise UsageError(f"no such qube: {', '.join(unknown)}", hint="check the names with qvm-ls")
+    chosen = set(request.qubes)
+    if request.include_flagged:
+        chosen |= {name for name in listed if flagged(name)}
+    for tag in request.include_tags:
+        chosen |= {name for name in listed if tag in tags_of(name)}
+    chosen -= set(request.exclude)
+    for tag in request.exclude_tags:
+        chosen -= {name for name in chosen if tag in tags_of(name)}
+    if not chosen:
+        raise UsageError("no qubes selected for backup", hint="name qubes, or use -i for those marked include_in_backups")
+    return tuple(sorted(chosen))
+
+
+def plan_backup(qubes: Sequence[Qube], pools: Mapping[str, Pool], archive: Archive | None) -> BackupPlan:
+    """Given the selected qubes, the pools and the archive's catalogue, return the
+    volumes to send and how Wyng must name them. Raise ConfigError for volumes
+    in pools Wyng cannot read."""
+    volumes: list[PlannedVolume] = []
+    unsupported: list[str] = []
+    settings_only: list[str] = []
+    known = set(archive.volumes) if archive is not None else set()
+    for qube in qubes:
+        kinds = qube.klass.backed_up_volumes
+        if not kinds:
+            settings_only.append(qube.name)
+            continue
+        for kind in kinds:
+            vol = qube.volume(kind)
+            if vol is None:
+                continue
+            pool = pools.get(vol.pool)
+            if pool is None or not pool.supported or pool.wyng_path is None:
+                unsupported.append(f"{qube.name}:{kind} (pool {vol.pool})")
+                continue
+            driver = PoolDriver(pool.driver)
+            local = volnames.archive_name(qube.name, kind, driver, vol.vid)
+            archived = local
+            if local not in known:
+                other = PoolDriver.LVM_THIN if driver is PoolDriver.FILE_REFLINK else PoolDriver.FILE_REFLINK
+                alias = volnames.convert(local, other, qube.klass is QubeClass.TEMPLATE)
+                if alias is not None and alias in known:
+                    archived = alias  # Wyng renames it to `local` and sends incrementally
+            volumes.append(PlannedVolume(qube.name, kind, pool.wyng_path, local, archived))
+    if unsupported:
+        raise ConfigError(
+            "these volumes are in pools Wyng cannot back up: " + ", ".join(unsupported),
+            hint="Wyng reads lvm_thin and file-reflink pools; --exclude these qubes",
+        )
+    return BackupPlan(
+        qubes=tuple(q.name for q in qubes),
+        volumes=tuple(volumes),
+        running=tuple(q.name for q in qubes if q.running),
+        settings_only=tuple(settings_only),
+    )
+
+
+def new_session(before: Archive | None, after: Archive) -> str | None:
+    """The session the send just made: the newest one holding the settings bundle
+    that was not in the archive before."""
+    old = set(before.sessions()) if before is not None else set()
+    meta = after.volumes.get(volnames.METADATA_VOLUME)
+    candidates = sorted(set(meta.sessions) - old) if meta is not None else []
+    return candidates[-1] if candidates else None
+
+
+def session_id_now(now: float | None = None) -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+
+
+# -- running ------------------------------------------------------------------------
+def run_backup(
+    qubes: QubesPort,
+    wyng: Wyng,
+    request: BackupRequest,
+    reporter: Reporter,
+    workdir: str,
+) -> BackupResult:
+    """Back up the requested qubes into the archive; return per-qube outcomes."""
+    archive = wyng.list()
+    listed = qubes.list_qubes()
+    loaded: dict[str, Qube] = {}
+
+    def load(name: str) -> Qube:
+        if name not in loaded:
+            loaded[name] = qubes.qube(name)
+        return loaded[name]
+
+    names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
+    plan = plan_backup([load(n) for n in names], qubes.pools(), archive)
+    if not plan.volumes:
+        raise UsageError(
+            "only disposable qubes selected: a backup needs at least one qube with data",
+            hint="add a qube with volumes to the selection",
+        )
+    reporter.event(
+        "plan",
+        action="backup",
+        qubes=list(plan.qubes),
+        volumes=[v.local_name for v in plan.volumes],
+        running=list(plan.running),
+        dry_run=request.dry_run,
+    )
+
+    settings = [qubes.settings(n) for n in plan.qubes]
+    manifest = bundle.encode_manifest(settings, wyngq_version=__version__, qubes_version=qubes.qubes_version())
+    bundle_path = os.path.join(workdir, "qubes-metadata.tgz")
+    bundle.write_bundle(bundle_path, qubes.state_files(plan.qubes), manifest)
+    local_from = os.path.join(workdir, "volumes.json")
+    with open(local_from, "w", encoding="utf-8") as handle:
+        json.dump(plan.local_from(), handle)
+
+    _wait_for_new_second(archive)
+    wyng.on_output = wyng_progress(reporter, lambda v: {"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
+    sent = wyng.send(
+        local_from=local_from,
+        metadata_file=bundle_path,
+        tags=(TAG,),
+        dedup=request.dedup,
+        autoprune=request.autoprune,
+        dry_run=request.dry_run,
+    )
+    failed_by_wyng = {plan.volume_owner(v) or v for v in sent.failed_volumes}
+    if request.dry_run:
+        outcomes = _outcomes(plan, failed_by_wyng, {})
+        return BackupResult(session=None, dry_run=True, qubes=outcomes)
+
+    after = wyng.list()
+    session = new_session(archive, after)
+    if session is None:
+        raise WyngError("Wyng reported success but recorded no new session", hint="run `list` and check the archive")
+    missing = _missing_volumes(plan, after, session)
+    outcomes = _outcomes(plan, failed_by_wyng, missing)
+
+    warnings: list[str] = []
+    stamp = int(time.time())
+    for outcome in outcomes:
+        if outcome.ok:
+            try:
+                qubes.set_backup_timestamp(outcome.name, stamp)
+            except Exception as err:  # noqa: BLE001 - a stamp is not worth failing a backup for
+                warnings.append(f"could not set backup_timestamp of {outcome.name}: {err}")
+    check = None
+    if request.check_after_send:
+        check = "ok" if wyng.arch_check("newest").returncode == 0 else "failed"
+    return BackupResult(session=session, dry_run=False, qubes=outcomes, check=check, warnings=tuple(warnings))
+
+
+def _missing_volumes(plan: BackupPlan, after: Archive, session: str) -> dict[str, list[str]]:
+    missing: dict[str, list[str]] = {}
+    for vol in plan.volumes:
+        entry = after.volumes.get(vol.local_name)
+        if entry is None or session not in entry.sessions:
+            missing.setdefault(vol.qube, []).append(vol.local_name)
+    return missing
+
+
+def _outcomes(plan: BackupPlan, failed: set[str], missing: Mapping[str, list[str]]) -> tuple[QubeOutcome, ...]:
+    outcomes = []
+    for name in plan.qubes:
+        vols = tuple(v.local_name for v in plan.volumes if v.qube == name)
+        running = name in plan.running
+        note = "running: its state at its last start was saved" if running else None
+        if name in plan.settings_only:
+            note = "disposable: settings only"
+        if name in failed:
+            outcomes.append(QubeOutcome(name, False, vols, running, "Wyng could not send its volumes", note))
+        elif name in missing:
+            error = "Wyng did not record " + ", ".join(missing[name]) + " (is the volume file missing?)"
+            outcomes.append(QubeOutcome(name, False, vols, running, error, note))
+        else:
+            outcomes.append(QubeOutcome(name, True, vols, running, None, note))
+    return tuple(outcomes)
+
+
+def _wait_for_new_second(archive: Archive) -> None:
+    """Wyng names sessions by the second and refuses a duplicate: never start a
+    send in the same second as the archive's newest session."""
+    sessions = archive.sessions()
+    while sessions and session_id_now() == sessions[-1]:
+        time.sleep(0.2)

@@ -1,0 +1,80 @@
+"""Get the archive passphrase from where the profile says, exactly as it is.
+
+The passphrase reaches Wyng on its stdin only (see wyng.runner), never in an
+argv, an environment variable or a file of ours, and is never logged. Unlike
+upstream's `--passcmd=echo $VAR`, nothing here goes through a shell, so spaces,
+quotes, leading dashes and non-ASCII characters survive byte for byte.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+import sys
+
+from wyngq import process
+from wyngq.errors import AuthError, ConfigError
+from wyngq.profile import PassphraseSource
+from wyngq.secret import Secret
+
+MAX_PASSPHRASE_BYTES = 4096
+
+
+def from_source(source: PassphraseSource) -> Secret | None:
+    """Return the passphrase the source yields, or None if none is configured."""
+    if source.command:
+        return _from_command(source.command)
+    if source.file:
+        return _from_file(source.file)
+    return None
+
+
+def prompt(what: str = "Archive passphrase: ") -> Secret:
+    """Ask on the terminal; raise AuthError when there is none to ask on."""
+    if not sys.stdin.isatty():
+        raise AuthError(
+            "the archive needs a passphrase and there is no terminal to ask for it",
+            hint="set [passphrase] in the profile, or pass --passphrase-file",
+        )
+    return _secret(getpass.getpass(what), "the passphrase you typed")
+
+
+def _from_command(argv: tuple[str, ...]) -> Secret:
+    done = process.run(argv)
+    if done.returncode != 0:
+        raise AuthError(f"the passphrase command {argv[0]} failed (status {done.returncode})")
+    return _secret(done.stdout.rstrip("\n"), f"the output of {argv[0]}")
+
+
+def _from_file(path: str) -> Secret:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as err:
+        raise ConfigError(f"cannot open passphrase file {path}: {err.strerror}") from err
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"passphrase file {path} is not a regular file")
+        if info.st_mode & 0o077 or info.st_uid != os.geteuid():
+            raise ConfigError(
+                f"passphrase file {path} can be read by others",
+                hint=f"chown root:root {path} && chmod 600 {path}",
+            )
+        data = handle.read(MAX_PASSPHRASE_BYTES + 1)
+    if len(data) > MAX_PASSPHRASE_BYTES:
+        raise ConfigError(f"passphrase file {path} is too large")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"passphrase file {path} is not UTF-8") from err
+    return _secret(text.rstrip("\n"), f"passphrase file {path}")
+
+
+def _secret(text: str, where: str) -> Secret:
+    if not text:
+        raise AuthError(f"{where} gave an empty passphrase")
+    try:
+        return Secret(text)
+    except ValueError as err:
+        raise AuthError(f"{where} has a line break inside the passphrase") from err

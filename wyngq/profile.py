@@ -1,0 +1,204 @@
+"""dom0 profiles: what dom0 decides about an archive and the qubes it covers.
+
+A profile is a TOML file, `PROFILE_DIR/NAME.toml`, read with tomllib and checked
+strictly: an unknown key is an error, so a typo never silently changes what a
+backup does. Example (`wyng-util-qubes.example.toml` in the package):
+
+    dest = "file:/mnt/backup/laptop.wyng"
+    # wyng = "/usr/local/bin/wyng"
+    # meta_dir = "/var/lib/wyng"
+
+    [passphrase]            # one of: command, file
+    file = "/etc/wyng-util-qubes/laptop.pass"
+
+    [qubes]
+    include = ["work", "personal", "@include_in_backups", "@tag:backup"]
+    exclude = ["untrusted"]
+
+    [backup]
+    dedup = true
+    autoprune = "on"
+    check_after_send = false
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from wyngq.errors import ConfigError, UsageError
+from wyngq.names import is_qube_name
+
+PROFILE_DIR = "/etc/wyng-util-qubes/profiles"
+PROFILE_DIR_ENV = "WYNGQ_PROFILE_DIR"
+_PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+AUTOPRUNE_MODES = ("off", "on", "full")
+_DEST_SCHEMES = ("file:", "ssh://", "qubes://", "qubes-ssh://")
+
+
+@dataclass(frozen=True)
+class PassphraseSource:
+    """Where an unattended run gets the archive passphrase. At most one is set."""
+
+    command: tuple[str, ...] | None = None
+    file: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.command or self.file)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which qubes a profile covers: names and `@include_in_backups` / `@tag:T`."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackupDefaults:
+    dedup: bool = False
+    autoprune: str | None = None
+    check_after_send: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dest: str
+    wyng: str = "wyng"
+    meta_dir: str | None = None
+    passphrase: PassphraseSource = field(default_factory=PassphraseSource)
+    qubes: Selection = field(default_factory=Selection)
+    backup: BackupDefaults = field(default_factory=BackupDefaults)
+
+
+def profile_dir() -> str:
+    return os.environ.get(PROFILE_DIR_ENV) or PROFILE_DIR
+
+
+def load_profile(name: str, directory: str | None = None) -> Profile:
+    """Return the profile called `name`; raise UsageError for a bad name and
+    ConfigError for a missing or invalid file."""
+    if not _PROFILE_NAME.fullmatch(name):
+        raise UsageError(f"invalid profile name {name!r}", hint="use lower-case letters, digits, '_', '.', '-'")
+    path = os.path.join(directory or profile_dir(), f"{name}.toml")
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as err:
+        raise ConfigError(f"no profile {name!r}", hint=f"create {path}") from err
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"cannot read profile {path}: {err}") from err
+    try:
+        return parse_profile(name, data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"profile {path}: {err}") from err
+
+
+def parse_profile(name: str, data: dict[str, Any]) -> Profile:
+    _only(data, {"dest", "wyng", "meta_dir", "passphrase", "qubes", "backup"}, "profile")
+    dest = _str(data, "dest")
+    if not dest.startswith(_DEST_SCHEMES):
+        raise ValueError(f"dest {dest!r} is not a Wyng URL (file:, ssh://, qubes://, qubes-ssh://)")
+    return Profile(
+        name=name,
+        dest=dest,
+        wyng=_str(data, "wyng", "wyng"),
+        meta_dir=_str(data, "meta_dir", None),
+        passphrase=_passphrase(data.get("passphrase", {})),
+        qubes=_selection(data.get("qubes", {})),
+        backup=_backup(data.get("backup", {})),
+    )
+
+
+def _passphrase(raw: Any) -> PassphraseSource:
+    table = _table(raw, "passphrase")
+    _only(table, {"command", "file"}, "[passphrase]")
+    if len(table) > 1:
+        raise ValueError("[passphrase] takes one of command or file")
+    command = table.get("command")
+    if command is not None:
+        if isinstance(command, str):
+            command = [command]
+        if not isinstance(command, list) or not command or not all(isinstance(c, str) and c for c in command):
+            raise ValueError("[passphrase] command must be a program path or a list of arguments")
+        if not command[0].startswith("/"):
+            raise ValueError("[passphrase] command must start with an absolute path")
+    file = _str(table, "file", None)
+    if file is not None and not file.startswith("/"):
+        raise ValueError("[passphrase] file must be an absolute path")
+    return PassphraseSource(tuple(command) if command else None, file)
+
+
+def _selection(raw: Any) -> Selection:
+    table = _table(raw, "qubes")
+    _only(table, {"include", "exclude"}, "[qubes]")
+    include = tuple(_str_list(table, "include"))
+    exclude = tuple(_str_list(table, "exclude"))
+    for item in include:
+        if not (is_qube_name(item) or item == "@include_in_backups" or _is_tag_selector(item)):
+            raise ValueError(f"[qubes] include {item!r} is not a qube name, @include_in_backups or @tag:NAME")
+    for item in exclude:
+        if not (is_qube_name(item) or _is_tag_selector(item)):
+            raise ValueError(f"[qubes] exclude {item!r} is not a qube name or @tag:NAME")
+    return Selection(include, exclude)
+
+
+def _is_tag_selector(item: str) -> bool:
+    return item.startswith("@tag:") and re.fullmatch(r"[A-Za-z0-9_.-]+", item[5:]) is not None
+
+
+def _backup(raw: Any) -> BackupDefaults:
+    table = _table(raw, "backup")
+    _only(table, {"dedup", "autoprune", "check_after_send"}, "[backup]")
+    autoprune = _str(table, "autoprune", None)
+    if autoprune is not None and autoprune not in AUTOPRUNE_MODES:
+        raise ValueError(f"[backup] autoprune must be one of {', '.join(AUTOPRUNE_MODES)}")
+    return BackupDefaults(
+        dedup=_bool(table, "dedup", False),
+        autoprune=autoprune,
+        check_after_send=_bool(table, "check_after_send", False),
+    )
+
+
+_MISSING = object()
+
+
+def _only(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ValueError(f"unknown key(s) in {where}: {', '.join(unknown)}")
+
+
+def _table(raw: Any, name: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise TypeError(f"[{name}] must be a table")
+    return raw
+
+
+def _str(table: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
+    value = table.get(key, default)
+    if value is _MISSING:
+        raise KeyError(f"missing key {key!r}")
+    if value is not default and not isinstance(value, str):
+        raise TypeError(f"{key} must be a string")
+    return value
+
+
+def _bool(table: dict[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise TypeError(f"{key} must be true or false")
+    return value
+
+
+def _str_list(table: dict[str, Any], key: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{key} must be a list of strings")
+    return value

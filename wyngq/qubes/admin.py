@@ -1,0 +1,290 @@
+"""The QubesPort over the Admin API: the only module that imports qubesadmin.
+
+Reads use the cheapest calls qubesadmin offers (one `admin.vm.List` for all
+qubes, one `property.GetAll` per qube); writes only happen where asked.
+Qubes 4.2 and 4.3 differ in the device API: 4.3 assignments carry a mode and
+a device identity, which are read here when the library offers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+
+import qubesadmin
+import qubesadmin.exc
+
+from wyngq.errors import QubesError
+from wyngq.model import (
+    DeviceAssignment,
+    Pool,
+    PoolDriver,
+    PropertyValue,
+    Qube,
+    QubeClass,
+    QubeSettings,
+    Volume,
+    VolumeSettings,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUBES_DIR = "/var/lib/qubes"
+
+
+class AdminQubes:
+    def __init__(self, app: qubesadmin.app.QubesBase | None = None) -> None:
+        self.app = app if app is not None else qubesadmin.Qubes()
+
+    # -- reading -------------------------------------------------------------
+    def pools(self) -> dict[str, Pool]:
+        result = {}
+        for pool in self.app.pools.values():
+            config = dict(pool.config)
+            driver = pool.driver
+            path: str | None = None
+            if driver == PoolDriver.FILE_REFLINK:
+                path = config.get("dir_path")
+            elif driver == PoolDriver.LVM_THIN:
+                vg, thin = config.get("volume_group"), config.get("thin_pool")
+                path = f"{vg}/{thin}" if vg and thin else None
+            result[pool.name] = Pool(pool.name, driver, path)
+        return result
+
+    def list_qubes(self) -> dict[str, tuple[QubeClass, bool]]:
+        result: dict[str, tuple[QubeClass, bool]] = {}
+        for vm in self.app.domains:
+            if vm.name == "dom0":
+                continue
+            try:
+                klass = QubeClass(vm.klass)
+            except ValueError:
+                log.warning("skipping qube %s of unknown class %s", vm.name, vm.klass)
+                continue
+            result[vm.name] = (klass, _running(vm))
+        return result
+
+    def qube(self, name: str) -> Qube:
+        vm = self._vm(name)
+        with _qubes_errors(name):
+            klass = QubeClass(vm.klass)
+            volumes = tuple(
+                Volume(
+                    kind=kind,
+                    pool=vol.pool,
+                    vid=vol.vid,
+                    size=int(vol.size),
+                    save_on_stop=bool(vol.save_on_stop),
+                    revisions_to_keep=int(vol.revisions_to_keep),
+                )
+                for kind, vol in sorted(vm.volumes.items())
+                if kind in klass.backed_up_volumes
+            )
+            return Qube(
+                name=name,
+                klass=klass,
+                running=_running(vm),
+                include_in_backups=bool(getattr(vm, "include_in_backups", False)),
+                volumes=volumes,
+                tags=frozenset(vm.tags),
+            )
+
+    def settings(self, name: str) -> QubeSettings:
+        vm = self._vm(name)
+        with _qubes_errors(name):
+            klass = QubeClass(vm.klass)
+            every = _all_properties(vm)
+            label = every.get("label")
+            template = every.get("template")
+            return QubeSettings(
+                name=name,
+                klass=klass,
+                label=label[1].value or None if label else None,
+                template=template[1].value or None if template else None,
+                properties={
+                    prop: value
+                    for prop, (is_default, value) in every.items()
+                    if not is_default and prop not in ("label", "template")
+                },
+                features={str(k): str(v) for k, v in vm.features.items()},
+                tags=tuple(sorted(vm.tags)),
+                firewall=_firewall(vm),
+                notes=_notes(vm),
+                devices=_devices(vm),
+                volumes=tuple(
+                    VolumeSettings(kind, vol.pool, int(vol.size), int(vol.revisions_to_keep))
+                    for kind, vol in sorted(vm.volumes.items())
+                    if kind in ("private", "root", "volatile")
+                ),
+            )
+
+    def state_files(self, names: Iterable[str]) -> dict[str, bytes]:
+        base = self._qubes_dir()
+        files: dict[str, bytes] = {}
+        _read_into(files, base, "qubes.xml")
+        listed = self.list_qubes()
+        for name in names:
+            klass = listed.get(name, (QubeClass.APP, False))[0]
+            subdir = "vm-templates" if klass is QubeClass.TEMPLATE else "appvms"
+            for leaf in ("firewall.xml", "notes.txt"):
+                _read_into(files, base, f"{subdir}/{name}/{leaf}")
+        return files
+
+    def set_backup_timestamp(self, name: str, when: int) -> None:
+        with _qubes_errors(name):
+            self._vm(name).backup_timestamp = when
+
+    def qubes_version(self) -> str:
+        try:
+            with open("/etc/qubes-release", encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError:
+            return ""
+        words = [w for w in text.split() if w[:1].isdigit()]
+        return words[0] if words else ""
+
+    # -- helpers ---------------------------------------------------------------
+    def _vm(self, name: str) -> qubesadmin.vm.QubesVM:
+        try:
+            return self.app.domains[name]
+        except KeyError as err:
+            raise QubesError(f"no qube named {name!r}", hint="check the name with qvm-ls") from err
+
+    def _qubes_dir(self) -> str:
+        """Where qubes.xml lives: the `varlibqubes` pool's directory (it is
+        /var/lib/qubes in dom0), taken from the Admin API rather than assumed."""
+        try:
+            pool = self.app.pools["varlibqubes"]
+            path = dict(pool.config).get("dir_path")
+        except (KeyError, qubesadmin.exc.QubesException):
+            path = None
+        return path or DEFAULT_QUBES_DIR
+
+
+class _qubes_errors:
+    """Turn qubesadmin's exceptions into QubesError naming the qube."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        if exc is not None and isinstance(exc, qubesadmin.exc.QubesException):
+            raise QubesError(f"qube {self.name!r}: {exc}") from exc
+
+
+def _running(vm: qubesadmin.vm.QubesVM) -> bool:
+    try:
+        return vm.get_power_state() not in ("Halted", "NA")
+    except qubesadmin.exc.QubesException:
+        return False
+
+
+def _all_properties(vm: qubesadmin.vm.QubesVM) -> dict[str, tuple[bool, PropertyValue]]:
+    """Every property: (is it at its default, its value in qubesd's type and
+    string form). One GetAll call where qubesd offers it, else one Get each."""
+    try:
+        raw = vm.qubesd_call(vm.name, "admin.vm.property.GetAll")
+    except qubesadmin.exc.QubesException:
+        return {
+            prop: _split_property(vm.qubesd_call(vm.name, "admin.vm.property.Get", prop))
+            for prop in vm.property_list()
+        }
+    return parse_get_all(raw)
+
+
+def parse_get_all(raw: bytes) -> dict[str, tuple[bool, PropertyValue]]:
+    """Parse qubesd's `property.GetAll` reply: one `NAME default=B type=T VALUE`
+    line per property, with newlines and backslashes in values escaped."""
+    result = {}
+    for line in raw.split(b"\n"):
+        if not line:
+            continue
+        name, _, rest = _unescape(line).partition(b" ")
+        result[name.decode()] = _split_property(rest)
+    return result
+
+
+def _split_property(text: bytes) -> tuple[bool, PropertyValue]:
+    default, prop_type, value = text.split(b" ", 2)
+    return (
+        default == b"default=True",
+        PropertyValue(prop_type.decode().removeprefix("type="), value.decode("utf-8")),
+    )
+
+
+def _unescape(line: bytes) -> bytes:
+    out = bytearray()
+    escaped = False
+    for char in line:
+        if escaped:
+            out.append(0x0A if char == ord("n") else char)
+            escaped = False
+        elif char == ord("\\"):
+            escaped = True
+        else:
+            out.append(char)
+    return bytes(out)
+
+
+def _firewall(vm: qubesadmin.vm.QubesVM) -> tuple[str, ...] | None:
+    try:
+        raw = vm.qubesd_call(vm.name, "admin.vm.firewall.Get")
+    except qubesadmin.exc.QubesException:
+        return None
+    return tuple(line for line in raw.decode("ascii").splitlines() if line)
+
+
+def _notes(vm: qubesadmin.vm.QubesVM) -> str | None:
+    get_notes = getattr(vm, "get_notes", None)
+    if get_notes is None:
+        return None
+    try:
+        return str(get_notes())
+    except qubesadmin.exc.QubesException:
+        return None
+
+
+def _devices(vm: qubesadmin.vm.QubesVM) -> tuple[DeviceAssignment, ...]:
+    result: list[DeviceAssignment] = []
+    for devclass in vm.devices.keys():
+        collection = vm.devices[devclass]
+        if hasattr(collection, "get_assigned_devices"):
+            for assignment in collection.get_assigned_devices():
+                result.append(
+                    DeviceAssignment(
+                        devclass=devclass,
+                        backend=assignment.backend_name,
+                        port_id=assignment.port_id,
+                        device_id=assignment.device_id,
+                        mode=assignment.mode.value,
+                        options=tuple(sorted((str(k), str(v)) for k, v in assignment.options.items())),
+                    )
+                )
+        else:  # Qubes 4.2: persistent assignments, no mode or device identity
+            for assignment in collection.assignments(persistent=True):
+                options = {str(k): str(v) for k, v in assignment.options.items()}
+                required = options.pop("required", "") in ("True", "yes", "1")
+                result.append(
+                    DeviceAssignment(
+                        devclass=devclass,
+                        backend=assignment.backend_domain.name,
+                        port_id=assignment.ident,
+                        mode="required" if required else "auto-attach",
+                        options=tuple(sorted(options.items())),
+                    )
+                )
+    return tuple(sorted(result, key=lambda d: (d.devclass, d.backend, d.port_id)))
+
+
+def _read_into(files: dict[str, bytes], base: str, relpath: str) -> None:
+    try:
+        with open(os.path.join(base, relpath), "rb") as handle:
+            files[relpath] = handle.read()
+    except FileNotFoundError:
+        return
+
+

@@ -1,0 +1,53 @@
+"""Human-readable summaries of each action's result."""
+
+from __future__ import annotations
+
+from wyngq.backup import BackupResult
+from wyngq.listing import ListResult
+from wyngq.output import Human, format_time
+
+
+def backup(out: Human, result: BackupResult) -> None:
+    if result.dry_run:
+        out.say("Dry run: nothing was stored and no qube was changed.")
+    else:
+        out.say(f"Session {result.session}:")
+    for qube in result.qubes:
+        status = "ok" if qube.ok else f"FAILED: {qube.error}"
+        note = f" ({qube.note})" if qube.note else ""
+        out.say(f"  {qube.name:<32} {status}{note}")
+    for warning in result.warnings:
+        out.say(f"warning: {warning}")
+    if result.check is not None:
+        out.say(f"Archive check of the new session: {result.check}")
+    failed = [q.name for q in result.qubes if not q.ok]
+    if failed:
+        out.say(f"Not backed up: {', '.join(failed)}. Their backup_timestamp was left unchanged.")
+
+
+def listing(out: Human, result: ListResult) -> None:
+    info = result.archive
+    out.say(f"Archive: {info.url}")
+    out.say(f"Last updated: {format_time(info.updated_at)}")
+    if info.encrypted is not None:
+        state = "on" if info.encrypted else "OFF"
+        auth = ", authenticated" if info.authenticated else ", NOT authenticated"
+        out.say(f"Encryption: {state}{auth}")
+    if result.session is not None:
+        out.say(f"\nQubes in session {result.session}:")
+        for qube in result.session_qubes:
+            kind = f" ({qube.klass})" if qube.klass else ""
+            disposable = " [settings only]" if not qube.volumes else ""
+            out.say(f"  {qube.name}{kind}{disposable}")
+        if result.session_tags:
+            out.say("Tags:")
+            for tag, desc in result.session_tags.items():
+                out.say(f"  {tag:<12} {desc}")
+        return
+    if not result.qubes:
+        out.say("\nNo Qubes backups in this archive yet.")
+        return
+    out.say("")
+    width = max(len(q) for q in result.qubes)
+    for name, sessions in result.qubes.items():
+        out.say(f"  {name:<{width}}  {' '.join(sessions)}")

@@ -1,0 +1,1 @@
+"""Everything wyngq knows about the Wyng program: command lines, output, exit codes."""

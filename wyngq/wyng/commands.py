@@ -1,0 +1,110 @@
+"""Pure builders of Wyng command lines.
+
+Each function returns the full argv. Every value that came from a user passes
+as `--option=value` (never as a separate word Wyng could read as an option),
+and volume names are built by wyngq itself from validated qube names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wyngq.volnames import METADATA_VOLUME
+
+
+@dataclass(frozen=True)
+class WyngTarget:
+    """Which Wyng, which archive, and the options every call carries.
+
+    `--config=/dev/null` keeps /etc/wyng/wyng.ini from silently adding
+    defaults; `-u` never lets Wyng prompt; `--authmin=0` never leaves a key
+    agent behind (one that lives accepts any passphrase).
+    """
+
+    executable: str
+    dest: str
+    meta_dir: str | None = None
+
+    def base(self) -> list[str]:
+        argv = [self.executable, f"--dest={self.dest}", "--config=/dev/null", "-u", "--authmin=0"]
+        if self.meta_dir:
+            argv.append(f"--meta-dir={self.meta_dir}")
+        return argv
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    encrypt: bool = True
+    compression: str | None = None
+    hashtype: str | None = None
+    chunk_factor: int | None = None
+
+
+def version_command(executable: str) -> list[str]:
+    return [executable, "version"]
+
+
+def arch_init_command(target: WyngTarget, options: InitOptions) -> list[str]:
+    argv = target.base()
+    if not options.encrypt:
+        argv.append("--encrypt=off")
+    if options.compression:
+        argv.append(f"--compression={options.compression}")
+    if options.hashtype:
+        argv.append(f"--hashtype={options.hashtype}")
+    if options.chunk_factor is not None:
+        argv.append(f"--chunk-factor={options.chunk_factor}")
+    return [*argv, "arch-init"]
+
+
+def list_command(target: WyngTarget) -> list[str]:
+    return [*target.base(), "--json", "list"]
+
+
+def send_command(
+    target: WyngTarget,
+    *,
+    local_from: str,
+    metadata_file: str,
+    tags: Sequence[str] = ("qubes",),
+    dedup: bool = False,
+    autoprune: str | None = None,
+    dry_run: bool = False,
+) -> list[str]:
+    """One send of every selected volume, with the settings bundle in the same session."""
+    argv = [*target.base(), f"--local-from={local_from}", "--send-unchanged"]
+    argv += [f"--tag={tag}" for tag in tags]
+    if dedup:
+        argv.append("--dedup")
+    if autoprune:
+        argv.append(f"--autoprune={autoprune}")
+    if dry_run:
+        argv.append("--dry-run")
+    argv.append(f"--import-other-from={METADATA_VOLUME}:|:{metadata_file}")
+    return [*argv, "send"]
+
+
+def receive_to_file_command(target: WyngTarget, volume: str, session: str, path: str) -> list[str]:
+    """Fetch one volume of one session into a plain file."""
+    return [*target.base(), "--quiet", f"--save-to={path}", f"--session={session}", "receive", "--", volume]
+
+
+def receive_command(
+    target: WyngTarget, *, local_from: str, session: str, use_snapshot: bool = False
+) -> list[str]:
+    argv = [*target.base(), f"--local-from={local_from}", f"--session={session}", "--force", "--sparse-write"]
+    if use_snapshot:
+        argv.append("--use-snapshot")
+    return [*argv, "receive"]
+
+
+def verify_command(target: WyngTarget, session: str, volumes: Sequence[str]) -> list[str]:
+    return [*target.base(), f"--session={session}", "verify", "--", *volumes]
+
+
+def arch_check_command(target: WyngTarget, session: str | None = "newest") -> list[str]:
+    argv = target.base()
+    if session:
+        argv.append(f"--session={session}")
+    return [*argv, "arch-check"]

@@ -1,0 +1,180 @@
+"""Run Wyng and turn its exit status into wyngq's errors, through one table.
+
+This module owns the Wyng subprocess contract (facts/wyng.md): the passphrase
+travels on stdin only, a stale `<local-from>.error` is removed before each run
+and read after exit 2, and every exit status maps to exactly one outcome;
+unknown statuses are failures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from wyngq import process
+from wyngq.errors import (
+    ArchiveNotFoundError,
+    AuthError,
+    BusyError,
+    ConfigError,
+    Interrupted,
+    WyngError,
+    WyngqError,
+)
+from wyngq.secret import Secret
+from wyngq.wyng import commands
+from wyngq.wyng.catalog import Archive, check_version, parse_list_output
+
+log = logging.getLogger(__name__)
+
+ProgressLine = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WyngRun:
+    """What one Wyng call left behind: its status, output and failed volumes."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    failed_volumes: tuple[str, ...] = ()
+
+
+class Wyng:
+    """The Wyng port: every Wyng call wyngq makes goes through one of these methods."""
+
+    def __init__(
+        self,
+        target: commands.WyngTarget,
+        *,
+        passphrase: Secret | None = None,
+        on_output: ProgressLine | None = None,
+    ) -> None:
+        self.target = target
+        self.passphrase = passphrase
+        self.on_output = on_output
+
+    # -- the calls -----------------------------------------------------------
+    def list(self) -> Archive:
+        """Return the archive's catalogue; raise ConfigError if Wyng is too old."""
+        result = self._run(commands.list_command(self.target), stream=False)
+        archive = parse_list_output(result.stdout)
+        check_version(archive)
+        return archive
+
+    def arch_init(self, options: commands.InitOptions) -> None:
+        self._run(commands.arch_init_command(self.target, options))
+
+    def send(
+        self,
+        *,
+        local_from: str,
+        metadata_file: str,
+        tags: Sequence[str] = (),
+        dedup: bool = False,
+        autoprune: str | None = None,
+        dry_run: bool = False,
+    ) -> WyngRun:
+        argv = commands.send_command(
+            self.target,
+            local_from=local_from,
+            metadata_file=metadata_file,
+            tags=tags,
+            dedup=dedup,
+            autoprune=autoprune,
+            dry_run=dry_run,
+        )
+        return self._run(argv, error_file=local_from + ".error")
+
+    def receive(self, *, local_from: str, session: str, use_snapshot: bool = False) -> WyngRun:
+        argv = commands.receive_command(self.target, local_from=local_from, session=session, use_snapshot=use_snapshot)
+        return self._run(argv, error_file=local_from + ".error")
+
+    def receive_to_file(self, volume: str, session: str, path: str) -> None:
+        self._run(commands.receive_to_file_command(self.target, volume, session, path), stream=False)
+
+    def verify(self, session: str, volumes: Sequence[str]) -> WyngRun:
+        return self._run(commands.verify_command(self.target, session, volumes), partial_ok=True)
+
+    def arch_check(self, session: str | None = "newest") -> WyngRun:
+        return self._run(commands.arch_check_command(self.target, session))
+
+    # -- the mechanism ---------------------------------------------------------
+    def _run(
+        self,
+        argv: list[str],
+        *,
+        error_file: str | None = None,
+        stream: bool = True,
+        partial_ok: bool = False,
+    ) -> WyngRun:
+        if error_file is not None:
+            _remove(error_file)
+        stdin = self.passphrase.line() if self.passphrase is not None else None
+        done = process.run(argv, stdin=stdin, on_stdout_line=self.on_output if stream else None)
+        failed: tuple[str, ...] = ()
+        if done.returncode == 2 and error_file is not None:
+            failed = _read_error_file(error_file)
+        run = WyngRun(done.returncode, done.stdout, done.stderr, failed)
+        if done.returncode == 0 or (done.returncode == 2 and (failed or partial_ok)):
+            return run
+        raise error_for(done.returncode, done.stderr, done.stdout)
+
+
+def error_for(returncode: int, stderr: str, stdout: str = "") -> WyngqError:
+    """Translate a failed Wyng run into the one error that says what happened."""
+    detail = _last_error_line(stderr) or _last_error_line(stdout) or f"Wyng exited with status {returncode}"
+    if returncode == 1 and "obtaining lock" in stderr:
+        return BusyError("another Wyng process is running on this system", hint="wait for it to finish, or use --wait")
+    if returncode == 3:
+        return AuthError(
+            "the archive did not accept the passphrase",
+            hint="check the passphrase, or the profile's passphrase source",
+        )
+    if returncode == 6:
+        return ArchiveNotFoundError(f"no Wyng archive at this destination: {detail}", wyng_rc=returncode,
+                                    hint="check --dest, or create one with `create`")
+    if returncode == 5:
+        return WyngError(f"the destination is not ready: {detail}", wyng_rc=returncode)
+    if returncode == 8:
+        return Interrupted(signal.SIGINT)
+    if returncode in (128 + signal.SIGTERM, -signal.SIGTERM):
+        return Interrupted(signal.SIGTERM)
+    if returncode in (128 + signal.SIGKILL, -signal.SIGKILL):
+        return WyngError("Wyng was killed", wyng_rc=returncode)
+    if returncode == 127:
+        return ConfigError("Wyng could not be run", hint="check the path to wyng")
+    return WyngError(f"Wyng failed (status {returncode}): {detail}", wyng_rc=returncode)
+
+
+def _last_error_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error" in line or "error" in line or line.startswith("***"):
+            return line
+    return lines[-1] if lines else ""
+
+
+def _read_error_file(path: str) -> tuple[str, ...]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return ()
+    finally:
+        _remove(path)
+    volumes = data.get("volumes") if isinstance(data, dict) else None
+    if not isinstance(volumes, list):
+        return ()
+    return tuple(str(v) for v in volumes)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
