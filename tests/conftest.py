@@ -1,0 +1,59 @@
+"""Shared fixtures: the fake Qubes, the fake `wyng`, and the lab-tier switch."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+FIXTURES = SHARED / "fixtures" / "wyng"
+FAKE_WYNG = ROOT / "tests" / "fakes" / "fake_wyng.py"
+
+IN_LAB = os.environ.get("WYNGQ_LAB") == "1" and os.path.exists(os.environ.get("QUBESD_SOCKET", ""))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs the wyngq lab (real qubesd and Wyng)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason='needs the wyngq lab: ../shared/lab/lab up; eval "$(../shared/lab/lab env)"')
+    for item in items:
+        if "lab" in item.keywords and not IN_LAB:
+            item.add_marker(skip)
+
+
+class FakeWyngFactory:
+    """Writes executables that run the fake Wyng with a fixed environment
+    (lock, call log, injected faults), so no test touches os.environ."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = root / "fake-wyng.lock"
+        self.log = root / "fake-wyng-calls.jsonl"
+
+    def __call__(self, name: str = "wyng", **env: str) -> str:
+        settings = {"FAKE_WYNG_LOCK": str(self.lock), "FAKE_WYNG_LOG": str(self.log), **env}
+        exports = "".join(f"export {key}='{value}'\n" for key, value in settings.items())
+        wrapper = self.root / "bin" / name
+        wrapper.parent.mkdir(parents=True, exist_ok=True)
+        wrapper.write_text(f'#!/bin/sh\n{exports}exec "{sys.executable}" "{FAKE_WYNG}" "$@"\n')
+        wrapper.chmod(0o755)
+        return str(wrapper)
+
+    def calls(self) -> list[dict[str, object]]:
+        import json
+
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+
+@pytest.fixture
+def fake_wyng(tmp_path: Path) -> FakeWyngFactory:
+    """Factory of fake `wyng` executables living in tmp_path."""
+    return FakeWyngFactory(tmp_path)

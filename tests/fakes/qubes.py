@@ -1,0 +1,180 @@
+"""An in-memory Qubes behind wyngq's QubesPort, for the CI tier.
+
+Volumes are real files in real pool directories (so the fake `wyng` reads and
+writes real bytes), everything else lives in memory. It mimics the qubesd
+behaviours the lab showed (../shared/facts/qubes.md) where they matter to
+wyngq; the lab tier checks the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from wyngq.errors import QubesError
+from wyngq.model import (
+    DeviceAssignment,
+    Pool,
+    PoolDriver,
+    PropertyValue,
+    Qube,
+    QubeClass,
+    QubeSettings,
+    Volume,
+    VolumeSettings,
+)
+
+
+@dataclass
+class FakeVolume:
+    pool: str
+    vid: str
+    size: int
+    revisions_to_keep: int = 1
+
+
+@dataclass
+class FakeQube:
+    name: str
+    klass: QubeClass
+    label: str = "red"
+    template: str | None = None
+    running: bool = False
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
+    features: dict[str, str] = field(default_factory=dict)
+    tags: set[str] = field(default_factory=set)
+    firewall: list[str] = field(default_factory=lambda: ["action=accept"])
+    notes: str = ""
+    devices: list[DeviceAssignment] = field(default_factory=list)
+    volumes: dict[str, FakeVolume] = field(default_factory=dict)
+    include_in_backups: bool = True
+    backup_timestamp: int | None = None
+
+
+class FakeQubes:
+    """A QubesPort with pools in real directories and qubes in memory."""
+
+    def __init__(self, pool_dirs: dict[str, str], qubes_dir: str | None = None) -> None:
+        self._pools = {name: Pool(name, PoolDriver.FILE_REFLINK, path) for name, path in pool_dirs.items()}
+        self.qubes_dir = qubes_dir or next(iter(pool_dirs.values()))
+        self.domains: dict[str, FakeQube] = {}
+        self.calls: list[tuple[str, ...]] = []
+
+    # -- building the world in tests -------------------------------------------
+    def add_pool(self, pool: Pool) -> None:
+        self._pools[pool.name] = pool
+
+    def add(
+        self,
+        name: str,
+        klass: QubeClass = QubeClass.APP,
+        *,
+        pool: str | None = None,
+        data: dict[str, bytes] | None = None,
+        **attrs: object,
+    ) -> FakeQube:
+        """Create a qube; `data` gives the bytes of its volumes (written to the pool)."""
+        pool = pool or next(iter(self._pools))
+        qube = FakeQube(name=name, klass=klass, **attrs)  # type: ignore[arg-type]
+        top = "vm-templates" if klass is QubeClass.TEMPLATE else "appvms"
+        for kind in klass.backed_up_volumes:
+            content = (data or {}).get(kind, b"")
+            qube.volumes[kind] = FakeVolume(pool, f"{top}/{name}/{kind}", len(content))
+            self.write_volume(name, kind, content)
+        self.domains[name] = qube
+        return qube
+
+    def volume_path(self, name: str, kind: str) -> str:
+        vol = self.domains[name].volumes[kind]
+        pool = self._pools[vol.pool]
+        assert pool.wyng_path is not None
+        return os.path.join(pool.wyng_path, vol.vid + ".img")
+
+    def write_volume(self, name: str, kind: str, content: bytes) -> None:
+        path = self.volume_path(name, kind) if name in self.domains else None
+        if path is None:
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(content)
+        self.domains[name].volumes[kind].size = len(content)
+
+    def read_volume(self, name: str, kind: str) -> bytes:
+        with open(self.volume_path(name, kind), "rb") as handle:
+            return handle.read()
+
+    # -- QubesPort ------------------------------------------------------------------
+    def pools(self) -> dict[str, Pool]:
+        self.calls.append(("pools",))
+        return dict(self._pools)
+
+    def list_qubes(self) -> dict[str, tuple[QubeClass, bool]]:
+        self.calls.append(("list_qubes",))
+        return {name: (q.klass, q.running) for name, q in sorted(self.domains.items())}
+
+    def qube(self, name: str) -> Qube:
+        self.calls.append(("qube", name))
+        q = self._get(name)
+        return Qube(
+            name=name,
+            klass=q.klass,
+            running=q.running,
+            include_in_backups=q.include_in_backups,
+            volumes=tuple(
+                Volume(kind, v.pool, v.vid, v.size, True, v.revisions_to_keep) for kind, v in sorted(q.volumes.items())
+            ),
+            tags=frozenset(q.tags),
+        )
+
+    def settings(self, name: str) -> QubeSettings:
+        self.calls.append(("settings", name))
+        q = self._get(name)
+        return QubeSettings(
+            name=name,
+            klass=q.klass,
+            label=q.label,
+            template=q.template,
+            properties=dict(q.properties),
+            features=dict(q.features),
+            tags=tuple(sorted(q.tags)),
+            firewall=tuple(q.firewall),
+            notes=q.notes,
+            devices=tuple(q.devices),
+            volumes=tuple(VolumeSettings(k, v.pool, v.size, v.revisions_to_keep) for k, v in sorted(q.volumes.items())),
+        )
+
+    def state_files(self, names: Iterable[str]) -> dict[str, bytes]:
+        self.calls.append(("state_files",))
+        files = {"qubes.xml": _qubes_xml(self.domains.values())}
+        for name in names:
+            q = self._get(name)
+            top = "vm-templates" if q.klass is QubeClass.TEMPLATE else "appvms"
+            files[f"{top}/{name}/firewall.xml"] = ("\n".join(q.firewall) + "\n").encode()
+            if q.notes:
+                files[f"{top}/{name}/notes.txt"] = q.notes.encode()
+        return files
+
+    def set_backup_timestamp(self, name: str, when: int) -> None:
+        self.calls.append(("set_backup_timestamp", name))
+        self._get(name).backup_timestamp = when
+
+    def qubes_version(self) -> str:
+        return "4.3"
+
+    def _get(self, name: str) -> FakeQube:
+        try:
+            return self.domains[name]
+        except KeyError as err:
+            raise QubesError(f"no qube named {name!r}") from err
+
+
+def _qubes_xml(qubes: Iterable[FakeQube]) -> bytes:
+    """A small qubes.xml with each qube's class and name (enough for readers of
+    upstream bundles that only need the domain list)."""
+    lines = ['<?xml version="1.0" encoding="utf-8"?>', "<qubes>", "  <domains>"]
+    for q in qubes:
+        lines.append(f'    <domain class="{q.klass.value}"><properties><property name="name">{q.name}</property>'
+                     "</properties></domain>")
+    lines += ["  </domains>", "</qubes>", ""]
+    return "\n".join(lines).encode()

@@ -1,0 +1,118 @@
+"""What every CLI action shares: global options, the archive context, output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wyngq import passphrase
+from wyngq.errors import AuthError, UsageError
+from wyngq.output import Human, JsonLines
+from wyngq.profile import PassphraseSource, Profile, load_profile
+from wyngq.secret import Secret
+from wyngq.wyng.commands import WyngTarget
+from wyngq.wyng.runner import Wyng
+
+Presenter = JsonLines | Human
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (exit 2, reported like any error) instead of exiting."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(message, hint=f"see {self.prog} --help")
+
+
+def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The options every action takes, before or after the action name.
+
+    On the sub-parsers the defaults are suppressed so that an option given
+    before the action is not reset by the sub-parser's default.
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("archive and output")
+    group.add_argument("--dest", default=default(None), help="archive URL (file:, ssh://, qubes://, qubes-ssh://)")
+    group.add_argument("--profile", default=default(None), help="use the dom0 profile NAME")
+    group.add_argument("--wyng", default=default(None), help="path to the wyng program")
+    group.add_argument("--meta-dir", default=default(None), help="Wyng's metadata directory")
+    group.add_argument("--passphrase-file", default=default(None), help="read the passphrase from a root-only file")
+    group.add_argument("--json", action="store_true", default=default(False),
+                       help="print JSON Lines (the default when stdout is not a terminal)")
+    group.add_argument("-u", "--unattended", action="store_true", default=default(False), help="never prompt")
+    group.add_argument("-v", "--verbose", action="count", default=default(0), help="show more (twice: debug logs)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="show only the result")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every archive action needs, resolved once from the options."""
+
+    target: WyngTarget
+    profile: Profile | None
+    passphrase_source: PassphraseSource
+    can_prompt: bool
+    workdir: str
+
+
+def resolve_context(args: argparse.Namespace, workdir: str) -> Context:
+    profile = load_profile(args.profile) if args.profile else None
+    if args.dest and profile is not None:
+        raise UsageError("give --dest or --profile, not both")
+    dest = args.dest or (profile.dest if profile else None)
+    if not dest:
+        raise UsageError("no archive given", hint="pass --dest=URL or --profile=NAME")
+    source = PassphraseSource(file=args.passphrase_file) if args.passphrase_file else (
+        profile.passphrase if profile else PassphraseSource()
+    )
+    return Context(
+        target=WyngTarget(
+            executable=args.wyng or (profile.wyng if profile else "wyng"),
+            dest=dest,
+            meta_dir=args.meta_dir or (profile.meta_dir if profile else None),
+        ),
+        profile=profile,
+        passphrase_source=source,
+        can_prompt=not args.unattended and sys.stdin.isatty(),
+        workdir=workdir,
+    )
+
+
+def with_wyng(context: Context, work: Callable[[Wyng], Any], *, new_archive: bool = False) -> Any:
+    """Run `work` with a Wyng port that carries the passphrase.
+
+    With no configured source, try without one first (unencrypted archives need
+    none) and ask on the terminal only when the archive wants one. An
+    authentication failure happens at the first Wyng call, before any change,
+    so running `work` again is safe.
+    """
+    secret = passphrase.from_source(context.passphrase_source)
+    if secret is None and new_archive and context.can_prompt:
+        secret = _prompt_new()
+    try:
+        return work(Wyng(context.target, passphrase=secret))
+    except AuthError:
+        if secret is not None or not context.can_prompt:
+            raise
+    return work(Wyng(context.target, passphrase=passphrase.prompt()))
+
+
+def _prompt_new() -> Secret:
+    first = passphrase.prompt("New archive passphrase: ")
+    if passphrase.prompt("Repeat passphrase: ") != first:
+        raise UsageError("the passphrases do not match")
+    return first
+
+
+def finish(presenter: Presenter, action: str, code: int, data: Any, human: Callable[[Human], None]) -> int:
+    """Present an action's result and return its exit status."""
+    if isinstance(presenter, JsonLines):
+        presenter.result(action, int(code), data)
+    else:
+        human(presenter)
+    return int(code)
