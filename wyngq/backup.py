@@ -123,7 +123,9 @@ def select_qubes(
     for tag in request.exclude_tags:
         chosen -= {name for name in chosen if tag in tags_of(name)}
     if not chosen:
-        raise UsageError("no qubes selected for backup", hint="name qubes, or use -i for those marked include_in_backups")
+        raise UsageError(
+            "no qubes selected for backup", hint="name qubes, or use -i for those marked include_in_backups"
+        )
     return tuple(sorted(chosen))
 
 
@@ -192,7 +194,7 @@ def run_backup(
     workdir: str,
 ) -> BackupResult:
     """Back up the requested qubes into the archive; return per-qube outcomes."""
-    archive = wyng.list()
+    archive = wyng.catalog()
     listed = qubes.list_qubes()
     loaded: dict[str, Qube] = {}
 
@@ -240,7 +242,7 @@ def run_backup(
         outcomes = _outcomes(plan, failed_by_wyng, {})
         return BackupResult(session=None, dry_run=True, qubes=outcomes)
 
-    after = wyng.list()
+    after = wyng.catalog()
     session = new_session(archive, after)
     if session is None:
         raise WyngError("Wyng reported success but recorded no new session", hint="run `list` and check the archive")
@@ -253,7 +255,7 @@ def run_backup(
         if outcome.ok:
             try:
                 qubes.set_backup_timestamp(outcome.name, stamp)
-            except Exception as err:  # noqa: BLE001 - a stamp is not worth failing a backup for
+            except Exception as err:
                 warnings.append(f"could not set backup_timestamp of {outcome.name}: {err}")
     check = None
     if request.check_after_send:

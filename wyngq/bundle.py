@@ -104,14 +104,17 @@ def write_bundle(path: str, state_files: Mapping[str, bytes], manifest: bytes) -
     members = dict(state_files)
     members[MANIFEST_NAME] = manifest
     mtime = int(time.time())
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in sorted(members.items()):
-                info = tarfile.TarInfo("./" + name)
-                info.size = len(data)
-                info.mtime = mtime
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(data))
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name, data in sorted(members.items()):
+            info = tarfile.TarInfo("./" + name)
+            info.size = len(data)
+            info.mtime = mtime
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
 
 
 # -- reading (untrusted) ---------------------------------------------------------
@@ -204,7 +207,9 @@ def _decode_device(raw: dict[str, Any]) -> DeviceAssignment:
         port_id=_str(raw["port_id"], "port_id"),
         device_id=_opt_str(raw.get("device_id"), "device_id"),
         mode=_str(raw.get("mode", "auto-attach"), "mode"),
-        options=tuple(sorted((_str(k, "option"), _str(v, k)) for k, v in _dict(raw.get("options", {}), "options").items())),
+        options=tuple(
+            sorted((_str(k, "option"), _str(v, k)) for k, v in _dict(raw.get("options", {}), "options").items())
+        ),
     )
 
 

@@ -77,7 +77,7 @@ def archive_info(archive: Archive) -> ArchiveInfo:
 
 
 def list_archive(wyng: Wyng, request: ListRequest, workdir: str) -> ListResult:
-    archive = wyng.list()
+    archive = wyng.catalog()
     sessions = qube_sessions(archive)
     info = archive_info(archive)
     if request.session is not None:

@@ -102,14 +102,11 @@ class Human:
             return
         if type == "plan":
             verb = "Would back up" if fields.get("dry_run") else "Backing up"
-            qubes = fields.get("qubes") or []
-            self.say(f"{verb} {len(qubes)} qube(s): {', '.join(map(str, qubes))}")  # type: ignore[call-overload]
-            running = fields.get("running") or []
+            qubes = _words(fields.get("qubes"))
+            self.say(f"{verb} {len(qubes)} qube(s): {', '.join(qubes)}")
+            running = _words(fields.get("running"))
             if running:
-                self.say(
-                    "Running, so their state at their last start is saved: "
-                    + ", ".join(map(str, running))  # type: ignore[call-overload]
-                )
+                self.say("Running, so their state at their last start is saved: " + ", ".join(running))
         elif type == "volume" and fields.get("state") == "started":
             owner = f"{fields['qube']}: " if fields.get("qube") else ""
             self.say(f"  {owner}{fields.get('volume')}")
@@ -122,6 +119,10 @@ class Human:
             print(f"  {error.hint}", file=sys.stderr)
 
 
+def _words(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
+
+
 def format_time(epoch: float) -> str:
-    stamp = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).astimezone()
+    stamp = datetime.datetime.fromtimestamp(epoch, datetime.UTC).astimezone()
     return stamp.strftime("%Y-%m-%d %H:%M:%S %z")

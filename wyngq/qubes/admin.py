@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import qubesadmin
 import qubesadmin.exc
@@ -250,7 +250,7 @@ def _notes(vm: qubesadmin.vm.QubesVM) -> str | None:
 
 def _devices(vm: qubesadmin.vm.QubesVM) -> tuple[DeviceAssignment, ...]:
     result: list[DeviceAssignment] = []
-    for devclass in vm.devices.keys():
+    for devclass in vm.devices:
         collection = vm.devices[devclass]
         if hasattr(collection, "get_assigned_devices"):
             for assignment in collection.get_assigned_devices():

@@ -8,6 +8,7 @@ unknown statuses are failures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -59,7 +60,7 @@ class Wyng:
         self.on_output = on_output
 
     # -- the calls -----------------------------------------------------------
-    def list(self) -> Archive:
+    def catalog(self) -> Archive:
         """Return the archive's catalogue; raise ConfigError if Wyng is too old."""
         result = self._run(commands.list_command(self.target), stream=False)
         archive = parse_list_output(result.stdout)
@@ -174,7 +175,5 @@ def _read_error_file(path: str) -> tuple[str, ...]:
 
 
 def _remove(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
