@@ -78,11 +78,11 @@ class FakeQubes:
         pool = pool or next(iter(self._pools))
         qube = FakeQube(name=name, klass=klass, **attrs)  # type: ignore[arg-type]
         top = "vm-templates" if klass is QubeClass.TEMPLATE else "appvms"
+        self.domains[name] = qube
         for kind in klass.backed_up_volumes:
             content = (data or {}).get(kind, b"")
             qube.volumes[kind] = FakeVolume(pool, f"{top}/{name}/{kind}", len(content))
             self.write_volume(name, kind, content)
-        self.domains[name] = qube
         return qube
 
     def volume_path(self, name: str, kind: str) -> str:

@@ -1,0 +1,205 @@
+"""CI tier: backup -> list -> read back, through real subprocesses of the fake `wyng`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, FakeWyngFactory
+from tests.integration.helpers import Recorder, World, make_world, sha
+from wyngq import bundle, volnames
+from wyngq.backup import BackupRequest, run_backup
+from wyngq.errors import AuthError, BusyError, ConfigError, ExitCode, Interrupted
+from wyngq.listing import ListRequest, list_archive, read_session_bundle
+from wyngq.secret import Secret
+
+ALL = ("fedora", "work", "vault", "disp1")
+
+
+def backup(world: World, *names: str, wyng_exe: str | None = None, **options: object) -> object:
+    request = BackupRequest(qubes=names, **options)  # type: ignore[arg-type]
+    return run_backup(world.qubes, world.wyng(wyng_exe), request, Recorder(), world.workdir)
+
+
+@pytest.fixture
+def world(tmp_path: Path, fake_wyng: FakeWyngFactory) -> World:
+    return make_world(tmp_path, fake_wyng)
+
+
+def read_back(world: World, volume: str, session: str) -> bytes:
+    path = os.path.join(world.workdir, "read-back.img")
+    world.wyng().receive_to_file(volume, session, path)
+    try:
+        return Path(path).read_bytes()
+    finally:
+        os.unlink(path)
+
+
+def test_backup_stores_every_volume_and_the_settings_in_one_session(world: World) -> None:
+    before = {(q, k): sha(world.qubes.read_volume(q, k)) for q, fq in world.qubes.domains.items() for k in fq.volumes}
+
+    result = backup(world, *ALL)
+
+    assert result.exit_code is ExitCode.OK  # type: ignore[attr-defined]
+    session = result.session  # type: ignore[attr-defined]
+    archive = world.wyng().catalog()
+    expected = {
+        "vm-templates/fedora/root.img", "vm-templates/fedora/private.img", "appvms/work/private.img",
+        "appvms/vault/root.img", "appvms/vault/private.img", volnames.METADATA_VOLUME,
+    }
+    assert archive.session_volumes(session) == expected
+    for name in expected - {volnames.METADATA_VOLUME}:
+        parsed = volnames.parse(name)
+        assert parsed is not None
+        assert sha(read_back(world, name, session)) == before[(parsed.qube, parsed.kind)]
+    assert archive.session_tags(session) == {"qubes": ""}
+
+
+def test_backup_settings_manifest_equals_the_live_settings(world: World) -> None:
+    result = backup(world, *ALL)
+    settings = read_session_bundle(world.wyng(), result.session, world.workdir)  # type: ignore[attr-defined]
+
+    assert settings.manifest is not None
+    assert dict(settings.manifest.qubes) == {name: world.qubes.settings(name) for name in ALL}
+    assert settings.qubes_xml is not None and b'class="DispVM"' in settings.qubes_xml
+    assert settings.files["appvms/work/notes.txt"] == "work notes ✓".encode()
+    assert "appvms/work/firewall.xml" in settings.files
+
+
+def test_backup_sets_backup_timestamp_only_on_success(world: World) -> None:
+    backup(world, *ALL)
+    assert all(world.qubes.domains[n].backup_timestamp for n in ALL)
+    assert world.qubes.domains["untrusted"].backup_timestamp is None
+
+
+def test_dry_run_stores_nothing_and_stamps_nothing(world: World) -> None:
+    result = backup(world, "work", dry_run=True)
+    assert result.dry_run and result.session is None  # type: ignore[attr-defined]
+    assert world.wyng().catalog().sessions() == []
+    assert world.qubes.domains["work"].backup_timestamp is None
+
+
+def test_includes_flag_adds_include_in_backups_qubes_and_excludes_win(world: World) -> None:
+    request = BackupRequest(include_flagged=True, exclude=("vault",))
+    result = run_backup(world.qubes, world.wyng(), request, Recorder(), world.workdir)
+    assert [q.name for q in result.qubes] == ["disp1", "work"]
+
+
+def test_list_shows_qubes_sessions_and_disposables(world: World) -> None:
+    first = backup(world, "work", "fedora").session  # type: ignore[attr-defined]
+    world.qubes.write_volume("work", "private", b"changed" * 99)
+    second = backup(world, *ALL).session  # type: ignore[attr-defined]
+
+    latest = list_archive(world.wyng(), ListRequest(), world.workdir)
+    assert dict(latest.qubes) == {"fedora": (second,), "work": (second,), "vault": (second,)}
+    every = list_archive(world.wyng(), ListRequest(all=True), world.workdir)
+    assert every.qubes["work"] == (first, second)
+    one = list_archive(world.wyng(), ListRequest(session=second), world.workdir)
+    assert {q.name: q.klass for q in one.session_qubes} == {
+        "fedora": "TemplateVM", "work": "AppVM", "vault": "StandaloneVM", "disp1": "DispVM",
+    }
+    assert one.settings_source == "manifest"
+    # each session still holds its own bytes
+    assert read_back(world, "appvms/work/private.img", second) == b"changed" * 99
+    assert read_back(world, "appvms/work/private.img", first) != b"changed" * 99
+
+
+def test_a_volume_wyng_fails_is_a_partial_failure(world: World, fake_wyng: FakeWyngFactory) -> None:
+    failing = fake_wyng("wyng-volfail", FAKE_WYNG_FAIL="vol=appvms/work/private.img")
+    result = backup(world, "work", "vault", wyng_exe=failing)
+    outcome = {q.name: q for q in result.qubes}  # type: ignore[attr-defined]
+    assert result.exit_code is ExitCode.PARTIAL  # type: ignore[attr-defined]
+    assert not outcome["work"].ok and outcome["vault"].ok
+    assert world.qubes.domains["work"].backup_timestamp is None
+    assert world.qubes.domains["vault"].backup_timestamp is not None
+
+
+def test_a_missing_volume_file_is_caught_although_wyng_exits_0(world: World) -> None:
+    os.unlink(world.qubes.volume_path("vault", "private"))
+    result = backup(world, "work", "vault")
+    outcome = {q.name: q for q in result.qubes}  # type: ignore[attr-defined]
+    assert result.exit_code is ExitCode.PARTIAL  # type: ignore[attr-defined]
+    assert not outcome["vault"].ok and "appvms/vault/private.img" in (outcome["vault"].error or "")
+    assert outcome["work"].ok
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "status"),
+    [
+        ("lock", BusyError, 5),
+        ("auth", AuthError, 7),
+        ("interrupt", Interrupted, 128 + signal.SIGINT),
+    ],
+)
+def test_wyng_failures_map_to_their_errors(
+    world: World, fake_wyng: FakeWyngFactory, fault: str, error: type[Exception], status: int
+) -> None:
+    from wyngq.output import exit_status
+
+    failing = fake_wyng(f"wyng-{fault}", FAKE_WYNG_FAIL=fault)
+    with pytest.raises(error) as raised:
+        backup(world, "work", wyng_exe=failing)
+    assert exit_status(raised.value) == status  # type: ignore[arg-type]
+    assert world.qubes.domains["work"].backup_timestamp is None
+
+
+def test_too_old_wyng_is_refused_before_anything_is_sent(world: World, fake_wyng: FakeWyngFactory) -> None:
+    old = fake_wyng("wyng-old", FAKE_WYNG_DATE="20250101")
+    with pytest.raises(ConfigError, match="too old"):
+        backup(world, "work", wyng_exe=old)
+    assert world.wyng().catalog().sessions() == []
+
+
+def test_encrypted_archive_gets_the_passphrase_byte_exact(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_world(tmp_path, fake_wyng, encrypted=True)
+    result = backup(world, "work")
+    assert result.exit_code is ExitCode.OK  # type: ignore[attr-defined]
+    assert {c["passphrase"] for c in fake_wyng.calls()} == {"correct horse  battery -staple ✓"}
+    assert all(not any("horse" in a for a in c["argv"]) for c in fake_wyng.calls())  # type: ignore[union-attr]
+    with pytest.raises(AuthError):
+        world.wyng(passphrase=Secret("wrong passphrase!")).catalog()
+
+
+def test_wyng_argv_never_carries_user_text_as_an_option(world: World, fake_wyng: FakeWyngFactory) -> None:
+    backup(world, *ALL)
+    for call in fake_wyng.calls():
+        argv = call["argv"]
+        assert isinstance(argv, list)
+        assert "--config=/dev/null" in argv and "-u" in argv and "--authmin=0" in argv
+
+
+def test_cli_list_and_create_as_subprocesses(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    archive = tmp_path / "cli.wyng"
+    archive.mkdir()
+    base = [sys.executable, "-m", "wyngq", f"--dest=file:{archive}", f"--wyng={fake_wyng()}", "--json"]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+
+    created = subprocess.run([*base, "create", "--encrypt=off"], capture_output=True, text=True, env=env)
+    assert created.returncode == 0, created.stderr
+    listed = subprocess.run([*base, "list"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    result = json.loads(listed.stdout.splitlines()[-1])
+    assert listed.returncode == 0
+    assert result["type"] == "result" and result["ok"] and result["qubes"] == {}
+    assert result["archive"]["encrypted"] is False
+
+    again = subprocess.run([*base, "create", "--encrypt=off"], capture_output=True, text=True, env=env)
+    last = json.loads(again.stdout.splitlines()[-1])
+    assert again.returncode == 9 and last["ok"] is False and last["exit_code"] == 9
+
+
+def test_bundle_in_archive_is_upstream_compatible(world: World) -> None:
+    result = backup(world, "work")
+    path = os.path.join(world.workdir, "meta.tgz")
+    world.wyng().receive_to_file(volnames.METADATA_VOLUME, result.session, path)  # type: ignore[attr-defined]
+    import tarfile
+
+    with tarfile.open(path, "r:gz") as tar:
+        names = tar.getnames()
+    assert "./qubes.xml" in names and "./appvms/work/firewall.xml" in names and "./wyngq.json" in names
+    assert bundle.read_bundle(path).manifest is not None
