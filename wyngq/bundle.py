@@ -125,9 +125,12 @@ def read_bundle(path: str) -> Bundle:
     try:
         with tarfile.open(path, mode="r:gz") as tar:
             for member in tar:
+                if member.isdir():
+                    continue  # upstream's tar lists none; other tars may
                 name = _member_name(member.name)
                 if name is None or not member.isfile():
-                    continue
+                    # never in a bundle wyngq or upstream wrote: tampering, not a format variant
+                    raise BundleError(f"settings bundle member {member.name!r} is not a plain file at a safe path")
                 if member.size > MAX_MEMBER_BYTES or total + member.size > MAX_BUNDLE_BYTES:
                     raise BundleError(f"settings bundle member {name!r} is too large")
                 handle = tar.extractfile(member)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wyngq.model import PoolDriver, QubeClass
+from wyngq.names import is_qube_name
 
 METADATA_VOLUME = "wyng-qubes-metadata"
 _REFLINK_DIRS = {"appvms": False, "vm-templates": True}
@@ -55,13 +56,15 @@ def convert(name: str, to_driver: PoolDriver, template: bool) -> str | None:
 
 
 def parse(name: str) -> VolumeName | None:
-    """Return the qube and volume kind an archive volume name stands for, or None."""
+    """Return the qube and volume kind an archive volume name stands for, or None
+    (also when the qube part is not a valid qube name: archives are untrusted)."""
     if name.startswith("vm-") and name.endswith(("-private", "-root")):
         qube, _, kind = name[3:].rpartition("-")
-        return VolumeName(qube, kind, PoolDriver.LVM_THIN) if qube else None
+        return VolumeName(qube, kind, PoolDriver.LVM_THIN) if is_qube_name(qube) else None
     parts = name.split("/")
     if len(parts) == 3 and parts[0] in _REFLINK_DIRS and parts[2] in ("private.img", "root.img"):
-        return VolumeName(parts[1], parts[2].removesuffix(".img"), PoolDriver.FILE_REFLINK) if parts[1] else None
+        qube, kind = parts[1], parts[2].removesuffix(".img")
+        return VolumeName(qube, kind, PoolDriver.FILE_REFLINK) if is_qube_name(qube) else None
     return None
 
 

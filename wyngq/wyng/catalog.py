@@ -75,18 +75,19 @@ def parse_list_output(stdout: str) -> Archive:
         raise WyngError("Wyng printed no archive listing", hint="run the same command with -v to see Wyng's output")
     try:
         data = json.loads(stdout[start:])
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise WyngError(f"cannot read Wyng's archive listing: {err}") from err
     try:
         return _archive(data)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise WyngError(f"unexpected archive listing from Wyng: {err!r}") from err
 
 
 def check_version(archive: Archive) -> None:
     """Raise ConfigError unless Wyng is 0.8 release MIN_WYNG_DATE or newer."""
     major = archive.wversion.split()[0] if archive.wversion else ""
-    if not _at_least(major, (0, 8)) or archive.wdate < MIN_WYNG_DATE:
+    date_ok = len(archive.wdate) == 8 and archive.wdate.isascii() and archive.wdate.isdigit()
+    if not _at_least(major, (0, 8)) or not date_ok or archive.wdate < MIN_WYNG_DATE:
         raise ConfigError(
             f"Wyng {archive.wversion} release {archive.wdate} is too old",
             hint=f"install Wyng 0.8 release {MIN_WYNG_DATE} or newer",

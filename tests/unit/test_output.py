@@ -1,0 +1,210 @@
+"""wyngq.output: JSON Lines whose last line is always the result, and plain data."""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from wyngq.backup import BackupResult, QubeOutcome
+from wyngq.errors import AuthError, ConfigError, ExitCode, Interrupted, WyngError
+from wyngq.model import QubeClass
+from wyngq.output import Human, JsonLines, exit_status, to_data
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    text = stream.getvalue()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_events_then_result_last() -> None:
+    out = io.StringIO()
+    jsonl = JsonLines(out)
+    jsonl.event("plan", action="backup", qubes=("work", "vault"), dry_run=False)
+    jsonl.event("volume", volume="appvms/work/private.img", state="started", qube="work")
+    jsonl.result("backup", 0, {"session": "20261126-151007"})
+    lines = _lines(out)
+    assert lines == [
+        {"type": "plan", "action": "backup", "qubes": ["work", "vault"], "dry_run": False},
+        {"type": "volume", "volume": "appvms/work/private.img", "state": "started", "qube": "work"},
+        {"type": "result", "action": "backup", "ok": True, "exit_code": 0, "code": "ok",
+         "changed": False, "comment": "backup: done", "session": "20261126-151007"},
+    ]
+
+
+def test_quiet_json_prints_only_the_result_with_changed_and_comment() -> None:
+    from wyngq.maintenance import PruneResult
+
+    out = io.StringIO()
+    jsonl = JsonLines(out, quiet=True)
+    jsonl.event("plan", action="prune")
+    jsonl.result("prune", 0, PruneResult(False, {"work": ("20261126-151007",)}))
+    (line,) = _lines(out)
+    assert line["changed"] is True and line["comment"] == "prune: done"
+    assert line["removed"] == {"work": ["20261126-151007"]}
+
+
+def test_wyngs_raw_output_is_not_a_json_line() -> None:
+    out = io.StringIO()
+    JsonLines(out).event("wyng_output", line="Volume 'appvms/work/private.img'")
+    assert out.getvalue() == ""
+
+
+def test_error_result_carries_code_message_and_hint() -> None:
+    out = io.StringIO()
+    error = AuthError("the archive did not accept the passphrase", hint="check the passphrase")
+    JsonLines(out).result("list", exit_status(error), error=error)
+    assert _lines(out) == [
+        {
+            "type": "result",
+            "action": "list",
+            "ok": False,
+            "exit_code": 7,
+            "code": "auth",
+            "changed": False,
+            "comment": "the archive did not accept the passphrase",
+            "message": "the archive did not accept the passphrase",
+            "hint": "check the passphrase",
+        }
+    ]
+
+
+def test_error_without_hint_has_no_hint_key() -> None:
+    out = io.StringIO()
+    error = WyngError("Wyng failed (status 9): OptionError", wyng_rc=9)
+    JsonLines(out).result("backup", exit_status(error), error=error)
+    (result,) = _lines(out)
+    assert result["code"] == "wyng"
+    assert result["exit_code"] == 9
+    assert "hint" not in result
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "code"), [(0, "ok"), (8, "partial"), (9, "wyng"), (5, "busy"), (130, "signal"), (143, "signal")]
+)
+def test_result_code_without_an_error_comes_from_the_exit_code(exit_code: int, code: str) -> None:
+    out = io.StringIO()
+    JsonLines(out).result("backup", exit_code)
+    (result,) = _lines(out)
+    assert result["ok"] is (exit_code == 0)
+    assert result["exit_code"] == exit_code
+    assert result["code"] == code
+
+
+def test_partial_backup_result_with_its_data() -> None:
+    out = io.StringIO()
+    result = BackupResult(
+        session="20261126-151007",
+        dry_run=False,
+        qubes=(QubeOutcome("vault", True, ("appvms/vault/private.img",)), QubeOutcome("work", False, error="failed")),
+    )
+    JsonLines(out).result("backup", int(result.exit_code), result)
+    (line,) = _lines(out)
+    assert line["ok"] is False
+    assert line["exit_code"] == 8
+    assert line["code"] == "partial"
+    assert line["session"] == "20261126-151007"
+    assert [q["name"] for q in line["qubes"]] == ["vault", "work"]
+    assert line["qubes"][0]["volumes"] == ["appvms/vault/private.img"]
+
+
+def test_non_ascii_is_written_as_is() -> None:
+    out = io.StringIO()
+    JsonLines(out).event("note", text="5 volumes, 960——>43 MB")
+    assert "960——>43" in out.getvalue()
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+    def flush(self) -> None:
+        raise BrokenPipeError
+
+
+def test_broken_pipe_is_ignored() -> None:
+    jsonl = JsonLines(_ClosedPipe())
+    jsonl.event("plan", qubes=["work"])
+    jsonl.result("backup", 0)
+    Human(_ClosedPipe()).say("hello")
+
+
+def test_exit_status() -> None:
+    assert exit_status(ConfigError("x")) == ExitCode.CONFIG
+    assert int(ExitCode.CONFIG) == 3
+    assert exit_status(WyngError("x")) == 9
+    assert exit_status(Interrupted(signal.SIGINT)) == 130
+    assert exit_status(Interrupted(signal.SIGTERM)) == 143
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclass(frozen=True)
+class Inner:
+    klass: QubeClass
+    tags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    inner: Inner
+    items: tuple[Inner, ...] = ()
+    mapping: dict[Any, Any] = field(default_factory=dict)
+    color: Color = Color.RED
+    nothing: None = None
+
+
+def test_to_data_on_nested_dataclasses_enums_and_collections() -> None:
+    value = Outer(
+        name="work",
+        inner=Inner(QubeClass.TEMPLATE, frozenset({"b", "a"})),
+        items=(Inner(QubeClass.APP),),
+        mapping={"k": (1, 2), 3: {"x"}},
+    )
+    assert to_data(value) == {
+        "name": "work",
+        "inner": {"klass": "TemplateVM", "tags": ["a", "b"]},
+        "items": [{"klass": "AppVM", "tags": []}],
+        "mapping": {"k": [1, 2], "3": ["x"]},
+        "color": "red",
+        "nothing": None,
+    }
+    json.dumps(to_data(value))  # plain JSON, nothing left over
+
+
+def test_to_data_leaves_plain_values_alone() -> None:
+    for value in (None, True, 3, 2.5, "text"):
+        assert to_data(value) == value
+
+
+def test_to_data_on_a_dataclass_type_is_not_an_instance() -> None:
+    assert to_data(Inner) is Inner
+
+
+def test_human_prints_plan_and_volumes() -> None:
+    out = io.StringIO()
+    human = Human(out)
+    human.event("plan", qubes=["vault", "work"], running=["work"], dry_run=True)
+    human.event("volume", volume="appvms/work/private.img", state="started", qube="work")
+    human.event("volume", volume="appvms/work/private.img", state="done", qube="work")
+    human.event("wyng_output", line="hidden unless verbose")
+    assert out.getvalue().splitlines() == [
+        "Would back up 2 qube(s): vault, work",
+        "Running, so their state at their last start is saved: work",
+        "  work: appvms/work/private.img",
+    ]
+
+
+def test_human_quiet_prints_nothing() -> None:
+    out = io.StringIO()
+    Human(out, quiet=True).event("plan", qubes=["work"])
+    assert out.getvalue() == ""
