@@ -2,7 +2,8 @@
 
 The engine calls `reporter.event(TYPE, **fields)`; entry points choose the
 presentation (human text on a terminal, JSON Lines otherwise, or nothing).
-Wyng's own progress lines are turned into `volume` events here.
+Wyng's own output is turned into `volume` events here: `started`, `progress`
+(with `percent`, in steps of 5) and `done`.
 """
 
 from __future__ import annotations
@@ -21,24 +22,63 @@ class NullReporter:
         return None
 
 
-_VOLUME = re.compile(r"^(?:Volume|Receiving volume) '(?P<name>[^']+)'")
-_PERCENT = re.compile(r"(?P<pct>\d{1,3})%")
+_VOLUME = re.compile(r"^(?:Volume|Receiving volume|Verifying volume) '(?P<name>[^']+)'")
+_PERCENT = re.compile(r"(?P<pct>\d{1,3}(?:\.\d)?)%")
+_BAR = re.compile(r"\[(?P<bar>[|.]*)")
+STEP = 5
 
 
-def wyng_progress(reporter: Reporter, describe: Callable[[str], dict[str, object]]) -> Callable[[str], None]:
-    """Return a Wyng stdout-line handler that reports each volume as Wyng starts it,
-    and its completion. `describe(volume)` adds fields such as the qube's name."""
-    current: list[str] = []
+class WyngProgress:
+    """A Wyng stdout handler: complete lines through `__call__`, a line still
+    being drawn through `partial`. `describe(volume)` adds fields such as the qube."""
 
-    def on_line(line: str) -> None:
-        reporter.event("wyng_output", line=line)
+    def __init__(self, reporter: Reporter, describe: Callable[[str], dict[str, object]]) -> None:
+        self.reporter = reporter
+        self.describe = describe
+        self.volume: str | None = None
+        self.percent = -1
+
+    def __call__(self, line: str) -> None:
+        self.reporter.event("wyng_output", line=line)
         match = _VOLUME.match(line.strip())
         if match:
-            current[:] = [match["name"]]
-            reporter.event("volume", volume=match["name"], state="started", **describe(match["name"]))
+            self.volume, self.percent = match["name"], -1
+            self._emit("started")
             return
-        if current and (pct := _PERCENT.search(line)) and pct["pct"] == "100":
-            reporter.event("volume", volume=current[0], state="done", **describe(current[0]))
-            current.clear()
+        self.partial(line)
+        if self.volume is not None and self.percent >= 100:
+            self._emit("done")
+            self.volume = None
 
-    return on_line
+    def partial(self, fragment: str) -> None:
+        if self.volume is None:
+            return
+        percent = _percent(fragment)
+        if percent is None:
+            return
+        stepped = min(100, percent - percent % STEP)
+        if stepped > self.percent:
+            self.percent = stepped
+            if stepped < 100:
+                self._emit("progress", percent=stepped)
+
+    def _emit(self, state: str, **extra: object) -> None:
+        assert self.volume is not None
+        self.reporter.event("volume", volume=self.volume, state=state, **extra, **self.describe(self.volume))
+
+
+def _percent(text: str) -> int | None:
+    """Wyng shows either `NN.N%` (receive/verify, attended send) or, unattended,
+    a bar of 20 cells filled one `|` per 5 %."""
+    found = _PERCENT.findall(text)
+    if found:
+        return int(float(found[-1]))
+    bar = _BAR.search(text)
+    if bar and bar["bar"]:
+        return bar["bar"].count("|") * STEP
+    return None
+
+
+def wyng_progress(reporter: Reporter, describe: Callable[[str], dict[str, object]]) -> WyngProgress:
+    """Return a Wyng stdout handler that reports each volume as Wyng works on it."""
+    return WyngProgress(reporter, describe)

@@ -21,13 +21,29 @@ from wyngq.secret import Secret
 MAX_PASSPHRASE_BYTES = 4096
 
 
-def from_source(source: PassphraseSource) -> Secret | None:
-    """Return the passphrase the source yields, or None if none is configured."""
+QVM_RUN = "/usr/bin/qvm-run"
+VAULT_SERVICE = "qubes.WyngPassphrase"
+
+
+def from_source(source: PassphraseSource, profile: str = "", *, qvm_run: str = QVM_RUN) -> Secret | None:
+    """Return the passphrase the source yields, or None if none is configured.
+
+    A vault qube is asked with the qrexec service `qubes.WyngPassphrase+PROFILE`
+    (run from dom0, so no policy is involved): the service prints the passphrase.
+    """
     if source.command:
         return _from_command(source.command)
     if source.file:
         return _from_file(source.file)
+    if source.qube:
+        return _from_command(vault_command(source.qube, profile, qvm_run))
     return None
+
+
+def vault_command(qube: str, profile: str, qvm_run: str = QVM_RUN) -> tuple[str, ...]:
+    """The command that asks a vault qube for the passphrase of `profile`."""
+    service = f"{VAULT_SERVICE}+{profile}" if profile else VAULT_SERVICE
+    return (qvm_run, "--pass-io", "--no-gui", "--no-filter-escape-chars", "--service", "--", qube, service)
 
 
 def prompt(what: str = "Archive passphrase: ") -> Secret:
@@ -49,13 +65,15 @@ def _from_command(argv: tuple[str, ...]) -> Secret:
 
 def _from_file(path: str) -> Secret:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO must not hang us; it is refused below like any non-file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
         raise ConfigError(f"cannot open passphrase file {path}: {err.strerror}") from err
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which raises on a directory
+        os.close(fd)
+        raise ConfigError(f"passphrase file {path} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"passphrase file {path} is not a regular file")
         if info.st_mode & 0o077 or info.st_uid != os.geteuid():
             raise ConfigError(
                 f"passphrase file {path} can be read by others",

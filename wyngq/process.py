@@ -37,6 +37,7 @@ def run(
     *,
     stdin: bytes | None = None,
     on_stdout_line: LineHandler | None = None,
+    on_partial_line: LineHandler | None = None,
     env: Mapping[str, str] | None = None,
     inherit_stdin: bool = False,
 ) -> Completed:
@@ -45,7 +46,9 @@ def run(
     `stdin` is written to the child then closed (None: the child gets /dev/null,
     or our own stdin when `inherit_stdin`). Each stdout line is passed to
     `on_stdout_line` as it arrives (Wyng updates progress lines with `\\r`, so
-    both `\\r` and `\\n` end a line). Raise ConfigError if the program is missing.
+    both `\\r` and `\\n` end a line); `on_partial_line` sees a line still being
+    written (Wyng draws its progress bar one `|` at a time). Raise ConfigError
+    if the program is missing.
     SIGINT/SIGTERM received while waiting are forwarded to the child, and the
     child's exit status tells the caller what happened.
     """
@@ -86,7 +89,7 @@ def run(
             pass
 
     with _forward_signals(child):
-        stdout_text = _read_lines(child.stdout, on_stdout_line)
+        stdout_text = _read_lines(child.stdout, on_stdout_line, on_partial_line)
         returncode = child.wait()
     stderr_thread.join()
     stderr_text = b"".join(stderr_chunks).decode("utf-8", errors="replace")
@@ -99,8 +102,9 @@ def _drain(stream: IO[bytes], sink: list[bytes]) -> None:
         sink.append(chunk)
 
 
-def _read_lines(stream: IO[bytes], on_line: LineHandler | None) -> str:
-    """Read the child's stdout to the end, calling on_line for each line."""
+def _read_lines(stream: IO[bytes], on_line: LineHandler | None, on_partial: LineHandler | None = None) -> str:
+    """Read the child's stdout to the end, calling on_line for each line and
+    on_partial with the unfinished last line whenever it grows."""
     read1 = getattr(stream, "read1", stream.read)
     collected: list[str] = []
     pending = b""
@@ -113,6 +117,8 @@ def _read_lines(stream: IO[bytes], on_line: LineHandler | None) -> str:
         for line in lines:
             if line.strip():
                 on_line(line.decode("utf-8", errors="replace"))
+        if on_partial is not None and pending.strip():
+            on_partial(pending.decode("utf-8", errors="replace"))
     if on_line is not None and pending.strip():
         on_line(pending.decode("utf-8", errors="replace"))
     return "".join(collected)

@@ -62,6 +62,12 @@ def list_command(target: WyngTarget) -> list[str]:
     return [*target.base(), "--json", "list"]
 
 
+def end_key_agent_command(target: WyngTarget) -> list[str]:
+    """A listing that makes Wyng use and then end any key agent for the archive
+    (`--authmin=-1`); given no passphrase, it proves nothing else."""
+    return ["--authmin=-1" if word == "--authmin=0" else word for word in list_command(target)]
+
+
 def send_command(
     target: WyngTarget,
     *,
@@ -108,3 +114,30 @@ def arch_check_command(target: WyngTarget, session: str | None = "newest") -> li
     if session:
         argv.append(f"--session={session}")
     return [*argv, "arch-check"]
+
+
+def prune_command(
+    target: WyngTarget,
+    *,
+    volumes: Sequence[str] = (),
+    session: str | None = None,
+    all_before: bool = False,
+    all_volumes: bool = False,
+    autoprune: str | None = None,
+) -> list[str]:
+    """Prune sessions of the named volumes, or of every volume with all_volumes
+    (Wyng's -a, which includes the settings bundle)."""
+    argv = target.base()
+    if session:
+        argv.append(f"--session={session}")
+    if all_before:
+        argv.append("--all-before")
+    if autoprune:
+        argv.append(f"--autoprune={autoprune}")
+    if all_volumes:
+        return [*argv, "--all", "prune"]
+    return [*argv, "prune", "--", *volumes]
+
+
+def delete_command(target: WyngTarget, volume: str) -> list[str]:
+    return [*target.base(), "--quiet", "delete", "--", volume]

@@ -99,10 +99,33 @@ class Wyng:
         self._run(commands.receive_to_file_command(self.target, volume, session, path), stream=False)
 
     def verify(self, session: str, volumes: Sequence[str]) -> WyngRun:
-        return self._run(commands.verify_command(self.target, session, volumes), partial_ok=True)
+        return self._run(commands.verify_command(self.target, session, volumes), accept=_CHECK_FAILED)
 
     def arch_check(self, session: str | None = "newest") -> WyngRun:
-        return self._run(commands.arch_check_command(self.target, session))
+        return self._run(commands.arch_check_command(self.target, session), accept=_CHECK_FAILED)
+
+    def prune(
+        self,
+        *,
+        volumes: Sequence[str] = (),
+        session: str | None = None,
+        all_before: bool = False,
+        all_volumes: bool = False,
+        autoprune: str | None = None,
+    ) -> WyngRun:
+        return self._run(
+            commands.prune_command(
+                self.target,
+                volumes=volumes,
+                session=session,
+                all_before=all_before,
+                all_volumes=all_volumes,
+                autoprune=autoprune,
+            )
+        )
+
+    def delete(self, volume: str) -> WyngRun:
+        return self._run(commands.delete_command(self.target, volume), stream=False)
 
     # -- the mechanism ---------------------------------------------------------
     def _run(
@@ -111,19 +134,37 @@ class Wyng:
         *,
         error_file: str | None = None,
         stream: bool = True,
-        partial_ok: bool = False,
+        accept: frozenset[int] = frozenset(),
     ) -> WyngRun:
+        """Run Wyng. Exit 2 with failed volumes named in `error_file`, and any
+        status in `accept`, come back as a WyngRun; every other failure raises
+        the error `error_for` gives (busy, authentication and interruption always)."""
         if error_file is not None:
             _remove(error_file)
         stdin = self.passphrase.line() if self.passphrase is not None else None
-        done = process.run(argv, stdin=stdin, on_stdout_line=self.on_output if stream else None)
+        handler = self.on_output if stream else None
+        done = process.run(
+            argv,
+            stdin=stdin,
+            on_stdout_line=handler,
+            on_partial_line=getattr(handler, "partial", None),
+        )
         failed: tuple[str, ...] = ()
         if done.returncode == 2 and error_file is not None:
             failed = _read_error_file(error_file)
         run = WyngRun(done.returncode, done.stdout, done.stderr, failed)
-        if done.returncode == 0 or (done.returncode == 2 and (failed or partial_ok)):
+        if done.returncode == 0:
             return run
-        raise error_for(done.returncode, done.stderr, done.stdout)
+        error = error_for(done.returncode, done.stderr, done.stdout)
+        if isinstance(error, BusyError | AuthError | Interrupted):
+            raise error
+        if (done.returncode == 2 and failed) or done.returncode in accept:
+            return run
+        raise error
+
+
+# verify and arch-check report a damaged archive with 1 (corrupt chunk) or 2 (missing session)
+_CHECK_FAILED = frozenset({1, 2})
 
 
 def error_for(returncode: int, stderr: str, stdout: str = "") -> WyngqError:

@@ -1,0 +1,31 @@
+"""`delete QUBE`: remove all of one qube's backups from the archive."""
+
+from __future__ import annotations
+
+import argparse
+
+from wyngq import names
+from wyngq.cli.common import Context, Presenter, finish, with_wyng
+from wyngq.errors import ExitCode, UsageError
+from wyngq.maintenance import DeleteResult, delete
+
+NEEDS_ARCHIVE = True
+
+
+def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    parser: argparse.ArgumentParser = actions.add_parser("delete", help="remove every backup of one qube")
+    parser.add_argument("qube", metavar="QUBE")
+    return parser
+
+
+def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
+    qube = names.qube_name(args.qube)
+    if context.can_prompt:
+        answer = input(f"Delete every backup of {qube} from {context.target.dest}? This cannot be undone. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UsageError("not confirmed; nothing was deleted")
+    done: DeleteResult = with_wyng(context, lambda wyng: delete(wyng, qube, presenter))
+    return finish(
+        presenter, "delete", ExitCode.OK, done,
+        lambda out: out.say(f"Deleted {len(done.volumes)} volume(s) of {qube}: {', '.join(done.volumes)}"),
+    )

@@ -1,0 +1,223 @@
+"""Archive care: verify sessions, prune old sessions, delete a qube's backups.
+
+Planning is pure (which volumes, which sessions would go); the Wyng calls are
+thin. A damaged volume is attributed to its qube: verify first checks all the
+selected volumes in one Wyng call and, only if that fails, each qube's volumes
+on their own, so the report names the qubes that are affected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from wyngq import bundle, volnames
+from wyngq.errors import ExitCode, UsageError
+from wyngq.events import Reporter, wyng_progress
+from wyngq.listing import qube_volumes, read_session_bundle
+from wyngq.names import LATEST
+from wyngq.wyng.catalog import Archive
+from wyngq.wyng.runner import Wyng
+
+
+@dataclass(frozen=True)
+class QubeCheck:
+    name: str
+    ok: bool
+    volumes: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    session: str
+    qubes: tuple[QubeCheck, ...]
+    settings: str  # "ok" | "missing" | "damaged: …"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        bad = [q for q in self.qubes if not q.ok]
+        if not bad and self.settings == "ok":
+            return ExitCode.OK
+        return ExitCode.PARTIAL if len(bad) < len(self.qubes) else ExitCode.WYNG
+
+
+def pick_session(archive: Archive, qubes: Sequence[str], requested: str | None) -> str:
+    """The session to work on: the one asked for, or (None / "latest") the newest
+    session that holds every requested qube (any qube when none are named).
+    Raise UsageError if there is none."""
+    index = qube_volumes(archive)
+    missing = [q for q in qubes if q not in index]
+    if missing:
+        raise UsageError(f"no backups of: {', '.join(missing)}", hint="`list` shows the qubes in the archive")
+    holding = [set(index[q]) for q in qubes] or [set(s) for s in index.values()]
+    common = set.intersection(*holding) if qubes else set().union(*holding)
+    if requested not in (None, LATEST):
+        if requested not in common:
+            what = f" holding {', '.join(qubes)}" if qubes else ""
+            raise UsageError(f"no Qubes backup session {requested}{what}", hint="`list --all` shows the sessions")
+        return requested
+    if not common:
+        raise UsageError(
+            "no single session holds all of " + ", ".join(qubes) if qubes else "the archive holds no Qubes backups",
+            hint="name a session with --session, as `list --all` shows them",
+        )
+    return max(common)
+
+
+# -- verify ---------------------------------------------------------------------------
+def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Reporter, workdir: str) -> VerifyResult:
+    """Check the data of the qubes' volumes in a session and that its settings bundle reads."""
+    archive = wyng.catalog()
+    chosen = pick_session(archive, qubes, session)
+    index = qube_volumes(archive)
+    names = list(qubes) or sorted(q for q, by_session in index.items() if chosen in by_session)
+    volumes = {q: tuple(sorted(index[q][chosen].values())) for q in names}
+    reporter.event("plan", action="verify", session=chosen, qubes=names)
+    wyng.on_output = wyng_progress(reporter, lambda v: {})
+    everything = [v for vols in volumes.values() for v in vols]
+    checks: list[QubeCheck] = []
+    if wyng.verify(chosen, everything).returncode == 0:
+        checks = [QubeCheck(q, True, volumes[q]) for q in names]
+    else:
+        for q in names:
+            run = wyng.verify(chosen, volumes[q])
+            error = None if run.returncode == 0 else _last_line(run.stderr) or f"Wyng verify exited {run.returncode}"
+            checks.append(QubeCheck(q, run.returncode == 0, volumes[q], error))
+    return VerifyResult(chosen, tuple(checks), _check_settings(wyng, archive, chosen, workdir))
+
+
+def _check_settings(wyng: Wyng, archive: Archive, session: str, workdir: str) -> str:
+    meta = archive.volumes.get(volnames.METADATA_VOLUME)
+    if meta is None or session not in meta.sessions:
+        return "missing"
+    try:
+        read_session_bundle(wyng, session, workdir)
+    except bundle.BundleError as err:
+        return f"damaged: {err.message}"
+    return "ok"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+# -- prune ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PruneRequest:
+    qubes: tuple[str, ...] = ()
+    sessions: tuple[str, ...] = ()  # one id, or two for an inclusive range
+    all_before: bool = False
+    autoprune: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    dry_run: bool
+    removed: Mapping[str, tuple[str, ...]]  # qube -> sessions (planned, or gone)
+    kept_latest: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return not self.dry_run and bool(self.removed)
+
+
+def sessions_to_prune(sessions: Sequence[str], request: PruneRequest) -> list[str]:
+    """Which of a volume's sessions (sorted) a session-based prune removes, the way
+    Wyng selects them: one session; an inclusive range; or all before a session.
+    The newest session is always kept."""
+    if len(sessions) < 2 or not request.sessions:
+        return []
+    first = request.sessions[0]
+    if request.all_before:
+        chosen = [s for s in sessions if s < first]
+    elif len(request.sessions) == 2:
+        chosen = [s for s in sessions if first <= s <= request.sessions[1]]
+    else:
+        chosen = [s for s in sessions if s == first]
+    return [s for s in chosen if s != sessions[-1]]
+
+
+def check_prune_request(request: PruneRequest) -> None:
+    if not request.sessions and not request.autoprune:
+        raise UsageError("say which sessions to prune", hint="pass --session=ID[,ID] or --autoprune=on|full")
+    if request.all_before and len(request.sessions) != 1:
+        raise UsageError("--all-before takes exactly one session")
+    if len(request.sessions) == 2 and request.sessions[1] <= request.sessions[0]:
+        raise UsageError("the second session of a range must be later than the first")
+    if len(request.sessions) > 2:
+        raise UsageError("give one session or a range of two")
+
+
+def plan_prune(archive: Archive, request: PruneRequest) -> dict[str, tuple[str, ...]]:
+    """qube -> the sessions a session-based prune would remove from its volumes.
+    (Autoprune's choice is Wyng's own and is not predicted here.)"""
+    index = qube_volumes(archive)
+    unknown = [q for q in request.qubes if q not in index]
+    if unknown:
+        raise UsageError(f"no backups of: {', '.join(unknown)}", hint="`list` shows the qubes in the archive")
+    plan: dict[str, tuple[str, ...]] = {}
+    for qube in request.qubes or sorted(index):
+        names = {v for by_kind in index[qube].values() for v in by_kind.values()}
+        gone: set[str] = set()
+        for name in names:
+            gone |= set(sessions_to_prune(sorted(archive.volumes[name].sessions), request))
+        if gone:
+            plan[qube] = tuple(sorted(gone))
+    return plan
+
+
+def prune(wyng: Wyng, request: PruneRequest, reporter: Reporter) -> PruneResult:
+    check_prune_request(request)
+    archive = wyng.catalog()
+    plan = plan_prune(archive, request)
+    newest = archive.sessions()[-1:] if archive.sessions() else []
+    reporter.event("plan", action="prune", dry_run=request.dry_run, sessions={q: list(s) for q, s in plan.items()})
+    if request.dry_run:
+        return PruneResult(True, plan, tuple(newest))
+    if request.sessions and not plan:
+        return PruneResult(False, {}, tuple(newest))
+    index = qube_volumes(archive)
+    volumes = sorted({v for q in (request.qubes or index) for by_kind in index[q].values() for v in by_kind.values()})
+    wyng.prune(
+        volumes=volumes,
+        session=",".join(request.sessions) or None,
+        all_before=request.all_before,
+        all_volumes=not request.qubes,
+        autoprune=request.autoprune,
+    )
+    after = qube_volumes(wyng.catalog())
+    removed = {
+        q: tuple(sorted(set(index[q]) - set(after.get(q, {}))))
+        for q in (request.qubes or sorted(index))
+        if set(index[q]) - set(after.get(q, {}))
+    }
+    return PruneResult(False, removed, tuple(newest))
+
+
+# -- delete -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeleteResult:
+    qube: str
+    volumes: tuple[str, ...]
+    changed: bool = True
+
+
+def qube_archive_volumes(archive: Archive, qube: str) -> tuple[str, ...]:
+    """Every archive volume holding data of `qube`, whatever session or pool type."""
+    return tuple(sorted(name for name in archive.volumes if (p := volnames.parse(name)) and p.qube == qube))
+
+
+def delete(wyng: Wyng, qube: str, reporter: Reporter) -> DeleteResult:
+    """Remove every archive volume of `qube` (all its sessions). Its settings stay in
+    the shared settings bundles of the sessions, which other qubes need."""
+    volumes = qube_archive_volumes(wyng.catalog(), qube)
+    if not volumes:
+        raise UsageError(f"no backups of {qube} in the archive", hint="`list` shows the qubes in the archive")
+    reporter.event("plan", action="delete", qube=qube, volumes=list(volumes))
+    for volume in volumes:
+        wyng.delete(volume)
+        reporter.event("volume", volume=volume, state="deleted", qube=qube)
+    return DeleteResult(qube, volumes)
