@@ -120,3 +120,20 @@ class QubeSettings:
     notes: str | None = None
     devices: tuple[DeviceAssignment, ...] = ()
     volumes: tuple[VolumeSettings, ...] = ()
+
+
+@dataclass(frozen=True)
+class LiveQube:
+    """One live qube as restore planning sees every qube of the system: its
+    class and power state, and the references and capabilities that decide
+    whether other qubes can point at it or must stop before it changes."""
+
+    name: str
+    klass: QubeClass
+    running: bool = False
+    template: str | None = None
+    netvm: str | None = None
+    audiovm: str | None = None
+    guivm: str | None = None
+    provides_network: bool = False
+    template_for_dispvms: bool = False

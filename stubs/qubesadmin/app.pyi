@@ -7,6 +7,7 @@ class Pool:
     name: str
     driver: str
     config: dict[str, str]
+    volumes: Any
 
 class Label:
     name: str
@@ -42,5 +43,7 @@ class QubesBase:
         self, cls: str, name: str, label: str, template: str | QubesVM | None = ..., pool: str | None = ...,
         pools: dict[str, str] | None = ...,
     ) -> QubesVM: ...
-    def qubesd_call(self, dest: str | None, method: str, arg: str | None = ..., payload: bytes | None = ...) -> bytes: ...
+    def qubesd_call(
+        self, dest: str | None, method: str, arg: str | None = ..., payload: bytes | None = ...
+    ) -> bytes: ...
     def __getattr__(self, name: str) -> Any: ...

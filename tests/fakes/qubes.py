@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tests.fakes.qubes_restore import RestoreOps
 from wyngq.errors import QubesError
 from wyngq.model import (
     DeviceAssignment,
@@ -52,7 +53,7 @@ class FakeQube:
     backup_timestamp: int | None = None
 
 
-class FakeQubes:
+class FakeQubes(RestoreOps):
     """A QubesPort with pools in real directories and qubes in memory."""
 
     def __init__(self, pool_dirs: dict[str, str], qubes_dir: str | None = None) -> None:
@@ -80,9 +81,14 @@ class FakeQubes:
         top = "vm-templates" if klass is QubeClass.TEMPLATE else "appvms"
         self.domains[name] = qube
         for kind in klass.backed_up_volumes:
-            content = (data or {}).get(kind, b"")
-            qube.volumes[kind] = FakeVolume(pool, f"{top}/{name}/{kind}", len(content))
-            self.write_volume(name, kind, content)
+            qube.volumes[kind] = FakeVolume(pool, f"{top}/{name}/{kind}", 0)
+            path = self.volume_path(name, kind)
+            if data is not None and kind in data:
+                self.write_volume(name, kind, data[kind])
+            elif os.path.exists(path):  # a volume left by an earlier run of the same world
+                qube.volumes[kind].size = os.path.getsize(path)
+            else:
+                self.write_volume(name, kind, b"")
         return qube
 
     def volume_path(self, name: str, kind: str) -> str:
@@ -122,7 +128,8 @@ class FakeQubes:
             running=q.running,
             include_in_backups=q.include_in_backups,
             volumes=tuple(
-                Volume(kind, v.pool, v.vid, v.size, True, v.revisions_to_keep) for kind, v in sorted(q.volumes.items())
+                Volume(kind, v.pool, v.vid, self.file_size(name, kind), True, v.revisions_to_keep)
+                for kind, v in sorted(q.volumes.items())
             ),
             tags=frozenset(q.tags),
         )
@@ -141,7 +148,8 @@ class FakeQubes:
             firewall=tuple(q.firewall),
             notes=q.notes,
             devices=tuple(q.devices),
-            volumes=tuple(VolumeSettings(k, v.pool, v.size, v.revisions_to_keep) for k, v in sorted(q.volumes.items())),
+            volumes=tuple(VolumeSettings(k, v.pool, self.file_size(name, k), v.revisions_to_keep)
+                          for k, v in sorted(q.volumes.items())),
         )
 
     def state_files(self, names: Iterable[str]) -> dict[str, bytes]:

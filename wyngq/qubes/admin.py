@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import qubesadmin
 import qubesadmin.exc
@@ -18,6 +18,7 @@ import qubesadmin.exc
 from wyngq.errors import QubesError
 from wyngq.model import (
     DeviceAssignment,
+    LiveQube,
     Pool,
     PoolDriver,
     PropertyValue,
@@ -144,6 +145,152 @@ class AdminQubes:
         words = [w for w in text.split() if w[:1].isdigit()]
         return words[0] if words else ""
 
+    # -- restore: reading the whole system, then writing ------------------------
+    def overview(self) -> dict[str, LiveQube]:
+        result: dict[str, LiveQube] = {}
+        for vm in self.app.domains:
+            if vm.name == "dom0":
+                continue
+            try:
+                klass = QubeClass(vm.klass)
+            except ValueError:
+                continue
+            with _qubes_errors(vm.name):
+                props = {name: value.value for name, (_, value) in _all_properties(vm).items()}
+            result[vm.name] = LiveQube(
+                name=vm.name,
+                klass=klass,
+                running=_running(vm),
+                template=props.get("template") or None,
+                netvm=props.get("netvm") or None,
+                audiovm=props.get("audiovm") or None,
+                guivm=props.get("guivm") or None,
+                provides_network=props.get("provides_network") == "True",
+                template_for_dispvms=props.get("template_for_dispvms") == "True",
+            )
+        return result
+
+    def labels(self) -> frozenset[str]:
+        with _qubes_errors("dom0"):
+            names = self.app.labels.keys()
+            return frozenset(str(name) for name in names)
+
+    def default_pool(self) -> str | None:
+        with _qubes_errors("dom0"):
+            return str(self.app.default_pool or "") or None
+
+    def kernels(self) -> frozenset[str] | None:
+        with _qubes_errors("dom0"):
+            pools = [p for p in self.app.pools.values() if p.driver == "linux-kernel"]
+            if not pools:
+                return None
+            return frozenset(str(vol.vid) for pool in pools for vol in pool.volumes)
+
+    def create_qube(
+        self, name: str, klass: QubeClass, *, label: str, template: str | None, pool: str | None,
+        pools: Mapping[str, str],
+    ) -> None:
+        with _qubes_errors(name):
+            if pool:
+                self.app.add_new_vm(klass.value, name, label, template=template, pool=pool)
+            else:
+                self.app.add_new_vm(klass.value, name, label, template=template, pools=dict(pools) or None)
+
+    def set_property(self, name: str, prop: str, value: str) -> None:
+        self._call(name, "admin.vm.property.Set", prop, value.encode("utf-8"))
+
+    def reset_property(self, name: str, prop: str) -> None:
+        self._call(name, "admin.vm.property.Reset", prop)
+
+    def set_feature(self, name: str, feature: str, value: str) -> None:
+        self._call(name, "admin.vm.feature.Set", feature, value.encode("utf-8"))
+
+    def remove_feature(self, name: str, feature: str) -> None:
+        self._call(name, "admin.vm.feature.Remove", feature)
+
+    def add_tag(self, name: str, tag: str) -> None:
+        self._call(name, "admin.vm.tag.Set", tag)
+
+    def remove_tag(self, name: str, tag: str) -> None:
+        self._call(name, "admin.vm.tag.Remove", tag)
+
+    def set_firewall(self, name: str, rules: Sequence[str]) -> None:
+        if not rules:
+            raise QubesError(f"qube {name!r}: qubesd takes no empty firewall rule list")
+        self._call(name, "admin.vm.firewall.Set", None, "".join(rule + "\n" for rule in rules).encode("ascii"))
+
+    def set_notes(self, name: str, notes: str) -> None:
+        self._call(name, "admin.vm.notes.Set", None, notes.encode("utf-8"))
+
+    def assign_device(self, name: str, device: DeviceAssignment) -> None:
+        vm = self._vm(name)
+        with _qubes_errors(name):
+            collection = vm.devices[device.devclass]
+            if hasattr(collection, "get_assigned_devices"):  # Qubes 4.3 and later
+                collection.assign(self._assignment_43(device))
+            else:  # Qubes 4.2: a persistent attachment; no mode, no device identity
+                import qubesadmin.devices
+
+                backend = self._vm(device.backend)
+                collection.attach(qubesadmin.devices.DeviceAssignment(
+                    backend, device.port_id, options=dict(device.options), persistent=True))
+
+    def unassign_device(self, name: str, device: DeviceAssignment) -> None:
+        vm = self._vm(name)
+        with _qubes_errors(name):
+            collection = vm.devices[device.devclass]
+            if hasattr(collection, "get_assigned_devices"):
+                collection.unassign(self._assignment_43(device))
+            else:
+                for assignment in collection.assignments(persistent=True):
+                    if assignment.backend_domain.name == device.backend and assignment.ident == device.port_id:
+                        collection.detach(assignment)
+
+    def shutdown(self, name: str) -> None:
+        with _qubes_errors(name):
+            vm = self._vm(name)
+            if _running(vm):
+                vm.shutdown(wait=True)
+
+    def kill(self, name: str) -> None:
+        with _qubes_errors(name):
+            vm = self._vm(name)
+            if _running(vm):
+                vm.kill()
+
+    def import_volume(self, name: str, kind: str, path: str, size: int) -> None:
+        vm = self._vm(name)
+        with _qubes_errors(name):
+            try:
+                with open(path, "rb") as stream:
+                    vm.volumes[kind].import_data_with_size(stream, size)
+            except OSError as err:
+                raise QubesError(f"qube {name!r}: cannot read the received data of {kind}: {err}") from err
+
+    def set_revisions_to_keep(self, name: str, kind: str, count: int) -> None:
+        with _qubes_errors(name):
+            self._vm(name).volumes[kind].revisions_to_keep = count
+
+    def resize_volume(self, name: str, kind: str, size: int) -> None:
+        with _qubes_errors(name):
+            self._vm(name).volumes[kind].resize(size, allow_shrink=True)
+
+    def revisions(self, name: str, kind: str) -> tuple[str, ...]:
+        with _qubes_errors(name):
+            return tuple(str(rev) for rev in self._vm(name).volumes[kind].revisions)
+
+    def _assignment_43(self, device: DeviceAssignment) -> object:
+        from qubesadmin.device_protocol import DeviceAssignment as Assignment
+        from qubesadmin.device_protocol import Port, VirtualDevice
+
+        backend = self._vm(device.backend)
+        port = Port(backend, device.port_id, device.devclass)
+        return Assignment(VirtualDevice(port, device.device_id or "*"), mode=device.mode, options=dict(device.options))
+
+    def _call(self, name: str, method: str, arg: str | None = None, payload: bytes | None = None) -> None:
+        with _qubes_errors(name):
+            self.app.qubesd_call(name, method, arg, payload)
+
     # -- helpers ---------------------------------------------------------------
     def _vm(self, name: str) -> qubesadmin.vm.QubesVM:
         try:
@@ -172,7 +319,9 @@ class _qubes_errors:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
-        if exc is not None and isinstance(exc, qubesadmin.exc.QubesException):
+        # qubesd's protocol errors (e.g. an unknown label, an empty payload) come as
+        # qubesadmin.exc.ProtocolError, an AssertionError rather than a QubesException
+        if exc is not None and isinstance(exc, qubesadmin.exc.QubesException | qubesadmin.exc.ProtocolError):
             raise QubesError(f"qube {self.name!r}: {exc}") from exc
 
 

@@ -6,10 +6,10 @@ over the Admin API (qubesadmin); the test suite's `FakeQubes` in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from wyngq.model import Pool, Qube, QubeClass, QubeSettings
+from wyngq.model import DeviceAssignment, LiveQube, Pool, Qube, QubeClass, QubeSettings
 
 
 class QubesPort(Protocol):
@@ -39,4 +39,75 @@ class QubesPort(Protocol):
 
     def qubes_version(self) -> str:
         """The Qubes release of dom0, e.g. "4.3", or "" if unknown."""
+        ...
+
+    # -- what restore needs (every failure raises QubesError naming the qube) ------
+    def overview(self) -> Mapping[str, LiveQube]:
+        """Every qube but dom0 with its power state, references and capabilities."""
+        ...
+
+    def labels(self) -> frozenset[str]: ...
+
+    def default_pool(self) -> str | None:
+        """The pool new volumes go to unless told otherwise."""
+        ...
+
+    def kernels(self) -> frozenset[str] | None:
+        """The kernels installed in dom0, or None if that cannot be told."""
+        ...
+
+    def create_qube(
+        self, name: str, klass: QubeClass, *, label: str, template: str | None, pool: str | None,
+        pools: Mapping[str, str],
+    ) -> None:
+        """Create a qube; `pool` puts every volume there, else `pools` (volume kind ->
+        pool) places the listed ones and the rest go to the default pool."""
+        ...
+
+    def set_property(self, name: str, prop: str, value: str) -> None:
+        """Set a property from qubesd's string form ('' is None for a qube reference)."""
+        ...
+
+    def reset_property(self, name: str, prop: str) -> None: ...
+
+    def set_feature(self, name: str, feature: str, value: str) -> None: ...
+
+    def remove_feature(self, name: str, feature: str) -> None: ...
+
+    def add_tag(self, name: str, tag: str) -> None: ...
+
+    def remove_tag(self, name: str, tag: str) -> None: ...
+
+    def set_firewall(self, name: str, rules: Sequence[str]) -> None:
+        """Replace the firewall rules through the Admin API (qubesd's rule lines)."""
+        ...
+
+    def set_notes(self, name: str, notes: str) -> None: ...
+
+    def assign_device(self, name: str, device: DeviceAssignment) -> None:
+        """Assign persistently: 4.3 keeps mode and device identity, 4.2 a persistent attach."""
+        ...
+
+    def unassign_device(self, name: str, device: DeviceAssignment) -> None: ...
+
+    def shutdown(self, name: str) -> None:
+        """Shut down gracefully and wait until halted (up to the qube's shutdown_timeout);
+        raise QubesError when qubesd refuses (e.g. running clients) or it does not stop."""
+        ...
+
+    def kill(self, name: str) -> None: ...
+
+    def import_volume(self, name: str, kind: str, path: str, size: int) -> None:
+        """Replace a halted qube's volume with the `size` bytes of the file at `path`,
+        through the Admin API, so qubesd keeps the old content as a revision."""
+        ...
+
+    def set_revisions_to_keep(self, name: str, kind: str, count: int) -> None: ...
+
+    def resize_volume(self, name: str, kind: str, size: int) -> None:
+        """Set a volume's size, shrinking too (used for `volatile`, which holds no data)."""
+        ...
+
+    def revisions(self, name: str, kind: str) -> tuple[str, ...]:
+        """The volume's revisions, oldest first (what `qvm-volume revert` offers)."""
         ...

@@ -1,0 +1,156 @@
+"""CI tier: a failure injected at every apply step leaves a correct outcome,
+the right guard tags, and nothing lost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FakeWyngFactory
+from tests.integration.restore_world import QUBES, RestoreWorld, make_restore_world, pv
+from wyngq.errors import ExitCode
+from wyngq.restore.model import GUARD_TAG, ConflictPolicy, StepKind
+
+CHANGED = b"changed after the backup" * 100
+
+
+def prepare(world: RestoreWorld) -> dict[str, dict[str, str]]:
+    """Back up everything, then: remove work, dvm and disp1 (so they are created),
+    change sys-fw and run it (so it is shut down and replaced), and give vault a
+    capability the backup lacks (switched off at the end). Return the backup's
+    data hashes."""
+    world.backup()
+    backed_up = {name: data for name, (_, data) in world.state().items()}
+    for name in ("disp1", "work", "dvm"):
+        world.remove(name)
+    fw = world.qubes.domains["sys-fw"]
+    world.qubes.write_volume("sys-fw", "private", CHANGED)
+    fw.label, fw.notes, fw.firewall = "orange", "changed", ["action=drop"]
+    fw.properties["memory"] = pv("int", "123")
+    fw.features["extra"] = "1"
+    fw.tags.add("extra-tag")
+    world.qubes.domains["vault"].properties["provides_network"] = pv("bool", "True")
+    world.qubes.start("sys-fw")
+    return backed_up
+
+
+# (step, fake method and arguments to fail or a Wyng fault, the qube that fails, the others that fail with it)
+CASES = [
+    # sys-fw stays up, so its netvm sys-net cannot stop either (qubesd: clients connected)
+    (StepKind.GUARD, ("add_tag", "sys-fw", GUARD_TAG), None, "sys-fw", {"sys-net"}),
+    (StepKind.SHUTDOWN, ("shutdown", "sys-fw"), None, "sys-fw", {"sys-net"}),
+    (StepKind.CREATE, ("create_qube", "work"), None, "work", set()),
+    # dvm is no disposable template: disp1 cannot be created, work's default_dispvm cannot point at it
+    (StepKind.CAPABILITIES, ("set_property", "dvm", "template_for_dispvms"), None, "dvm", {"disp1", "work"}),
+    (StepKind.RECEIVE, None, "vol=appvms/work/private.img", "work", set()),
+    # a corrupt chunk stops Wyng: volumes it had not reported received fail with it
+    (StepKind.RECEIVE, None, "corrupt=appvms/sys-fw/private.img", "sys-fw", {"dvm", "vault", "work", "sys-net",
+                                                                            "fedora"}),
+    (StepKind.IMPORT, ("import_volume", "sys-fw", "private"), None, "sys-fw", set()),
+    (StepKind.PROPERTIES, ("set_property", "sys-fw", "label"), None, "sys-fw", set()),
+    (StepKind.REFERENCES, ("set_property", "work", "netvm"), None, "work", set()),
+    (StepKind.CAPABILITIES_OFF, ("reset_property", "vault", "provides_network"), None, "vault", set()),
+    (StepKind.FEATURES, ("set_feature", "work"), None, "work", set()),
+    (StepKind.TAGS, ("add_tag", "work", "project-x"), None, "work", set()),
+    (StepKind.FIREWALL, ("set_firewall", "sys-fw"), None, "sys-fw", set()),
+    (StepKind.NOTES, ("set_notes", "sys-fw"), None, "sys-fw", set()),
+    (StepKind.DEVICES, ("assign_device", "work"), None, "work", set()),
+    (StepKind.FINISH, ("remove_tag", "sys-fw", GUARD_TAG), None, "sys-fw", set()),
+]
+
+
+@pytest.mark.parametrize(("kind", "fault", "wyng_fault", "target", "also"), CASES,
+                         ids=[f"{c[0].value}-{c[3]}-{i}" for i, c in enumerate(CASES)])
+def test_failure_at_every_step(
+    tmp_path: Path, fake_wyng: FakeWyngFactory, kind: StepKind, fault: tuple[str, ...] | None,
+    wyng_fault: str | None, target: str, also: set[str],
+) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    backed_up = prepare(world)
+    if fault is not None:
+        world.qubes.fail(*fault)
+
+    result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True,
+                           env={"FAKE_WYNG_FAIL": wyng_fault} if wyng_fault else None)
+
+    assert result.exit_code is ExitCode.PARTIAL
+    outcomes = {q.target: q for q in result.qubes}
+    assert outcomes[target].failed_step == kind.value, outcomes[target]
+    assert outcomes[target].hint and outcomes[target].error
+    failed = {name for name, o in outcomes.items() if not o.ok}
+    assert target in failed and failed - {target} <= also, failed
+    for name, outcome in outcomes.items():
+        tags = world.qubes.domains[name].tags if name in world.qubes.domains else set()
+        if outcome.ok:
+            assert GUARD_TAG not in tags, name
+            _, data = world.state((name,))[name]
+            assert name not in backed_up or data == backed_up[name], name
+        elif name in world.qubes.domains and not (name == target and kind is StepKind.GUARD):
+            assert GUARD_TAG in tags, name
+    # nothing lost: sys-fw holds either its newer data untouched, or the backup's with the newer as a revision
+    current = hashlib.sha256(world.qubes.read_volume("sys-fw", "private")).hexdigest()
+    if current != hashlib.sha256(CHANGED).hexdigest():
+        assert current == backed_up["sys-fw"]["private"]
+        world.qubes.revert("sys-fw", "private")
+        assert world.qubes.read_volume("sys-fw", "private") == CHANGED
+
+
+def test_scratch_copies_are_gone_after_every_run(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    prepare(world)
+    world.qubes.fail("import_volume", "sys-fw")
+    world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+    assert not list(tmp_path.glob("pool-*/.wyngq-restore*"))
+
+
+def test_a_failed_qube_can_be_finished_by_running_the_restore_again(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    backed_up = prepare(world)
+    world.qubes.fail("set_notes", "sys-fw")
+    first = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+    assert first.exit_code is ExitCode.PARTIAL
+    world.qubes._faults().clear()
+
+    again = world.restore("sys-fw", on_conflict=ConflictPolicy.REPLACE)
+
+    assert again.exit_code is ExitCode.OK
+    assert GUARD_TAG not in world.qubes.domains["sys-fw"].tags
+    assert world.state(("sys-fw",))["sys-fw"][1] == backed_up["sys-fw"]
+    assert world.qubes.domains["sys-fw"].notes == "the firewall"
+
+
+def test_json_result_names_the_failed_step(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    prepare(world)
+    world.qubes.fail("set_firewall", "sys-fw")
+    from wyngq.cli.restore import result_data
+
+    result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+    data = json.loads(json.dumps(result_data(result)))
+    entry = next(q for q in data["qubes"] if q["target"] == "sys-fw")
+    assert (entry["ok"], entry["failed_step"]) == (False, "firewall")
+    assert "qvm-volume revert sys-fw:private" in entry["hint"]
+    assert entry["revisions"] == ["sys-fw:private"]
+
+
+def test_an_interruption_stops_the_restore_and_leaves_the_guard_tags(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    from wyngq.errors import Interrupted
+
+    world = make_restore_world(tmp_path, fake_wyng)
+    prepare(world)
+    interrupting = fake_wyng("wyng-interrupting", FAKE_WYNG_FAIL="interrupt")
+    wrapper = tmp_path / "bin" / "wyng-interrupt-data"  # only the data receive is interrupted
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *--local-from*) exec "{interrupting}" "$@";; esac\n'
+                       f'exec "{world.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    world.executable = str(wrapper)
+    with pytest.raises(Interrupted):
+        world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+    assert GUARD_TAG in world.qubes.domains["sys-fw"].tags  # touched: tagged, will not start half-restored
+    assert world.qubes.read_volume("sys-fw", "private") == CHANGED  # its data untouched
+    assert not list(tmp_path.glob("pool-*/.wyngq-restore*"))

@@ -1,0 +1,166 @@
+"""`restore`: qubes' data and settings back from a session, planned first.
+
+Exit status: 0 all restored (or a dry run that would proceed), 6 refused
+(conflicts or other blocking problems: nothing was changed), 8 some qubes
+failed (each keeps the guard tag; the result says how to finish or undo).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from wyngq import names
+from wyngq.cli.common import Context, Presenter, finish, with_wyng
+from wyngq.errors import UsageError
+from wyngq.output import Human
+from wyngq.restore.model import ConflictPolicy, RestorePlan, RestoreRequest
+from wyngq.restore.run import RestoreResult, archive_qube_of, run_restore
+
+NEEDS_ARCHIVE = True
+
+
+def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    parser: argparse.ArgumentParser = actions.add_parser(
+        "restore", help="restore qubes (data and settings) from a session")
+    parser.add_argument("qubes", nargs="*", metavar="QUBE")
+    parser.add_argument("--session", help="YYYYMMDD-HHMMSS or latest (default: the newest holding every QUBE)")
+    parser.add_argument("--on-conflict", choices=[p.value for p in ConflictPolicy], default="fail",
+                        help="when a qube of that name exists: fail (default), skip it, replace it in place, "
+                        "or rename (restore beside it)")
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
+                        help="restore the backed-up qube OLD under the name NEW")
+    parser.add_argument("--exclude", action="append", default=[], metavar="QUBE", help="leave this qube out")
+    parser.add_argument("-p", "--pool", help="storage pool for the qubes this restore creates")
+    parser.add_argument("--shutdown", action="store_true",
+                        help="shut down running qubes that must stop (and their running dependants) gracefully")
+    parser.add_argument("--force", action="store_true", help="like --shutdown, and kill a qube that does not stop")
+    parser.add_argument("--include-disposable", nargs="?", const="on", default="off", choices=("on", "off"),
+                        help="also restore named disposables when restoring a whole session")
+    parser.add_argument("--no-keep-previous", action="store_true",
+                        help="also replace volumes that keep no revisions (their current data is then lost)")
+    parser.add_argument("--pref", action="append", default=[], metavar="NAME::x",
+                        help="leave property NAME as it is (neither restored nor reset)")
+    parser.add_argument("--dry-run", action="store_true", help="show the plan and what would change; change nothing")
+    return parser
+
+
+def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
+    request = restore_request(args)
+    qubes = context.connect()
+    archive_qube = archive_qube_of(context.target.dest)
+    done: RestoreResult = with_wyng(
+        context, lambda wyng: run_restore(qubes, wyng, request, presenter, context.workdir, archive_qube))
+    return finish(presenter, "restore", done.exit_code, result_data(done), lambda out: show(out, done))
+
+
+def restore_request(args: argparse.Namespace) -> RestoreRequest:
+    renames = []
+    for text in args.rename:
+        old, sep, new = text.partition(":")
+        if not sep:
+            raise UsageError(f"--rename={text}: expected OLD:NEW")
+        renames.append((names.qube_name(old), names.qube_name(new)))
+    skip = set()
+    for text in args.pref:
+        name, sep, how = text.partition("::")
+        if not sep or how != "x" or not name.replace("_", "").isalnum():
+            raise UsageError(f"--pref={text}: expected NAME::x (leave property NAME as it is)")
+        skip.add(name)
+    return RestoreRequest(
+        qubes=tuple(names.qube_name(q) for q in args.qubes),
+        session=names.session_selector(args.session) if args.session else None,
+        on_conflict=ConflictPolicy(args.on_conflict),
+        renames=tuple(renames),
+        exclude=tuple(names.qube_name(q) for q in args.exclude),
+        pool=args.pool,
+        shutdown=args.shutdown,
+        force=args.force,
+        include_disposable=args.include_disposable == "on",
+        dry_run=args.dry_run,
+        skip_properties=frozenset(skip),
+        keep_previous=not args.no_keep_previous,
+    )
+
+
+def result_data(result: RestoreResult) -> dict[str, object]:
+    """The JSON result: the session, each qube's plan and outcome, problems, and
+    (for dry runs and refusals) the planned steps with what each would change."""
+    outcomes = {q.target: q for q in result.qubes}
+    qubes = []
+    for plan in result.plan.qubes:
+        entry: dict[str, object] = {
+            "name": plan.source, "target": plan.target, "class": plan.klass.value, "action": plan.action.value,
+            "problems": [{"code": p.code, "message": p.message, "resolution": p.resolution, "blocking": p.blocking}
+                         for p in plan.problems],
+            "volumes": [{"volume": v.kind, "archive": v.archive_name, "size": v.size, "pool": v.pool,
+                         "replaces": v.replaces} for v in plan.volumes],
+        }
+        outcome = outcomes.get(plan.target) if plan.changes else None
+        if outcome is not None:
+            entry.update(ok=outcome.ok, failed_step=outcome.failed_step, error=outcome.error, hint=outcome.hint,
+                         changes=outcome.changes, revisions=list(outcome.revisions))
+        qubes.append(entry)
+    data: dict[str, object] = {
+        "session": result.session, "dry_run": result.dry_run, "refused": result.refused,
+        "settings_source": result.plan.settings_source, "qubes": qubes, "warnings": list(result.warnings),
+    }
+    if result.refused:
+        data["code"] = "conflict"  # nothing was changed: the plan has blocking problems
+    if result.dry_run or result.refused:
+        data["steps"] = [
+            {"step": s.kind.value, "qube": s.qube,
+             "changes": [{"op": o.verb, "key": o.key, "old": o.old, "new": o.value} for o in s.ops]}
+            for s in result.plan.steps
+        ]
+    return data
+
+
+def show(out: Human, result: RestoreResult) -> None:
+    plan = result.plan
+    out.say(f"Session {result.session} (settings from {plan.settings_source}):")
+    for qube in plan.qubes:
+        action = f"rename -> {qube.target}" if qube.target != qube.source else qube.action.value
+        out.say(f"  {qube.source:<24} {qube.klass.value:<13} {action}")
+        for problem in qube.problems:
+            mark = "!" if problem.blocking else "-"
+            out.say(f"      {mark} {problem.message}: {problem.resolution}")
+    if result.refused:
+        out.say("\nRefused: nothing was changed. Resolve the problems marked '!' and run the restore again.")
+        return
+    if result.dry_run:
+        show_changes(out, plan)
+        out.say("\nDry run: nothing was changed.")
+        return
+    out.say("")
+    for outcome in result.qubes:
+        if outcome.action.value == "skip":
+            continue
+        if outcome.ok:
+            kept = f" (previous data kept: qvm-volume revert {', '.join(outcome.revisions)})" \
+                if outcome.revisions else ""
+            out.say(f"  {outcome.target:<24} restored{kept}")
+        else:
+            out.say(f"  {outcome.target:<24} FAILED at {outcome.failed_step}: {outcome.error}")
+            out.say(f"      {outcome.hint}")
+    for warning in result.warnings:
+        out.say(f"warning: {warning}")
+
+
+def show_changes(out: Human, plan: RestorePlan) -> None:
+    """The per-qube diff: what each step would change, old -> new."""
+    for qube in plan.qubes:
+        if not qube.changes:
+            continue
+        out.say(f"\n{qube.target}:")
+        for pair in qube.volumes:
+            keep = "replaces the current data (kept as a revision)" if pair.replaces else "new"
+            out.say(f"    data {pair.kind}: {pair.archive_name} ({pair.size} bytes, {keep})")
+        for step in plan.steps_of(qube.target):
+            if step.kind.value == "shutdown":
+                out.say(f"    shut down: {', '.join(op.key for op in step.ops)}")
+            for op in step.ops:
+                if step.kind.value in ("shutdown", "import"):
+                    continue
+                old = "-" if op.old is None else repr(op.old)
+                new = "-" if op.value is None else repr(op.value)
+                out.say(f"    {step.kind.value} {op.verb} {op.key}: {old} -> {new}")

@@ -1,0 +1,257 @@
+"""Apply a RestorePlan: execute its steps in order, through the Qubes port and
+one Wyng receive, and report each qube's outcome. Decides nothing.
+
+A qube whose step fails is not touched again: it keeps the guard tag
+(`backup-restore-in-progress`, so qubesd will not start it) and its outcome
+names the failed step, the error, and how to finish or undo. The other qubes
+go on. Scratch copies are always removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wyngq.errors import QubesError, WyngError
+from wyngq.events import Reporter, wyng_progress
+from wyngq.model import DeviceAssignment
+from wyngq.qubes.port import QubesPort
+from wyngq.restore import data
+from wyngq.restore.model import GUARD_TAG, Action, Op, QubePlan, RestorePlan, Step, StepKind
+from wyngq.wyng.runner import Wyng
+
+
+@dataclass(frozen=True)
+class QubeOutcome:
+    source: str
+    target: str
+    action: Action
+    ok: bool
+    failed_step: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    changes: int = 0
+    revisions: tuple[str, ...] = ()  # volumes whose previous data is kept as a revision
+
+
+# What fails one qube's step. Anything else (an interruption, a bug) stops the
+# whole restore: the qubes touched so far keep their guard tags.
+_STEP_ERRORS = (QubesError, WyngError)
+
+
+class _Failed(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class _Run:
+    plan: RestorePlan
+    qubes: QubesPort
+    wyng: Wyng
+    workdir: str
+    reporter: Reporter
+    failed: dict[str, tuple[StepKind, str]] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    imported: dict[str, list[str]] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+
+def apply_plan(
+    plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, reporter: Reporter
+) -> tuple[tuple[QubeOutcome, ...], tuple[str, ...]]:
+    """Execute `plan`; return every qube's outcome (in plan order) and warnings."""
+    run = _Run(plan, qubes, wyng, workdir, reporter)
+    pairs = [p for q in plan.qubes if q.changes for p in q.volumes]
+    try:
+        for step in plan.steps:
+            if step.qube is not None and step.qube in run.failed:
+                continue
+            _do(run, step)
+    finally:
+        leftovers = data.discard_scratch(pairs)
+        run.warnings += [f"could not remove the scratch copy {path}" for path in leftovers]
+    return tuple(_outcome(run, q) for q in plan.qubes), tuple(run.warnings)
+
+
+def _do(run: _Run, step: Step) -> None:
+    run.reporter.event("step", qube=step.qube, step=step.kind.value, operations=len(step.ops))
+    if step.kind is StepKind.RECEIVE:
+        _receive(run)
+        return
+    assert step.qube is not None
+    try:
+        _HANDLERS[step.kind](run, step)
+    except _Failed as failure:
+        _fail(run, step.qube, step.kind, failure.message)
+    except _STEP_ERRORS as err:
+        _fail(run, step.qube, step.kind, err.message)
+
+
+def _fail(run: _Run, target: str, kind: StepKind, message: str) -> None:
+    run.failed[target] = (kind, message)
+    run.reporter.event("qube_failed", qube=target, step=kind.value, error=message)
+
+
+def _count(run: _Run, target: str) -> None:
+    run.changes[target] = run.changes.get(target, 0) + 1
+
+
+# -- the steps -------------------------------------------------------------------------
+def _guard(run: _Run, step: Step) -> None:
+    assert step.qube is not None
+    run.qubes.add_tag(step.qube, GUARD_TAG)
+
+
+def _shutdown(run: _Run, step: Step) -> None:
+    for op in step.ops:
+        if op.key in run.stopped:
+            continue
+        try:
+            run.qubes.shutdown(op.key)
+        except QubesError as err:
+            if not run.plan.force:
+                raise _Failed(f"could not shut down {op.key!r}: {err.message}") from err
+            run.warnings.append(f"{op.key} did not shut down ({err.message}); it was killed (--force)")
+            run.qubes.kill(op.key)
+        run.stopped.add(op.key)
+
+
+def _create(run: _Run, step: Step) -> None:
+    assert step.qube is not None
+    plan = run.plan.qube(step.qube)
+    lost = [name for name in plan.depends_on if run.failed.get(name, (None,))[0] is StepKind.CREATE]
+    if lost:
+        raise _Failed(f"not created: {', '.join(lost)}, which it needs, could not be created")
+    assert plan.label is not None
+    run.qubes.create_qube(plan.target, plan.klass, label=plan.label, template=plan.template, pool=plan.pool,
+                          pools=dict(plan.pools))
+    _count(run, plan.target)
+    run.qubes.add_tag(plan.target, GUARD_TAG)
+
+
+def _writes(run: _Run, step: Step) -> None:
+    """Apply a step's operations one by one; the first failure fails the qube."""
+    assert step.qube is not None
+    for op in step.ops:
+        writer = _WRITERS[(_FAMILY.get(step.kind, step.kind), op.verb)]
+        try:
+            writer(run.qubes, step.qube, op)
+        except QubesError as err:
+            raise _Failed(f"{_describe(op)}: {err.message}") from err
+        _count(run, step.qube)
+
+
+_Writer = Callable[[QubesPort, str, Op], None]
+_FAMILY = {kind: StepKind.PROPERTIES for kind in (
+    StepKind.CAPABILITIES, StepKind.REFERENCES, StepKind.CAPABILITIES_OFF)}
+_WRITERS: dict[tuple[StepKind, str], _Writer] = {
+    (StepKind.PROPERTIES, "set"): lambda q, t, o: q.set_property(t, o.key, o.value or ""),
+    (StepKind.PROPERTIES, "reset"): lambda q, t, o: q.reset_property(t, o.key),
+    (StepKind.FEATURES, "set"): lambda q, t, o: q.set_feature(t, o.key, o.value or ""),
+    (StepKind.FEATURES, "remove"): lambda q, t, o: q.remove_feature(t, o.key),
+    (StepKind.TAGS, "add"): lambda q, t, o: q.add_tag(t, o.key),
+    (StepKind.TAGS, "remove"): lambda q, t, o: q.remove_tag(t, o.key),
+    (StepKind.FIREWALL, "set"): lambda q, t, o: q.set_firewall(t, (o.value or "").split("\n")),
+    (StepKind.NOTES, "set"): lambda q, t, o: q.set_notes(t, o.value or ""),
+    (StepKind.DEVICES, "assign"): lambda q, t, o: q.assign_device(t, _device(o)),
+    (StepKind.DEVICES, "unassign"): lambda q, t, o: q.unassign_device(t, _device(o)),
+    (StepKind.VOLUMES, "revisions_to_keep"): lambda q, t, o: q.set_revisions_to_keep(t, o.key, int(o.value or 0)),
+    (StepKind.VOLUMES, "resize"): lambda q, t, o: q.resize_volume(t, o.key, int(o.value or 0)),
+}
+
+
+def _device(op: Op) -> DeviceAssignment:
+    assert op.device is not None
+    return op.device
+
+
+def _import(run: _Run, step: Step) -> None:
+    assert step.qube is not None
+    plan = run.plan.qube(step.qube)
+    for op in step.ops:
+        pair = next(p for p in plan.volumes if p.kind == op.key)
+        try:
+            data.import_volume(run.qubes, pair)
+        except QubesError as err:
+            raise _Failed(f"importing the {op.key} volume: {err.message}") from err
+        run.imported.setdefault(step.qube, []).append(op.key)
+        _count(run, step.qube)
+        data.discard_copy(pair)  # free the space now; the rest go at the end
+
+
+def _finish(run: _Run, step: Step) -> None:
+    assert step.qube is not None
+    run.qubes.remove_tag(step.qube, GUARD_TAG)
+
+
+def _describe(op: Op) -> str:
+    if op.verb in ("set", "add", "assign"):
+        return f"{op.verb} {op.key}" + (f" = {op.value!r}" if op.value is not None and op.verb == "set" else "")
+    return f"{op.verb} {op.key}"
+
+
+def _receive(run: _Run) -> None:
+    pairs = [p for q in run.plan.qubes if q.changes and q.target not in run.failed for p in q.volumes]
+    if not pairs:
+        return
+    owner = {p.archive_name: p.qube for p in pairs}
+    progress = wyng_progress(run.reporter, lambda v: {"qube": owner[v]} if v in owner else {})
+    failed = data.receive(run.wyng, pairs, run.plan.session, run.workdir, progress)
+    for pair in pairs:
+        if pair.archive_name in failed and pair.qube not in run.failed:
+            _fail(run, pair.qube, StepKind.RECEIVE, f"{pair.kind} volume: {failed[pair.archive_name]}")
+
+
+_HANDLERS: dict[StepKind, Callable[[_Run, Step], None]] = {
+    StepKind.GUARD: _guard,
+    StepKind.SHUTDOWN: _shutdown,
+    StepKind.CREATE: _create,
+    StepKind.CAPABILITIES: _writes,
+    StepKind.IMPORT: _import,
+    StepKind.VOLUMES: _writes,
+    StepKind.PROPERTIES: _writes,
+    StepKind.REFERENCES: _writes,
+    StepKind.CAPABILITIES_OFF: _writes,
+    StepKind.FEATURES: _writes,
+    StepKind.TAGS: _writes,
+    StepKind.FIREWALL: _writes,
+    StepKind.NOTES: _writes,
+    StepKind.DEVICES: _writes,
+    StepKind.FINISH: _finish,
+}
+
+
+# -- outcomes --------------------------------------------------------------------------
+def _outcome(run: _Run, plan: QubePlan) -> QubeOutcome:
+    target = plan.target
+    revisions = tuple(f"{target}:{kind}" for kind in run.imported.get(target, ()))
+    if not plan.changes:
+        return QubeOutcome(plan.source, target, plan.action, True)
+    if target not in run.failed:
+        return QubeOutcome(plan.source, target, plan.action, True, changes=run.changes.get(target, 0),
+                           revisions=revisions)
+    kind, error = run.failed[target]
+    return QubeOutcome(plan.source, target, plan.action, False, kind.value, error, _hint(run, plan, kind),
+                       run.changes.get(target, 0), revisions)
+
+
+def _hint(run: _Run, plan: QubePlan, kind: StepKind) -> str:
+    target = plan.target
+    untag = f"`qvm-tags {target} del {GUARD_TAG}`"
+    if plan.action is Action.REPLACE:
+        finish = f"{target!r} keeps the tag {GUARD_TAG} and will not start. To finish, fix the cause and " \
+                 f"restore it again with --on-conflict=replace."
+        imported = run.imported.get(target, [])
+        if imported:
+            reverts = " and ".join(f"`qvm-volume revert {target}:{k}`" for k in imported)
+            return f"{finish} To undo its data, {reverts} (the previous data is kept as a revision), then {untag}."
+        if kind in (StepKind.GUARD, StepKind.SHUTDOWN, StepKind.RECEIVE, StepKind.IMPORT):
+            return f"{finish} Its data was not changed; to use it as it is, {untag}."
+        return f"{finish} To use it as it is, {untag}."
+    if kind is StepKind.CREATE and run.changes.get(target, 0) == 0:
+        return f"{target!r} was not created; fix the cause and restore it again."
+    return (f"{target!r} was created but is incomplete and keeps the tag {GUARD_TAG}. To finish, fix the cause and "
+            f"restore it again with --on-conflict=replace; to undo, `qvm-remove {target}`.")

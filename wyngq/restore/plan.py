@@ -1,0 +1,240 @@
+"""Restore planning: (session data, live system, request) -> RestorePlan. Pure.
+
+One entry per chosen qube (`create | replace | rename -> NEW | skip`) with its
+problems and how each is resolved, its volume pairs, and the ordered steps
+(DESIGN §6):
+
+1. the guard tag on every qube to be replaced, then graceful shutdowns
+   (running dependants first), when the request allows them;
+2. missing qubes created: templates, standalones, disposable templates,
+   netvms, other qubes (each tagged right after creation); capabilities
+   (`provides_network`, `template_for_dispvms`) switched on; then disposables;
+3. one Wyng receive of every data volume into scratch copies, then their
+   imports through the Admin API (restore.data says why);
+4. plain properties, then references in dependency order, then capabilities
+   switched off (after nobody points at them any more);
+5. features, tags, firewall, notes, devices; the guard tag removed last.
+
+Any blocking problem refuses the whole restore before anything changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from wyngq.model import PoolDriver, QubeClass, QubeSettings
+from wyngq.restore import ops as opsmod
+from wyngq.restore.model import (
+    Action,
+    LiveSystem,
+    Op,
+    Problem,
+    QubePlan,
+    RestorePlan,
+    RestoreRequest,
+    SessionData,
+    Step,
+    StepKind,
+    VolumePair,
+)
+from wyngq.restore.resolve import Decision, World, decide_targets, dependency_order, rank, running_dependants
+
+SCRATCH_DIR = ".wyngq-restore"  # inside a file-reflink pool: same filesystem, removed after use
+SCRATCH_LV_PREFIX = "wyngq-restore-"
+_PER_QUBE_TAIL = (StepKind.FEATURES, StepKind.TAGS, StepKind.FIREWALL, StepKind.NOTES, StepKind.DEVICES)
+
+
+def plan_restore(
+    data: SessionData, live: LiveSystem, request: RestoreRequest, chosen: tuple[str, ...]
+) -> RestorePlan:
+    """Plan restoring `chosen` (names as in the backup) from `data` onto `live`."""
+    decisions = decide_targets(chosen, data.settings, live, request)
+    world = World(decisions, data.settings, live)
+    plans: dict[str, QubePlan] = {}
+    qube_ops: dict[str, dict[StepKind, tuple[Op, ...]]] = {}
+    for source in chosen:
+        plan, ops = _plan_qube(decisions[source], data, live, world, request)
+        plans[source] = plan
+        qube_ops[plan.target] = ops
+    ordered = _order([p for p in plans.values() if p.changes], data.settings)
+    steps = _steps(ordered, qube_ops)
+    skipped = [p for p in plans.values() if not p.changes]
+    return RestorePlan(
+        session=data.session,
+        settings_source=data.source,
+        qubes=tuple(ordered) + tuple(sorted(skipped, key=lambda p: p.source)),
+        steps=steps,
+        force=request.force,
+        keep_previous=request.keep_previous,
+    )
+
+
+def _plan_qube(
+    decision: Decision, data: SessionData, live: LiveSystem, world: World, request: RestoreRequest
+) -> tuple[QubePlan, dict[StepKind, tuple[Op, ...]]]:
+    settings = data.settings[decision.source]
+    problems = list(decision.problems)
+    if decision.action is Action.SKIP:
+        return QubePlan(decision.source, decision.target, settings.klass, decision.action, tuple(problems)), {}
+    created = decision.action is not Action.REPLACE
+    now = None if created else live.settings[decision.target]
+    desired, found = opsmod.desired_settings(settings, world, live, request.skip_properties, now,
+                                             request.keep_previous)
+    problems += found
+    volumes, pool, pools = _volumes(decision, settings, data, live, request, problems)
+    shutdown = () if created else _shutdown(decision.target, live, request, problems)
+    current = now or opsmod.fresh(settings.klass, decision.target, desired.label, desired.template)
+    if live.archive_qube and live.archive_qube in (decision.target, *shutdown):
+        problems.append(Problem(
+            "archive_qube", f"the archive is reached through qube {live.archive_qube!r}, which this restore would stop",
+            "refused: restore it from another copy of the archive, or leave it out", blocking=True))
+    plan = QubePlan(
+        source=decision.source, target=decision.target, klass=settings.klass, action=decision.action,
+        problems=tuple(problems), volumes=volumes, label=desired.label, template=desired.template,
+        pool=pool, pools=pools, shutdown=shutdown, depends_on=_depends_on(desired),
+    )
+    return plan, opsmod.operations(desired, current, created)
+
+
+def _depends_on(desired: opsmod.Desired) -> tuple[str, ...]:
+    names = {desired.template} if desired.template else set()
+    names |= {v.value for k, v in desired.properties.items() if opsmod.is_reference(k, v) and v.value}
+    names |= {d.backend for d in desired.devices}
+    return tuple(sorted(names - {"dom0"}))
+
+
+def _shutdown(target: str, live: LiveSystem, request: RestoreRequest, problems: list[Problem]) -> tuple[str, ...]:
+    dependants = running_dependants(target, live)
+    running = live.qubes[target].running
+    stop = dependants + ((target,) if running else ())
+    if not stop:
+        return ()
+    allowed = request.shutdown or request.force
+    how = "shut down gracefully first" + (", killed if it does not stop" if request.force else "")
+    if running:
+        problems.append(Problem(
+            "running", f"qube {target!r} is running",
+            how if allowed else f"refused: shut down {target!r} first, or pass --shutdown", blocking=not allowed))
+    if dependants:
+        names = ", ".join(dependants)
+        problems.append(Problem(
+            "running_dependants", f"running qubes depend on {target!r}: {names}",
+            f"{names} {how}" if allowed else f"refused: shut down {names} first, or pass --shutdown",
+            blocking=not allowed))
+    return stop if allowed else ()
+
+
+def _volumes(
+    decision: Decision, settings: QubeSettings, data: SessionData, live: LiveSystem, request: RestoreRequest,
+    problems: list[Problem],
+) -> tuple[tuple[VolumePair, ...], str | None, tuple[tuple[str, str], ...]]:
+    """The volume pairs, and for a new qube the pool(s) to create it in."""
+    archived = data.volumes.get(decision.source, {})
+    kinds = settings.klass.backed_up_volumes
+    missing = [k for k in kinds if k not in archived]
+    if missing:
+        problems.append(Problem(
+            "incomplete", f"session {data.session} lacks its {', '.join(missing)} volume(s)",
+            "refused: choose a session that holds all its volumes (--session)", blocking=True))
+        return (), None, ()
+    if decision.action is Action.REPLACE:
+        pairs = []
+        for kind in kinds:
+            volume = next((v for v in live.volumes.get(decision.target, ()) if v.kind == kind), None)
+            if volume is not None and volume.revisions_to_keep == 0 and request.keep_previous:
+                problems.append(Problem(
+                    "no_revisions", f"its {kind} volume keeps no revisions, so its current data could not be "
+                    "brought back", f"refused: run `qvm-volume config {decision.target}:{kind} revisions_to_keep 1`, "
+                    "or pass --no-keep-previous", blocking=True))
+            pairs.append(_pair(decision.target, kind, archived[kind], data, live, volume.pool if volume else None,
+                               True, problems))
+        return tuple(p for p in pairs if p is not None), None, ()
+    backup_pools = {v.kind: v.pool for v in settings.volumes}
+    pools: dict[str, str] = {}
+    pairs = []
+    for kind in kinds:
+        wanted = request.pool or backup_pools.get(kind)
+        if wanted is not None and wanted in live.pools:
+            pools[kind] = wanted
+            chosen = wanted
+        else:
+            chosen = live.default_pool or ""
+            if request.pool is None and wanted is not None:
+                problems.append(Problem("missing_pool", f"pool {wanted!r} of its {kind} volume does not exist here",
+                                        f"created in the default pool {chosen!r} (or choose one with --pool)"))
+        pairs.append(_pair(decision.target, kind, archived[kind], data, live, chosen, False, problems))
+    if "volatile" in backup_pools and backup_pools["volatile"] in live.pools:
+        pools["volatile"] = backup_pools["volatile"]
+    if request.pool is not None and request.pool not in live.pools:
+        problems.append(Problem("missing_pool", f"pool {request.pool!r} does not exist here",
+                                "refused: choose an existing pool with --pool (qvm-pool lists them)", blocking=True))
+    return tuple(p for p in pairs if p is not None), request.pool, \
+        tuple(sorted(pools.items())) if request.pool is None else ()
+
+
+def _pair(
+    target: str, kind: str, archive_name: str, data: SessionData, live: LiveSystem, pool_name: str | None,
+    replaces: bool, problems: list[Problem],
+) -> VolumePair | None:
+    """Where Wyng writes the volume's data: a scratch copy in the volume's own
+    pool, imported afterwards through the Admin API (restore.data)."""
+    pool = live.pools.get(pool_name or "")
+    if pool is None or not pool.supported or pool.wyng_path is None:
+        problems.append(Problem("unsupported_pool", f"its {kind} volume's pool {pool_name!r} cannot be written by Wyng",
+                                "refused: use a file-reflink or lvm_thin pool (--pool for new qubes)", blocking=True))
+        return None
+    size = data.sizes.get(archive_name, 0)
+    if PoolDriver(pool.driver) is PoolDriver.LVM_THIN:
+        local = f"{SCRATCH_LV_PREFIX}{target}-{kind}"
+        scratch = f"/dev/{pool.wyng_path.split('/')[0]}/{local}"
+        return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local, scratch, replaces)
+    store = os.path.join(pool.wyng_path, SCRATCH_DIR)
+    local = f"{target}.{kind}.img"
+    return VolumePair(target, kind, archive_name, size, pool.name, store, local, os.path.join(store, local), replaces)
+
+
+def _order(plans: list[QubePlan], settings: Mapping[str, QubeSettings]) -> list[QubePlan]:
+    """Qubes after what they reference (template, netvm, ..., device backends)."""
+    by_target = {p.target: p for p in plans}
+    ranks = {p.target: rank(settings[p.source]) for p in plans}
+    edges = {p.target: {n for n in p.depends_on if n in by_target} for p in plans}
+    return [by_target[name] for name in dependency_order(ranks, edges)]
+
+
+def _steps(ordered: list[QubePlan], qube_ops: Mapping[str, Mapping[StepKind, tuple[Op, ...]]]) -> tuple[Step, ...]:
+    steps: list[Step] = []
+    replaced = [p for p in ordered if p.action is Action.REPLACE]
+    created = [p for p in ordered if p.action is not Action.REPLACE]
+    steps += [Step(StepKind.GUARD, p.target) for p in replaced]
+    # Each running qube is stopped once: by its own step if it is replaced too, else by the
+    # first qube (dependants first: reverse order) that needs it stopped.
+    owner: dict[str, str] = {}
+    for plan in reversed(replaced):
+        for name in plan.shutdown:
+            owner.setdefault(name, name if name in {p.target for p in replaced} else plan.target)
+    for plan in reversed(replaced):
+        names = [n for n in plan.shutdown if owner[n] == plan.target]
+        if names:
+            steps.append(Step(StepKind.SHUTDOWN, plan.target, tuple(Op("shutdown", n) for n in names)))
+    steps += [Step(StepKind.CREATE, p.target) for p in created if p.klass is not QubeClass.DISP]
+    steps += _per_qube(ordered, qube_ops, StepKind.CAPABILITIES)
+    steps += [Step(StepKind.CREATE, p.target) for p in created if p.klass is QubeClass.DISP]
+    if any(p.volumes for p in ordered):
+        steps.append(Step(StepKind.RECEIVE, None))
+    for plan in ordered:
+        imports = tuple(Op("import", v.kind, v.scratch, None) for v in plan.volumes if v.scratch)
+        if imports:
+            steps.append(Step(StepKind.IMPORT, plan.target, imports))
+    steps += _per_qube(ordered, qube_ops, StepKind.VOLUMES)
+    for kind in (StepKind.PROPERTIES, StepKind.REFERENCES, StepKind.CAPABILITIES_OFF):
+        steps += _per_qube(ordered, qube_ops, kind)
+    for plan in ordered:
+        steps += [Step(k, plan.target, qube_ops[plan.target][k]) for k in _PER_QUBE_TAIL if k in qube_ops[plan.target]]
+    steps += [Step(StepKind.FINISH, p.target) for p in ordered]
+    return tuple(steps)
+
+
+def _per_qube(ordered: list[QubePlan], qube_ops: Mapping[str, Mapping[StepKind, tuple[Op, ...]]], kind: StepKind
+              ) -> list[Step]:
+    return [Step(kind, p.target, qube_ops[p.target][kind]) for p in ordered if kind in qube_ops[p.target]]

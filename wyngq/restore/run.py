@@ -1,0 +1,136 @@
+"""Restore, end to end: read the archive and the session's settings, look at
+the live system, plan (pure), then apply unless it is a dry run or refused.
+
+Wyng runs twice before anything changes (`--json list`, then the settings
+bundle with `--save-to`) and once to move all data (one `receive`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from wyngq import bundle, listing, volnames
+from wyngq.errors import ExitCode
+from wyngq.events import Reporter
+from wyngq.model import QubeSettings
+from wyngq.qubes.port import QubesPort
+from wyngq.restore.apply import QubeOutcome, apply_plan
+from wyngq.restore.model import LiveSystem, RestorePlan, RestoreRequest, SessionData
+from wyngq.restore.plan import plan_restore
+from wyngq.restore.qubesxml import read_qubes_xml
+from wyngq.restore.select import choose_session, select_qubes
+from wyngq.wyng.catalog import Archive
+from wyngq.wyng.runner import Wyng
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    session: str
+    dry_run: bool
+    plan: RestorePlan
+    qubes: tuple[QubeOutcome, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.plan.blocking)
+
+    @property
+    def changed(self) -> bool:
+        """Whether qubes were touched (a refused or dry-run restore changes nothing)."""
+        return not self.dry_run and not self.refused and any(q.changes for q in self.qubes)
+
+    @property
+    def summary(self) -> str:
+        if self.refused:
+            return f"restore from {self.session} refused: {len(self.plan.blocking)} blocking problem(s)"
+        if self.dry_run:
+            return f"dry run of a restore from {self.session}: {len(self.plan.qubes)} qube(s) planned"
+        done = [q.target for q in self.qubes if q.ok]
+        failed = [q.target for q in self.qubes if not q.ok]
+        text = f"restored from {self.session}: {', '.join(done) or 'nothing'}"
+        return text + (f"; FAILED: {', '.join(failed)}" if failed else "")
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.refused:
+            return ExitCode.QUBES
+        if any(not q.ok for q in self.qubes):
+            return ExitCode.PARTIAL
+        return ExitCode.OK
+
+
+def run_restore(
+    qubes: QubesPort, wyng: Wyng, request: RestoreRequest, reporter: Reporter, workdir: str,
+    archive_qube: str | None = None,
+) -> RestoreResult:
+    """Restore what `request` asks for; refuse (changing nothing) when the plan
+    has blocking problems; return the plan and each qube's outcome."""
+    archive = wyng.catalog()
+    index = listing.qube_volumes(archive)
+    meta = archive.volumes.get(volnames.METADATA_VOLUME)
+    session = choose_session(index, sorted(meta.sessions) if meta else [], request)
+    settings, source = session_settings(listing.read_session_bundle(wyng, session, workdir))
+    data = session_data(archive, index, session, settings, source)
+    chosen = select_qubes(data, request)
+    live = live_system(qubes, chosen, request, archive_qube)
+    plan = plan_restore(data, live, request, chosen)
+    reporter.event("restore_plan", session=session, dry_run=request.dry_run,
+                   qubes=[{"name": q.source, "target": q.target, "action": q.action.value} for q in plan.qubes],
+                   problems=len(plan.problems), refused=bool(plan.blocking))
+    if plan.blocking or request.dry_run:
+        return RestoreResult(session=session, dry_run=request.dry_run, plan=plan)
+    outcomes, warnings = apply_plan(plan, qubes, wyng, workdir, reporter)
+    return RestoreResult(session=session, dry_run=False, plan=plan, qubes=outcomes, warnings=warnings)
+
+
+def session_settings(found: bundle.Bundle) -> tuple[dict[str, QubeSettings], str]:
+    """The session's qube settings: wyngq's manifest, else upstream's qubes.xml."""
+    if found.manifest is not None:
+        return dict(found.manifest.qubes), "manifest"
+    if found.qubes_xml is not None:
+        return read_qubes_xml(found.qubes_xml, found.files), "qubes.xml"
+    raise bundle.BundleError("the session's settings bundle has neither wyngq.json nor qubes.xml",
+                             hint="this session was not written by wyng-util-qubes")
+
+
+def session_data(
+    archive: Archive, index: Mapping[str, Mapping[str, Mapping[str, str]]], session: str,
+    settings: Mapping[str, QubeSettings], source: str,
+) -> SessionData:
+    volumes = {qube: dict(kinds) for qube, by_session in index.items() if (kinds := by_session.get(session))}
+    sizes = {
+        name: archive.volumes[name].sessions[session].volsize
+        for kinds in volumes.values() for name in kinds.values()
+    }
+    return SessionData(session=session, volumes=volumes, sizes=sizes, settings=settings, source=source)
+
+
+def live_system(qubes: QubesPort, chosen: tuple[str, ...], request: RestoreRequest, archive_qube: str | None
+                ) -> LiveSystem:
+    """What planning needs from the live system; full settings only of the qubes
+    restore may change (the chosen names and explicit rename targets)."""
+    overview = qubes.overview()
+    renames = dict(request.renames)
+    names = {renames.get(name, name) for name in chosen} | set(chosen)
+    existing = sorted(n for n in names if n in overview)
+    return LiveSystem(
+        qubes=overview,
+        settings={name: qubes.settings(name) for name in existing},
+        volumes={name: qubes.qube(name).volumes for name in existing},
+        pools=qubes.pools(),
+        default_pool=qubes.default_pool(),
+        labels=qubes.labels(),
+        kernels=qubes.kernels(),
+        archive_qube=archive_qube,
+    )
+
+
+def archive_qube_of(dest: str) -> str | None:
+    """The qube an archive URL goes through (`qubes://VM/...`, `qubes-ssh://VM:...`)."""
+    for scheme in ("qubes://", "qubes-ssh://"):
+        if dest.startswith(scheme):
+            rest = dest[len(scheme):]
+            return rest.split("/", 1)[0].split(":", 1)[0] or None
+    return None

@@ -1,0 +1,88 @@
+"""Which session, and which of its qubes, a restore request means (pure).
+
+A session counts only when it also holds the settings bundle (listing.py), so
+data and settings always come from the same backup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from wyngq.errors import UsageError
+from wyngq.model import QubeClass
+from wyngq.names import LATEST
+from wyngq.restore.model import RestoreRequest, SessionData
+
+
+def choose_session(
+    index: Mapping[str, Mapping[str, Mapping[str, str]]], bundle_sessions: Sequence[str], request: RestoreRequest
+) -> str:
+    """Given qube -> session -> kind -> archive volume, the sessions holding a
+    settings bundle and the request, return the session to restore from.
+
+    An explicit session must hold a bundle. Otherwise: the newest session that
+    holds every requested qube that has data anywhere in the archive (qubes with
+    no data at all may be disposables, found in the bundle later); with no qubes
+    named, `latest` is the newest session. Raise UsageError when there is none.
+    """
+    sessions = sorted(bundle_sessions)
+    if request.session and request.session != LATEST:
+        if request.session not in sessions:
+            raise UsageError(f"no Qubes backup session {request.session} in the archive",
+                             hint="`list --all` shows the sessions")
+        return request.session
+    if not sessions:
+        raise UsageError("the archive holds no Qubes backup session", hint="back up first")
+    if not request.qubes:
+        if request.session == LATEST:
+            return sessions[-1]
+        raise UsageError("name the qubes to restore, or give --session", hint="`list` shows what the archive holds")
+    with_data = [q for q in request.qubes if q in index]
+    for session in reversed(sessions):
+        if all(session in index[q] for q in with_data):
+            return session
+    raise UsageError(
+        "no session holds all of " + ", ".join(with_data),
+        hint="restore them separately, or choose a session with --session (`list` shows which hold what)",
+    )
+
+
+def select_qubes(data: SessionData, request: RestoreRequest) -> tuple[str, ...]:
+    """Return the names (as in the backup) to restore from this session, sorted.
+
+    Named qubes must be in the session: settings in its bundle, and their data
+    unless they are disposables. With no names: every qube with data in the
+    session, plus disposables when asked. dom0 is never restored."""
+    settings = data.settings
+    if "dom0" in request.qubes:
+        raise UsageError("dom0 is never restored by wyng-util-qubes", hint="leave dom0 out of the list")
+    if request.qubes:
+        missing = [q for q in request.qubes if q not in settings or (_has_data(data, q) is False)]
+        if missing:
+            raise UsageError(
+                f"not in session {data.session}: " + ", ".join(sorted(missing)),
+                hint=f"`list --session={data.session}` shows what it holds",
+            )
+        chosen = set(request.qubes)
+    else:
+        chosen = {
+            name for name, s in settings.items()
+            if name in data.volumes or (s.klass is QubeClass.DISP and request.include_disposable)
+        }
+    chosen -= set(request.exclude)
+    chosen = {q for q in chosen if q != "dom0" and settings[q].klass is not QubeClass.ADMIN}
+    if not chosen:
+        raise UsageError(f"nothing to restore from session {data.session}",
+                         hint="name qubes that the session holds, or drop some --exclude")
+    unused = sorted(old for old, _ in request.renames if old not in chosen)
+    if unused:
+        raise UsageError(f"--rename names qubes this restore does not restore: {', '.join(unused)}",
+                         hint="rename only qubes that are restored")
+    return tuple(sorted(chosen))
+
+
+def _has_data(data: SessionData, name: str) -> bool | None:
+    """Whether a qube that should have data has it in the session (None: it has none to have)."""
+    if not data.settings[name].klass.backed_up_volumes:
+        return None
+    return name in data.volumes
