@@ -8,7 +8,7 @@ backup does. Example (`wyng-util-qubes.example.toml` in the package):
     # wyng = "/usr/local/bin/wyng"
     # meta_dir = "/var/lib/wyng"
 
-    [passphrase]            # one of: command, file
+    [passphrase]            # one of: command, file, qube
     file = "/etc/wyng-util-qubes/laptop.pass"
 
     [qubes]
@@ -19,6 +19,20 @@ backup does. Example (`wyng-util-qubes.example.toml` in the package):
     dedup = true
     autoprune = "on"
     check_after_send = false
+
+    [rpc]                   # who may use this profile over qrexec (qubes.WyngBackup)
+    allow_unauthenticated_restore = false
+
+    [[rpc.allow]]           # one rule; a call is allowed when one rule allows all of it
+    callers = ["mgmt", "@tag:wyng-admin"]
+    actions = ["list", "status", "backup", "restore"]
+    # qubes = ["work"]      # default: every qube of [qubes]; always limited to them
+    # on_conflict = ["fail", "skip"]   # restore conflict policies (default: fail)
+    # shutdown = false      # may a restore shut down running qubes gracefully
+
+The `[rpc]` table is read by the qrexec service only (wyngq.rpc): without a
+rule naming it, a qube can do nothing with the profile, whatever dom0's qrexec
+policy allows.
 """
 
 from __future__ import annotations
@@ -36,6 +50,8 @@ PROFILE_DIR = "/etc/wyng-util-qubes/profiles"
 PROFILE_DIR_ENV = "WYNGQ_PROFILE_DIR"
 _PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 AUTOPRUNE_MODES = ("off", "on", "full")
+RPC_ACTIONS = ("list", "backup", "restore", "verify", "prune", "status")
+CONFLICT_POLICIES = ("fail", "skip", "replace", "rename")
 _DEST_SCHEMES = ("file:", "ssh://", "qubes://", "qubes-ssh://")
 
 
@@ -45,10 +61,11 @@ class PassphraseSource:
 
     command: tuple[str, ...] | None = None
     file: str | None = None
+    qube: str | None = None  # a vault qube answering qubes.WyngPassphrase+PROFILE
 
     @property
     def configured(self) -> bool:
-        return bool(self.command or self.file)
+        return bool(self.command or self.file or self.qube)
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,28 @@ class BackupDefaults:
 
 
 @dataclass(frozen=True)
+class RpcRule:
+    """What some callers may do with the profile over qrexec.
+
+    `callers`: qube names and `@tag:T`. `qubes`: names and `@tag:T` the rule is
+    limited to, within the profile's [qubes] selection (None: the whole
+    selection). `on_conflict`: the restore conflict policies it allows.
+    """
+
+    callers: tuple[str, ...]
+    actions: tuple[str, ...]
+    qubes: tuple[str, ...] | None = None
+    on_conflict: tuple[str, ...] = ("fail",)
+    shutdown: bool = False
+
+
+@dataclass(frozen=True)
+class RpcAccess:
+    rules: tuple[RpcRule, ...] = ()
+    allow_unauthenticated_restore: bool = False
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     dest: str
@@ -75,16 +114,21 @@ class Profile:
     passphrase: PassphraseSource = field(default_factory=PassphraseSource)
     qubes: Selection = field(default_factory=Selection)
     backup: BackupDefaults = field(default_factory=BackupDefaults)
+    rpc: RpcAccess = field(default_factory=RpcAccess)
 
 
 def profile_dir() -> str:
     return os.environ.get(PROFILE_DIR_ENV) or PROFILE_DIR
 
 
+def is_profile_name(name: str) -> bool:
+    return _PROFILE_NAME.fullmatch(name) is not None
+
+
 def load_profile(name: str, directory: str | None = None) -> Profile:
     """Return the profile called `name`; raise UsageError for a bad name and
     ConfigError for a missing or invalid file."""
-    if not _PROFILE_NAME.fullmatch(name):
+    if not is_profile_name(name):
         raise UsageError(f"invalid profile name {name!r}", hint="use lower-case letters, digits, '_', '.', '-'")
     path = os.path.join(directory or profile_dir(), f"{name}.toml")
     try:
@@ -92,7 +136,7 @@ def load_profile(name: str, directory: str | None = None) -> Profile:
             data = tomllib.load(handle)
     except FileNotFoundError as err:
         raise ConfigError(f"no profile {name!r}", hint=f"create {path}") from err
-    except (OSError, tomllib.TOMLDecodeError) as err:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"cannot read profile {path}: {err}") from err
     try:
         return parse_profile(name, data)
@@ -101,7 +145,7 @@ def load_profile(name: str, directory: str | None = None) -> Profile:
 
 
 def parse_profile(name: str, data: dict[str, Any]) -> Profile:
-    _only(data, {"dest", "wyng", "meta_dir", "passphrase", "qubes", "backup"}, "profile")
+    _only(data, {"dest", "wyng", "meta_dir", "passphrase", "qubes", "backup", "rpc"}, "profile")
     dest = _str(data, "dest")
     if not dest.startswith(_DEST_SCHEMES):
         raise ValueError(f"dest {dest!r} is not a Wyng URL (file:, ssh://, qubes://, qubes-ssh://)")
@@ -113,14 +157,15 @@ def parse_profile(name: str, data: dict[str, Any]) -> Profile:
         passphrase=_passphrase(data.get("passphrase", {})),
         qubes=_selection(data.get("qubes", {})),
         backup=_backup(data.get("backup", {})),
+        rpc=_rpc(data.get("rpc", {})),
     )
 
 
 def _passphrase(raw: Any) -> PassphraseSource:
     table = _table(raw, "passphrase")
-    _only(table, {"command", "file"}, "[passphrase]")
+    _only(table, {"command", "file", "qube"}, "[passphrase]")
     if len(table) > 1:
-        raise ValueError("[passphrase] takes one of command or file")
+        raise ValueError("[passphrase] takes one of command, file or qube")
     command = table.get("command")
     if command is not None:
         if isinstance(command, str):
@@ -132,7 +177,10 @@ def _passphrase(raw: Any) -> PassphraseSource:
     file = _str(table, "file", None)
     if file is not None and not file.startswith("/"):
         raise ValueError("[passphrase] file must be an absolute path")
-    return PassphraseSource(tuple(command) if command else None, file)
+    qube = _str(table, "qube", None)
+    if qube is not None and not is_qube_name(qube):
+        raise ValueError(f"[passphrase] qube {qube!r} is not a qube name")
+    return PassphraseSource(tuple(command) if command else None, file, qube)
 
 
 def _selection(raw: Any) -> Selection:
@@ -163,6 +211,49 @@ def _backup(raw: Any) -> BackupDefaults:
         dedup=_bool(table, "dedup", False),
         autoprune=autoprune,
         check_after_send=_bool(table, "check_after_send", False),
+    )
+
+
+def _rpc(raw: Any) -> RpcAccess:
+    table = _table(raw, "rpc")
+    _only(table, {"allow", "allow_unauthenticated_restore"}, "[rpc]")
+    rules = table.get("allow", [])
+    if not isinstance(rules, list):
+        raise TypeError("[rpc] allow must be an array of tables ([[rpc.allow]])")
+    return RpcAccess(
+        rules=tuple(_rpc_rule(rule, n) for n, rule in enumerate(rules, 1)),
+        allow_unauthenticated_restore=_bool(table, "allow_unauthenticated_restore", False),
+    )
+
+
+def _rpc_rule(raw: Any, number: int) -> RpcRule:
+    where = f"[[rpc.allow]] #{number}"
+    table = _table(raw, "rpc.allow")
+    _only(table, {"callers", "actions", "qubes", "on_conflict", "shutdown"}, where)
+    callers = _str_list(table, "callers")
+    actions = _str_list(table, "actions")
+    if not callers or not actions:
+        raise ValueError(f"{where} needs callers and actions")
+    for caller in callers:
+        if not (is_qube_name(caller) or _is_tag_selector(caller)):
+            raise ValueError(f"{where} caller {caller!r} is not a qube name or @tag:NAME")
+    for action in actions:
+        if action not in RPC_ACTIONS:
+            raise ValueError(f"{where} action {action!r} is not one of {', '.join(RPC_ACTIONS)}")
+    qubes = _str_list(table, "qubes") if "qubes" in table else None
+    for item in qubes or ():
+        if not (is_qube_name(item) or _is_tag_selector(item)):
+            raise ValueError(f"{where} qube {item!r} is not a qube name or @tag:NAME")
+    on_conflict = _str_list(table, "on_conflict") if "on_conflict" in table else ["fail"]
+    for policy in on_conflict:
+        if policy not in CONFLICT_POLICIES:
+            raise ValueError(f"{where} on_conflict {policy!r} is not one of {', '.join(CONFLICT_POLICIES)}")
+    return RpcRule(
+        callers=tuple(callers),
+        actions=tuple(actions),
+        qubes=tuple(qubes) if qubes is not None else None,
+        on_conflict=tuple(on_conflict),
+        shutdown=_bool(table, "shutdown", False),
     )
 
 

@@ -1,0 +1,411 @@
+"""CI tier: the qrexec service in-process (serve()) against the fake dom0 and the
+fake `wyng` run as real subprocesses: every action, every refusal, the audit
+line, the job records, a caller that disconnects mid-backup, and hostile
+requests that never reach Wyng's command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FakeWyngFactory
+from tests.integration.rpc_world import ALL_ACTIONS, PROFILE, RpcWorld, make_rpc_world
+from wyngq.lock import operation_lock
+from wyngq.rpc.service import CallerStream
+
+LAPTOP = {"profile": "laptop"}
+
+
+@pytest.fixture
+def rpc(tmp_path: Path, fake_wyng: FakeWyngFactory) -> RpcWorld:
+    return make_rpc_world(tmp_path, fake_wyng)
+
+
+class Unreadable(io.BytesIO):
+    def read(self, size: int | None = -1) -> bytes:
+        raise AssertionError("stdin must not be read")
+
+
+# -- the actions ----------------------------------------------------------------------
+def test_backup_streams_a_job_event_progress_and_the_result_last(rpc: RpcWorld) -> None:
+    reply = rpc.call("backup", {**LAPTOP, "qubes": ["work", "vault"]})
+
+    assert reply.status == 0
+    job = reply.lines[0]
+    assert job["type"] == "job" and job["action"] == "backup" and job["profile"] == "laptop"
+    assert reply.events("plan")[0]["qubes"] == ["vault", "work"]
+    assert {e["qube"] for e in reply.events("volume") if "qube" in e} == {"vault", "work"}
+    result = reply.result
+    assert result["ok"] is True and result["code"] == "ok" and result["job"] == job["id"]
+    assert [q["name"] for q in result["qubes"]] == ["vault", "work"]
+    assert result["session"] in rpc.dom0.wyng().catalog().sessions()
+    assert rpc.dom0.qubes.domains["work"].backup_timestamp is not None
+
+
+def test_backup_without_qubes_backs_up_the_profile_selection(rpc: RpcWorld) -> None:
+    reply = rpc.call("backup", LAPTOP)
+
+    assert reply.status == 0, reply.result
+    assert [q["name"] for q in reply.result["qubes"]] == sorted(
+        ["fedora", "dvm", "sys-net", "sys-fw", "work", "vault", "disp1"]
+    )
+    (job,) = rpc.jobs()
+    assert job.qubes == tuple(sorted(["fedora", "dvm", "sys-net", "sys-fw", "work", "vault", "disp1"]))
+
+
+def test_dry_run_backup_stores_nothing(rpc: RpcWorld) -> None:
+    reply = rpc.call("backup", {**LAPTOP, "qubes": ["work"], "dry_run": True})
+    assert reply.status == 0 and reply.result["dry_run"] is True
+    assert rpc.dom0.wyng().catalog().sessions() == []
+
+
+def test_list_verify_prune_status_after_a_backup(rpc: RpcWorld) -> None:
+    session = rpc.call("backup", {**LAPTOP, "qubes": ["work"]}).result["session"]
+
+    listed = rpc.call("list", LAPTOP)
+    assert listed.status == 0 and listed.result["qubes"] == {"work": [session]}
+    assert listed.events("job") == []  # quick read-only calls are not jobs
+
+    one = rpc.call("list", {**LAPTOP, "session": session})
+    assert [q["name"] for q in one.result["session_qubes"]] == ["work"]
+
+    verified = rpc.call("verify", {**LAPTOP, "qubes": ["work"]})
+    assert verified.status == 0 and verified.result["session"] == session
+    assert verified.result["qubes"][0]["ok"] is True and verified.result["settings"] == "ok"
+
+    pruned = rpc.call("prune", {**LAPTOP, "session": session, "dry_run": True})
+    assert pruned.status == 0 and pruned.result["dry_run"] is True and pruned.result["removed"] == {}
+
+    status = rpc.call("status", LAPTOP)
+    assert status.status == 0
+    jobs = status.result["jobs"]
+    assert [j["action"] for j in jobs] == ["prune", "verify", "backup"]
+    assert jobs[2]["session"] == session and jobs[2]["code"] == "ok" and jobs[2]["state"] == "finished"
+    assert all("pid" not in j for j in jobs)
+
+    one_job = rpc.call("status", {**LAPTOP, "job": jobs[2]["id"]})
+    assert [j["id"] for j in one_job.result["jobs"]] == [jobs[2]["id"]]
+    missing = rpc.call("status", {**LAPTOP, "job": "20000101-000000-00000000"})
+    assert missing.status == 2 and missing.result["message"] == "no job 20000101-000000-00000000 for profile 'laptop'"
+
+
+def test_restore_of_a_removed_qube(rpc: RpcWorld) -> None:
+    before = rpc.dom0.state(("work",))
+    rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
+    rpc.dom0.remove("work")
+
+    reply = rpc.call("restore", {**LAPTOP, "qubes": ["work"]})
+
+    assert reply.status == 0, reply.result
+    assert reply.result["qubes"][0]["action"] == "create" and reply.result["qubes"][0]["ok"] is True
+    assert rpc.dom0.state(("work",)) == before
+    assert rpc.jobs()[0].action == "restore" and rpc.jobs()[0].code == "ok"
+
+
+def test_restore_conflict_policies_and_rename(rpc: RpcWorld) -> None:
+    rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
+
+    refused = rpc.call("restore", {**LAPTOP, "qubes": ["work"]})
+    assert refused.status == 6 and refused.result["refused"] is True
+    assert "work" in rpc.dom0.qubes.domains
+
+    renamed = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "rename",
+                                   "rename": {"work": "work-copy"}})
+    assert renamed.status == 0, renamed.result
+    assert renamed.result["qubes"][0]["target"] == "work-copy"
+    assert rpc.dom0.qubes.read_volume("work-copy", "private") == rpc.dom0.qubes.read_volume("work", "private")
+
+
+def test_explicit_rename_onto_an_existing_qube_is_refused(rpc: RpcWorld) -> None:
+    rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
+    before = rpc.dom0.qubes.read_volume("vault", "private")
+
+    reply = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "rename", "rename": {"work": "vault"}})
+
+    assert reply.status == 6 and reply.result["refused"] is True
+    assert rpc.dom0.qubes.read_volume("vault", "private") == before
+
+
+def test_restore_from_an_unauthenticated_archive_needs_the_profile_to_allow_it(rpc: RpcWorld) -> None:
+    rpc.call("backup", {**LAPTOP, "qubes": ["work"]})
+    rpc.profile(PROFILE.replace("allow_unauthenticated_restore = true", "allow_unauthenticated_restore = false")
+                .format(dest=rpc.dom0.dest, wyng=rpc.dom0.executable, actions=ALL_ACTIONS))
+    rpc.dom0.remove("work")
+
+    reply = rpc.call("restore", {**LAPTOP, "qubes": ["work"]})
+
+    assert reply.status == 4
+    assert reply.result["code"] == "not_permitted"
+    assert reply.result["message"] == (
+        "the archive of profile 'laptop' is not authenticated (not encrypted): restore over qrexec is refused"
+    )
+    assert "work" not in rpc.dom0.qubes.domains
+    assert not any(c["argv"][-1] == "receive" for c in rpc.wyng_calls())
+
+
+# -- refusals before any work ---------------------------------------------------------------
+def test_unknown_action_is_refused_before_reading_stdin(rpc: RpcWorld) -> None:
+    out = io.BytesIO()
+    from wyngq.rpc.service import serve
+
+    status = serve(rpc.config, "mgmt", "delete", Unreadable(), out, qubes_factory=lambda: pytest.fail("no Qubes"))
+
+    (line,) = [json.loads(x) for x in out.getvalue().decode().splitlines()]
+    assert status == 2
+    assert line["type"] == "result" and line["code"] == "bad_request" and line["action"] == "unknown"
+    assert line["message"] == "unknown action 'delete'"
+    assert rpc.wyng_calls() == []
+    assert rpc.audit()[-1] | {"time": None} == {
+        "time": None, "caller": "mgmt", "action": "unknown", "profile": None, "qubes": [], "outcome": "bad_request",
+        "exit_code": 2, "job": None, "caller_gone": False,
+    }
+
+
+@pytest.mark.parametrize("action", ["", "-h", "--help", "backup\n", "BACKUP", "backup+x", "list;id", "../list"])
+def test_odd_actions_are_unknown(rpc: RpcWorld, action: str) -> None:
+    reply = rpc.call(action, LAPTOP)
+    assert reply.status == 2 and reply.result["code"] == "bad_request"
+    assert reply.result["message"].startswith("unknown action ")
+    assert rpc.wyng_calls() == []
+
+
+@pytest.mark.parametrize("caller", ["", "dom0", "-x", "--profile=evil", "a b", "x" * 40])
+def test_an_invalid_caller_is_refused(rpc: RpcWorld, caller: str) -> None:
+    reply = rpc.call("backup", LAPTOP, caller=caller)
+    assert reply.status == 2
+    assert reply.result["message"] == (
+        "the service was not started by qrexec with a valid caller (QREXEC_REMOTE_DOMAIN)"
+    )
+    assert rpc.wyng_calls() == []
+
+
+def test_a_bad_request_is_refused_with_its_reason(rpc: RpcWorld) -> None:
+    reply = rpc.call("backup", {**LAPTOP, "dest": "file:/tmp/elsewhere"})
+    assert reply.status == 2
+    assert reply.lines == [reply.result]
+    assert reply.result["message"] == "unknown key 'dest' for backup"
+    assert rpc.audit()[-1]["profile"] is None and rpc.audit()[-1]["outcome"] == "bad_request"
+
+
+def test_an_oversize_request_is_refused(rpc: RpcWorld) -> None:
+    reply = rpc.call("backup", b'{"profile": "laptop", "qubes": [' + b'"work", ' * 20_000 + b'"x"]}')
+    assert reply.status == 2 and reply.result["message"] == "request is larger than 65536 bytes"
+
+
+def test_a_profile_that_does_not_exist_and_one_the_caller_may_not_use_look_the_same(rpc: RpcWorld) -> None:
+    missing = rpc.call("backup", {"profile": "nosuch"})
+    stranger = rpc.call("backup", LAPTOP, caller="personal")
+
+    assert missing.status == stranger.status == 4
+    assert missing.result["message"] == "qube mgmt may not backup with profile 'nosuch'"
+    assert stranger.result["message"] == "qube personal may not backup with profile 'laptop'"
+    assert missing.result["hint"] == stranger.result["hint"]
+    assert rpc.wyng_calls() == []
+
+
+def test_an_invalid_profile_is_a_configuration_error_without_details(rpc: RpcWorld,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    rpc.profile('dest = "file:/x"\npassphrase_command = "/bin/secret-tool lookup"\n')
+    with caplog.at_level(logging.ERROR):
+        reply = rpc.call("backup", LAPTOP)
+    assert reply.status == 3
+    assert reply.result["message"] == "profile 'laptop' cannot be used: dom0 finds it invalid"
+    assert "secret-tool" not in json.dumps(reply.lines)
+    assert "passphrase_command" in caplog.text
+
+
+def test_an_action_the_rule_does_not_grant(rpc: RpcWorld) -> None:
+    rpc.profile(PROFILE.format(dest=rpc.dom0.dest, wyng=rpc.dom0.executable, actions='["list", "status"]'))
+    reply = rpc.call("backup", {**LAPTOP, "qubes": ["work"]})
+    assert reply.status == 4 and reply.result["message"] == "qube mgmt may not backup with profile 'laptop'"
+    assert rpc.wyng_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("qube", "message"),
+    [
+        ("untrusted", "qube untrusted is not covered by profile 'laptop'"),
+        ("personal", "qube personal is not covered by profile 'laptop'"),
+        ("mgmt", "qube mgmt is not covered by profile 'laptop'"),
+    ],
+)
+def test_qubes_outside_the_profile_are_refused(rpc: RpcWorld, qube: str, message: str) -> None:
+    reply = rpc.call("backup", {**LAPTOP, "qubes": ["work", qube]})
+    assert reply.status == 4 and reply.result["message"] == message
+    assert rpc.wyng_calls() == []
+    assert rpc.jobs() == []
+
+
+def test_a_rule_limited_to_some_qubes_conflict_policies_and_no_shutdown(rpc: RpcWorld) -> None:
+    rpc.profile(f'dest = "{rpc.dom0.dest}"\nwyng = "{rpc.dom0.executable}"\n'
+                '[qubes]\ninclude = ["work", "vault"]\n'
+                '[rpc]\nallow_unauthenticated_restore = true\n'
+                '[[rpc.allow]]\ncallers = ["@tag:wyng-admin"]\nactions = ["backup", "restore"]\nqubes = ["work"]\n')
+    whole = rpc.call("backup", LAPTOP)
+    assert whole.status == 4
+    assert whole.result["message"] == "backup of every qube of profile 'laptop' is not allowed; name the qubes"
+    vault = rpc.call("backup", {**LAPTOP, "qubes": ["vault"]})
+    assert vault.result["message"] == "backup of qube vault with profile 'laptop' is not allowed"
+    replace = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "replace"})
+    assert replace.result["message"] == "restore with on_conflict=replace is not allowed (allowed: fail)"
+    shutdown = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "shutdown": True})
+    assert shutdown.result["message"] == "restore may not shut down qubes (shutdown) for this caller"
+    assert rpc.wyng_calls() == []
+
+    allowed = rpc.call("backup", {**LAPTOP, "qubes": ["work"]})  # mgmt carries the tag wyng-admin
+    assert allowed.status == 0, allowed.result
+
+
+def test_busy_when_another_operation_holds_the_lock(rpc: RpcWorld) -> None:
+    with operation_lock("backup", path=rpc.config.lock_path):
+        reply = rpc.call("backup", {**LAPTOP, "qubes": ["work"]})
+    assert reply.status == 5 and reply.result["code"] == "busy"
+    assert rpc.jobs() == [] and rpc.wyng_calls() == []
+
+
+def test_an_internal_error_gives_a_generic_message_and_logs_the_traceback(
+    rpc: RpcWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wyngq.rpc.service import serve
+
+    def broken() -> Any:
+        raise RuntimeError("qubesd socket at /var/run/qubesd.sock exploded")
+
+    out = io.BytesIO()
+    with caplog.at_level(logging.ERROR):
+        status = serve(rpc.config, "mgmt", "backup", io.BytesIO(json.dumps(LAPTOP).encode()), out,
+                       qubes_factory=broken)
+
+    result = json.loads(out.getvalue().decode().splitlines()[-1])
+    assert status == 1
+    assert result["code"] == "internal" and result["message"] == "internal error in dom0; the details are in dom0's log"
+    assert "qubesd" not in out.getvalue().decode()
+    assert "RuntimeError: qubesd socket" in caplog.text
+    (job,) = rpc.jobs()
+    assert job.state == "finished" and job.code == "internal" and job.exit_code == 1
+    assert rpc.audit()[-1]["outcome"] == "internal" and rpc.audit()[-1]["job"] == job.id
+
+
+def test_the_audit_log_has_one_line_per_call_and_no_secrets(rpc: RpcWorld) -> None:
+    rpc.call("backup", {**LAPTOP, "qubes": ["work"]})
+    rpc.call("list", LAPTOP)
+    rpc.call("backup", b'{"profile": "laptop", "passphrase": "hunter2-secret"}')
+    lines = rpc.audit()
+    assert [(a["action"], a["outcome"], a["exit_code"]) for a in lines] == [
+        ("backup", "ok", 0), ("list", "ok", 0), ("backup", "bad_request", 2)]
+    assert lines[0]["qubes"] == ["work"] and lines[0]["job"] == rpc.jobs()[0].id
+    text = (Path(rpc.config.log_dir) / "audit.log").read_text()
+    assert "hunter2" not in text
+
+
+# -- the caller goes away -----------------------------------------------------------------
+def test_a_caller_that_disconnects_mid_backup_does_not_stop_it(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    rpc = make_rpc_world(tmp_path, fake_wyng)
+    slow = fake_wyng("wyng-slow", FAKE_WYNG_DELAY="1.0")
+    rpc.profile(PROFILE.format(dest=rpc.dom0.dest, wyng=slow, actions=ALL_ACTIONS))
+    read_end, write_end = os.pipe()
+    first_line: list[bytes] = []
+
+    def caller() -> None:  # reads the job event, then goes away (qube shut down)
+        with os.fdopen(read_end, "rb", buffering=0) as reader:
+            first_line.append(reader.readline())
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    with os.fdopen(write_end, "wb", buffering=0) as stdout:
+        reply = rpc.call("backup", {**LAPTOP, "qubes": ["work"]}, stdout=stdout)
+    thread.join()
+
+    assert json.loads(first_line[0])["type"] == "job"
+    assert reply.status == 0
+    (job,) = rpc.jobs()
+    assert job.state == "finished" and job.code == "ok" and job.exit_code == 0 and job.caller_gone is True
+    assert job.session in rpc.dom0.wyng().catalog().sessions()
+    assert rpc.audit()[-1]["caller_gone"] is True and rpc.audit()[-1]["outcome"] == "ok"
+    assert rpc.dom0.qubes.domains["work"].backup_timestamp is not None
+
+
+def test_caller_stream_drops_writes_after_epipe() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "wb", buffering=0) as raw:
+        stream = CallerStream(raw)
+        assert stream.write("one\n") == 4
+        assert stream.gone
+        assert stream.write("two\n") == 4
+
+
+# -- nothing from the caller reaches Wyng's argv ------------------------------------------------
+HOSTILE: list[tuple[str, dict[str, Any]]] = [
+    ("backup", {**LAPTOP, "qubes": ["-work"]}),
+    ("backup", {**LAPTOP, "qubes": ["--dest=file:/tmp/evil"]}),
+    ("backup", {**LAPTOP, "qubes": ["../../etc"]}),
+    ("backup", {**LAPTOP, "qubes": ["work/../../root"]}),
+    ("backup", {**LAPTOP, "qubes": ["work", "--all"]}),
+    ("list", {**LAPTOP, "session": "--all"}),
+    ("list", {**LAPTOP, "session": "20250102-030405 --dest=file:/tmp/evil"}),
+    ("verify", {**LAPTOP, "session": "-u"}),
+    ("verify", {**LAPTOP, "qubes": ["--session=x"]}),
+    ("prune", {**LAPTOP, "session": "--all-before"}),
+    ("prune", {**LAPTOP, "session": "20250101-000000,--all"}),
+    ("restore", {**LAPTOP, "qubes": ["work"], "session": "--use-snapshot"}),
+    ("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "rename", "rename": {"work": "--force"}}),
+    ("restore", {**LAPTOP, "qubes": ["-p"]}),
+    ("status", {**LAPTOP, "job": "../../../../etc/shadow"}),
+    ("backup", {"profile": "--dest=file:/tmp/evil"}),
+    ("backup", {"profile": "../../../tmp/evil"}),
+    ("backup", {**LAPTOP, "wyng": "/tmp/evil"}),
+    ("backup", {**LAPTOP, "dest": "file:/tmp/evil"}),
+]
+
+
+@pytest.mark.parametrize(("action", "request_"), HOSTILE, ids=[json.dumps(r) for _, r in HOSTILE])
+def test_option_injection_never_reaches_wyng(rpc: RpcWorld, action: str, request_: dict[str, Any]) -> None:
+    reply = rpc.call(action, request_)
+    assert reply.status == 2, reply.result
+    assert reply.result["code"] == "bad_request"
+    assert rpc.wyng_calls() == []
+    assert not (Path(rpc.config.state_dir) / "jobs").exists()
+
+
+def test_wyng_argv_holds_only_the_profiles_values_and_validated_names(rpc: RpcWorld) -> None:
+    session = rpc.call("backup", {**LAPTOP, "qubes": ["work", "vault"]}).result["session"]
+    rpc.call("verify", {**LAPTOP, "qubes": ["work"], "session": session})
+    rpc.call("prune", {**LAPTOP, "qubes": ["work"], "session": session, "dry_run": True})
+    rpc.call("list", {**LAPTOP, "session": session})
+
+    calls = rpc.wyng_calls()
+    drops = [c for c in calls if "--authmin=-1" in c["argv"]]
+    assert len(drops) == 4  # one per job, before its own calls: see test_each_job_first_ends_any_key_agent
+    for call in calls:
+        argv = call["argv"]
+        authmin = "--authmin=-1" if call in drops else "--authmin=0"
+        assert argv[:4] == [f"--dest={rpc.dom0.dest}", "--config=/dev/null", "-u", authmin]
+        if "--" in argv:  # volume names after `--`, built by wyngq from validated qube names
+            assert all(v.startswith(("appvms/", "vm-templates/")) or v == "wyng-qubes-metadata"
+                       for v in argv[argv.index("--") + 1:])
+        for word in argv[4:]:
+            if word == "--":
+                break
+            assert word.startswith("--") or word in {"-u", "send", "list", "verify", "receive", "prune"}, word
+            if word.startswith("--session="):
+                assert word == f"--session={session}"
+
+
+def test_each_job_first_ends_any_key_agent(rpc: RpcWorld) -> None:
+    """Wyng's key agent accepts any passphrase while it lives; a job started over
+    qrexec first has Wyng use-and-kill any agent (--authmin=-1) in a listing
+    given no passphrase, then makes its own calls with --authmin=0."""
+    rpc.call("backup", {**LAPTOP, "qubes": ["work"]})
+    calls = rpc.wyng_calls()
+    assert calls[0]["argv"] == [f"--dest={rpc.dom0.dest}", "--config=/dev/null", "-u", "--authmin=-1", "--json",
+                                "list"]
+    assert calls[0]["passphrase"] is None
+    assert all("--authmin=0" in c["argv"] for c in calls[1:])

@@ -1,0 +1,126 @@
+"""What each qrexec action runs: the same engine functions as the CLI.
+
+A handler gets the call's environment (the dom0 profile, a reporter that
+streams JSON Lines to the caller, a working directory, the Qubes port, and a
+way to run Wyng with the profile's passphrase) and a parsed request, and
+returns an Outcome. Everything the caller could choose has been validated and
+authorised before a handler runs; the archive, Wyng and its options, and the
+passphrase come from the profile only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wyngq import backup, maintenance
+from wyngq.cli.restore import result_data
+from wyngq.errors import ExitCode, NotPermittedError
+from wyngq.events import Reporter
+from wyngq.listing import ListRequest, list_archive
+from wyngq.profile import Profile
+from wyngq.qubes.port import QubesPort
+from wyngq.restore.model import ConflictPolicy, RestoreRequest
+from wyngq.restore.run import RestoreResult, archive_qube_of
+from wyngq.restore.run import run_restore as run_restore_engine
+from wyngq.rpc.request import BackupCall, ListCall, PruneCall, Request, RestoreCall, VerifyCall
+from wyngq.wyng.runner import Wyng
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    data: Any
+    qubes: tuple[str, ...] = ()
+    session: str | None = None
+
+
+@dataclass(frozen=True)
+class Env:
+    profile: Profile
+    reporter: Reporter
+    workdir: str
+    qubes: Callable[[], QubesPort]
+    with_wyng: Callable[[Callable[[Wyng], Any]], Any]
+
+
+def run_list(env: Env, call: ListCall) -> Outcome:
+    request = ListRequest(qubes=call.qubes, session=call.session, all=call.all)
+    listed = env.with_wyng(lambda wyng: list_archive(wyng, request, env.workdir))
+    return Outcome(ExitCode.OK, listed, call.qubes)
+
+
+def run_backup(env: Env, call: BackupCall) -> Outcome:
+    request = backup.request_for_profile(env.profile, qubes=call.qubes, dry_run=call.dry_run)
+    port = env.qubes()
+    done: backup.BackupResult = env.with_wyng(
+        lambda wyng: backup.run_backup(port, wyng, request, env.reporter, env.workdir)
+    )
+    return Outcome(done.exit_code, done, tuple(q.name for q in done.qubes), done.session)
+
+
+def run_verify(env: Env, call: VerifyCall) -> Outcome:
+    done: maintenance.VerifyResult = env.with_wyng(
+        lambda wyng: maintenance.verify(wyng, call.qubes, call.session, env.reporter, env.workdir)
+    )
+    return Outcome(done.exit_code, done, tuple(q.name for q in done.qubes), done.session)
+
+
+def run_prune(env: Env, call: PruneCall) -> Outcome:
+    request = maintenance.PruneRequest(
+        qubes=call.qubes, sessions=call.sessions, all_before=call.all_before, dry_run=call.dry_run
+    )
+    done: maintenance.PruneResult = env.with_wyng(lambda wyng: maintenance.prune(wyng, request, env.reporter))
+    return Outcome(ExitCode.OK, done, call.qubes or tuple(done.removed))
+
+
+def run_restore(env: Env, call: RestoreCall) -> Outcome:
+    """Restore as the CLI does, minus what a caller may never ask for: no kill
+    (`force`), no pool, no properties left out, previous data always kept. A
+    `rename` only ever creates qubes: the parser requires on_conflict=rename
+    with it, and the planner refuses an explicit new name that exists."""
+    request = RestoreRequest(
+        qubes=call.qubes,
+        session=call.session,
+        on_conflict=ConflictPolicy(call.on_conflict),
+        renames=call.rename,
+        shutdown=call.shutdown,
+        dry_run=call.dry_run,
+    )
+    port = env.qubes()
+    archive_qube = archive_qube_of(env.profile.dest)
+
+    def work(wyng: Wyng) -> RestoreResult:
+        check_authenticated(env, wyng)
+        return run_restore_engine(port, wyng, request, env.reporter, env.workdir, archive_qube)
+
+    done: RestoreResult = env.with_wyng(work)
+    return Outcome(done.exit_code, result_data(done), tuple(q.target for q in done.plan.qubes), done.session)
+
+
+def check_authenticated(env: Env, wyng: Wyng) -> None:
+    """Refuse a restore over qrexec from an archive Wyng does not authenticate,
+    unless the profile allows it (DESIGN §4): whoever can write such an archive
+    could inject settings into dom0-managed qubes."""
+    if env.profile.rpc.allow_unauthenticated_restore:
+        return
+    if wyng.catalog().authenticated is not True:
+        raise NotPermittedError(
+            f"the archive of profile {env.profile.name!r} is not authenticated (not encrypted): "
+            "restore over qrexec is refused",
+            hint="dom0: restore in dom0, or set allow_unauthenticated_restore = true in the profile's [rpc]",
+        )
+
+
+HANDLERS: dict[str, Callable[[Env, Any], Outcome]] = {
+    "list": run_list,
+    "backup": run_backup,
+    "restore": run_restore,
+    "verify": run_verify,
+    "prune": run_prune,
+}
+
+
+def handle(env: Env, request: Request) -> Outcome:
+    return HANDLERS[request.action](env, request)

@@ -1,0 +1,315 @@
+"""The dom0 side of `qubes.WyngBackup`: `python3 -I -m wyngq.rpc.service CALLER ACTION`.
+
+Run by the wrapper `/etc/qubes-rpc/qubes.WyngBackup` through `sudo -n` (Wyng
+needs root; the service runs as the dom0 user). sudo resets the environment, so
+the two values qrexec vouches for arrive as arguments: CALLER is
+$QREXEC_REMOTE_DOMAIN, ACTION the service argument ($1). Nothing else of the
+call is trusted: stdin is read through wyngq.rpc.request.
+
+One call, in this order (shape of qrexec's policy.Admin service):
+1. ACTION not in the action table -> refused before any other work;
+2. stdin, at most 64 KiB, parsed into the action's request (exit 2 if invalid);
+3. the dom0 profile it names, and the caller's authorisation in its [rpc];
+4. `status` answers from the job records; the other actions take the
+   operation lock (busy: exit 5) and run the same engine as the CLI; the long
+   ones (backup, restore, verify, prune) get a job record first;
+5. JSON Lines on stdout (a `job` event for a job, progress, and always a
+   final `result`), the job record finished, one audit line in dom0.
+
+Client errors get a clear message and their exit code; internal errors a
+generic message, with the traceback on stderr (dom0's qrexec log, which the
+caller never sees). A caller that goes away does not stop the job: EPIPE on
+stdout is ignored, the outcome is recorded and shown by `+status`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, cast
+
+from wyngq import lock, names, passphrase, process
+from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError
+from wyngq.model import Qube
+from wyngq.output import JsonLines, exit_status, to_data
+from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, load_profile
+from wyngq.qubes import connect
+from wyngq.qubes.port import QubesPort
+from wyngq.rpc import actions, audit, jobs
+from wyngq.rpc.authorize import authorize, not_permitted
+from wyngq.rpc.request import (
+    MAX_REQUEST_BYTES,
+    READ_TIMEOUT,
+    Request,
+    RequestError,
+    StatusCall,
+    parse_request,
+    read_capped,
+)
+from wyngq.wyng import commands
+from wyngq.wyng.commands import WyngTarget
+from wyngq.wyng.runner import Wyng
+
+log = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "internal error in dom0; the details are in dom0's log"
+JOB_ACTIONS = ("backup", "restore", "verify", "prune")  # long ones: recorded for `status`
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the service finds and keeps things; tests point these at tmp_path."""
+
+    profile_dir: str = PROFILE_DIR
+    log_dir: str = audit.LOG_DIR
+    state_dir: str = jobs.STATE_DIR
+    lock_path: str = lock.LOCK_PATH
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    read_timeout: float = READ_TIMEOUT
+
+
+class InternalError(WyngqError):
+    """What the caller is told about a bug; the traceback stays in dom0."""
+
+
+class CallerStream:
+    """The caller's stdout, as text, surviving the caller going away.
+
+    A write after the caller disconnected fails with EPIPE; from then on every
+    write is dropped and `gone` is True, and the work carries on."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if self.gone:
+            return len(text)
+        data = memoryview(text.encode("utf-8", "backslashreplace"))
+        try:
+            while data:
+                written = self.raw.write(data)
+                data = data[written if written is not None else len(data):]
+            self.raw.flush()
+        except (BrokenPipeError, ConnectionResetError, ValueError):
+            self._lost()
+        except OSError as err:
+            if err.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
+                raise
+            self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def _lost(self) -> None:
+        if not self.gone:
+            log.warning("the caller went away; the job goes on and its outcome is recorded")
+        self.gone = True
+
+
+def serve(
+    config: Config,
+    caller: str,
+    action: str,
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    *,
+    qubes_factory: Callable[[], QubesPort] = connect,
+) -> int:
+    """Answer one qrexec call; return its exit status. `caller` and `action` are
+    qrexec's (trusted) values; `stdin` is the caller's, `stdout` goes to it."""
+    out = CallerStream(stdout)
+    call = _Call(config, caller, action, JsonLines(cast(IO[str], out)), qubes_factory)
+    error: WyngqError | None = None
+    outcome = actions.Outcome(ExitCode.INTERNAL, None)
+    try:
+        outcome = call.run(stdin)
+        status = int(outcome.exit_code)
+    except WyngqError as err:
+        error, status = err, exit_status(err)
+    except Exception:
+        log.exception("internal error: %s from %s", call.entry.action, call.entry.caller)
+        error, status = InternalError(INTERNAL_MESSAGE), int(ExitCode.INTERNAL)
+    if isinstance(error, ConfigError):
+        log.error("%s from %s: %s", call.entry.action, call.entry.caller, error)
+    data: dict[str, Any] = {"job": call.job.id} if call.job is not None else {}
+    if error is None:
+        data.update(_as_object(outcome.data))
+    code = error.code if error is not None else ExitCode(status).name.lower()
+    message = error.message if error is not None else None
+
+    def record_job() -> None:
+        if call.job is not None:
+            call.jobs.finish(call.job, exit_code=status, code=code, message=message, session=outcome.session,
+                             caller_gone=out.gone, qubes=outcome.qubes or None)
+
+    record_job()  # before the result: a caller that asks `status` next sees the outcome
+    gone_before_result = out.gone
+    call.presenter.result(call.entry.action, status, data or None, error=error)
+    if out.gone and not gone_before_result:
+        record_job()
+    entry = call.entry
+    entry.qubes = outcome.qubes or entry.qubes
+    entry.outcome, entry.exit_code, entry.caller_gone = code, status, out.gone
+    audit.AuditLog(config.log_dir).write(entry)
+    return status
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    data = to_data(value)
+    return data if isinstance(data, dict) else {"value": data}
+
+
+class _Call:
+    """The state of one call as it goes, so that its end is recorded whatever happens."""
+
+    def __init__(
+        self,
+        config: Config,
+        caller: str,
+        action: str,
+        presenter: JsonLines,
+        qubes_factory: Callable[[], QubesPort],
+    ) -> None:
+        self.config = config
+        self.caller = caller
+        self.action = action
+        self.presenter = presenter
+        self.qubes_factory = qubes_factory
+        self.jobs = jobs.JobStore(config.state_dir)
+        self.job: jobs.JobRecord | None = None
+        known = action in RPC_ACTIONS
+        self.entry = audit.AuditEntry(
+            caller=caller if names.is_qube_name(caller) else ascii(caller)[:40],
+            action=action if known else "unknown",
+        )
+        self._port: QubesPort | None = None
+        self._seen: dict[str, Qube | None] = {}
+
+    def run(self, stdin: BinaryIO) -> actions.Outcome:
+        if self.action not in RPC_ACTIONS:
+            raise RequestError(
+                f"unknown action {ascii(self.action)[:40]}",
+                hint=f"call qubes.WyngBackup+ACTION with ACTION one of {', '.join(RPC_ACTIONS)}",
+            )
+        if not names.is_qube_name(self.caller):
+            raise UsageError("the service was not started by qrexec with a valid caller (QREXEC_REMOTE_DOMAIN)")
+        untrusted_data = read_capped(stdin, self.config.max_request_bytes, self.config.read_timeout)
+        request = parse_request(self.action, untrusted_data)
+        del untrusted_data
+        self.entry.profile = request.profile
+        self.entry.qubes = getattr(request, "qubes", ())
+        profile = self._profile(request.profile)
+        authorize(profile, self.caller, request, self._lookup)
+        if isinstance(request, StatusCall):
+            return self._status(profile, request)
+        return self._run_job(profile, request)
+
+    def _run_job(self, profile: Profile, request: Request) -> actions.Outcome:
+        with (
+            lock.operation_lock(f"qrexec {request.action} from {self.caller}", path=self.config.lock_path),
+            tempfile.TemporaryDirectory(prefix="wyngq-rpc-") as workdir,
+        ):
+            if request.action in JOB_ACTIONS:
+                self.job = self.jobs.start(profile.name, request.action, self.caller, getattr(request, "qubes", ()))
+                self.entry.job = self.job.id
+                self.presenter.event("job", id=self.job.id, profile=profile.name, action=request.action)
+            env = actions.Env(
+                profile=profile,
+                reporter=self.presenter,
+                workdir=workdir,
+                qubes=self._qubes,
+                with_wyng=lambda work: self._with_wyng(profile, work),
+            )
+            return actions.handle(env, request)
+
+    def _status(self, profile: Profile, request: StatusCall) -> actions.Outcome:
+        if request.job is not None:
+            records = [self.jobs.job(profile.name, request.job)]
+        else:
+            records = self.jobs.jobs(profile.name)
+        return actions.Outcome(ExitCode.OK, {"profile": profile.name, "jobs": jobs.records_as_data(records)})
+
+    def _profile(self, name: str) -> Profile:
+        try:
+            return load_profile(name, self.config.profile_dir)
+        except ConfigError as err:
+            if isinstance(err.__cause__, FileNotFoundError):
+                log.warning("%s from %s: %s", self.action, self.caller, err)
+                raise not_permitted(self.caller, self.action, name) from None
+            log.error("profile %s: %s", name, err)
+            raise ConfigError(
+                f"profile {name!r} cannot be used: dom0 finds it invalid",
+                hint="dom0's log has the details",
+            ) from None
+
+    @staticmethod
+    def _with_wyng(profile: Profile, work: Callable[[Wyng], Any]) -> Any:
+        """Run `work` with Wyng as the profile says, with its passphrase (if any);
+        nobody is ever asked for one here."""
+        target = WyngTarget(executable=profile.wyng, dest=profile.dest, meta_dir=profile.meta_dir)
+        secret = passphrase.from_source(profile.passphrase, profile.name)
+        drop_key_agent(target)
+        return work(Wyng(target, passphrase=secret))
+
+    def _qubes(self) -> QubesPort:
+        if self._port is None:
+            self._port = self.qubes_factory()
+        return self._port
+
+    def _lookup(self, name: str) -> Qube | None:
+        """The live qube `name` (cached for the call), or None if there is none."""
+        if name not in self._seen:
+            try:
+                self._seen[name] = self._qubes().qube(name)
+            except QubesError:
+                self._seen[name] = None
+        return self._seen[name]
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    config: Config | None = None,
+    *,
+    qubes_factory: Callable[[], QubesPort] = connect,
+) -> int:
+    """Entry point of `python3 -I -m wyngq.rpc.service CALLER ACTION` (see the module doc).
+    `config` and `qubes_factory` are for tests; the command line always uses the defaults."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _interrupted)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wyng-util-qubes[rpc] %(levelname)s: %(message)s")
+    stdout = cast(BinaryIO, open(sys.stdout.fileno(), "wb", buffering=0, closefd=False))  # noqa: SIM115
+    if len(args) != 2:
+        JsonLines(cast(IO[str], CallerStream(stdout))).result(
+            "unknown", int(ExitCode.USAGE), error=UsageError("usage: python3 -m wyngq.rpc.service CALLER ACTION")
+        )
+        return int(ExitCode.USAGE)
+    caller, action = args
+    return serve(config or Config(), caller, action, sys.stdin.buffer, stdout, qubes_factory=qubes_factory)
+
+
+def drop_key_agent(target: WyngTarget) -> None:
+    """End any Wyng key agent for this archive before a qrexec-triggered job.
+
+    While an agent lives Wyng accepts any passphrase, and `--authmin=0` (which
+    every wyngq call passes) still uses an agent someone else left (facts/wyng.md).
+    `--authmin=-1` makes Wyng use the agent and kill it: here for a throw-away
+    listing with no passphrase at all, whose outcome is ignored. The job's own
+    calls then authenticate with the profile's passphrase or fail (DESIGN §4)."""
+    done = process.run(commands.end_key_agent_command(target))
+    log.debug("key agent check for %s: wyng exited %d", target.dest, done.returncode)
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
