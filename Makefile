@@ -1,0 +1,70 @@
+# Install wyng-util-qubes the way Qubes packages do: the dom0 spec runs
+# `make install-dom0 DESTDIR=%{buildroot}`, the management-qube spec
+# `make install-vm DESTDIR=%{buildroot}`. `make install` is install-dom0.
+#
+# Nothing here reaches the network: the package tree is copied, not built
+# with pip, so an offline rpmbuild (qubes-builder cages) works.
+
+PYTHON ?= /usr/bin/python3
+PREFIX ?= /usr
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+# Where $(PYTHON) keeps pure-Python packages under $(PREFIX): the same path as
+# Fedora's %{python3_sitelib}. The specs pass theirs explicitly.
+PYTHON_SITELIB ?= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("purelib", "posix_prefix", {"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
+QUBES_RPC_DIR ?= $(SYSCONFDIR)/qubes-rpc
+POLICY_DIR ?= $(SYSCONFDIR)/qubes/policy.d
+PROFILE_DIR ?= $(SYSCONFDIR)/wyng-util-qubes/profiles
+SALT_DIR ?= /srv/salt
+UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+# The Python that runs the checks (`make test`, what .ci/run runs).
+TEST_PYTHON ?= python3
+
+# The package's files: code and the data it ships, never caches.
+PACKAGE_FILES := $(shell find wyngq -type f \( -name '*.py' -o -name '*.toml' -o -name 'py.typed' \) \
+	-not -path '*/__pycache__/*' | LC_ALL=C sort)
+
+.PHONY: all install install-dom0 install-vm install-package test
+
+all:
+	@echo "Nothing to build (pure Python). Targets: install, install-dom0, install-vm, test"
+
+install: install-dom0
+
+# The Python package and the command: what dom0 and a management qube both get.
+# The command runs `python3 -P`, so a directory it is started from is never on sys.path.
+install-package:
+	@test -n "$(PYTHON_SITELIB)" || { echo "cannot find the site-packages of $(PYTHON)" >&2; exit 1; }
+	@for file in $(PACKAGE_FILES); do \
+		install -D -m 0644 "$$file" "$(DESTDIR)$(PYTHON_SITELIB)/$$file" || exit 1; \
+	done
+	install -d -m 0755 $(DESTDIR)$(BINDIR)
+	printf '#!/bin/sh\n# Runs the installed wyngq package (-P: nothing from the working directory).\nexec %s -P -m wyngq "$$@"\n' \
+		'$(PYTHON)' > $(DESTDIR)$(BINDIR)/wyng-util-qubes
+	chmod 0755 $(DESTDIR)$(BINDIR)/wyng-util-qubes
+
+# dom0: the command, the qrexec service and its policy, an example profile, Salt,
+# and the scheduled-backup units (installed, never enabled).
+install-dom0: install-package
+	install -D -m 0755 qubes-rpc/qubes.WyngBackup $(DESTDIR)$(QUBES_RPC_DIR)/qubes.WyngBackup
+	install -D -m 0664 policy/90-default-wyng-util-qubes.policy \
+		$(DESTDIR)$(POLICY_DIR)/90-default-wyng-util-qubes.policy
+	install -D -m 0664 policy/30-user-wyng-util-qubes.policy \
+		$(DESTDIR)$(POLICY_DIR)/30-user-wyng-util-qubes.policy
+	install -D -m 0644 wyngq/data/wyng-util-qubes.example.toml $(DESTDIR)$(PROFILE_DIR)/example.toml.sample
+	install -D -m 0644 salt/_modules/wyngq.py $(DESTDIR)$(SALT_DIR)/_modules/wyngq.py
+	install -D -m 0644 salt/_states/wyngq.py $(DESTDIR)$(SALT_DIR)/_states/wyngq.py
+	install -D -m 0644 wyngq/data/systemd/wyng-util-qubes-backup@.service \
+		$(DESTDIR)$(UNIT_DIR)/wyng-util-qubes-backup@.service
+	install -D -m 0644 wyngq/data/systemd/wyng-util-qubes-backup@.timer \
+		$(DESTDIR)$(UNIT_DIR)/wyng-util-qubes-backup@.timer
+
+# A management qube: the same command, which forwards requests to dom0 over qrexec.
+install-vm: install-package
+
+# The README's test command: lint, strict types, then every test tier that can run here.
+test:
+	$(TEST_PYTHON) -m ruff check .
+	$(TEST_PYTHON) -m mypy
+	$(TEST_PYTHON) -m pytest -q

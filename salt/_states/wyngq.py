@@ -1,0 +1,206 @@
+"""SaltStack states for wyng-util-qubes in dom0, over the ``wyngq`` execution module.
+
+Installed as ``/srv/salt/_states/wyngq.py``. Example (``/srv/salt/backup.sls``,
+applied with ``sudo qubesctl state.apply backup``)::
+
+    nightly-backup:
+      wyngq.backed_up:
+        - profile: laptop
+        - max_age: 1d
+
+    vault-present:
+      wyngq.restored:
+        - profile: laptop
+        - qubes: [vault]
+
+``backed_up`` is idempotent: it backs up only the qubes whose
+``backup_timestamp`` is older than ``max_age`` (or unset), and reports no
+changes when there are none. With ``test=True`` it runs nothing that stores
+data and returns the dry-run plan as ``changes`` with ``result: None``. A
+failure is ``result: False`` with the command's error code and message.
+``restored`` (with its default ``on_conflict: skip``) restores only the qubes
+that are missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__virtualname__ = "wyngq"
+
+# Filled in by Salt's loader (the tests inject them).
+__salt__: dict[str, Any] = {}
+__opts__: dict[str, Any] = {}
+
+
+def __virtual__() -> str | tuple[bool, str]:
+    if "wyngq.backup" not in __salt__:
+        return False, "the wyngq execution module is not loaded (saltutil.sync_all)"
+    return __virtualname__
+
+
+def backed_up(
+    name: str,
+    profile: str | None = None,
+    max_age: int | float | str = "1d",
+    qubes: list[str] | str | None = None,
+    exclude: list[str] | str | None = None,
+) -> dict[str, Any]:
+    """Every qube of the profile (``profile``, default ``name``), or only those in
+    ``qubes``, has a backup younger than ``max_age`` (seconds, or e.g. ``12h``,
+    ``1d``, ``1w``); qubes in ``exclude`` are left out.
+
+    Changes: ``session`` (the new Wyng session) and ``qubes``: for each qube
+    backed up, ``old`` (its previous backup time, or None) and ``new`` (the
+    session). In test mode: ``would_back_up``, each qube with its previous
+    backup time and the volumes the dry run would send.
+    """
+    profile = profile or name
+    ret: dict[str, Any] = {"name": name, "changes": {}, "result": False, "comment": ""}
+    excluded = set(_names(exclude))
+    found = __salt__["wyngq.due"](profile, max_age=max_age, qubes=qubes)
+    if not found.get("ok"):
+        ret["comment"] = _error("cannot tell which qubes are due", found)
+        return ret
+    entries = {e["name"]: e for e in found["qubes"] if e["name"] not in excluded}
+    due = [n for n in found["due"] if n in entries]
+    if not due:
+        ret["result"] = True
+        ret["comment"] = (
+            f"All {len(entries)} qube(s) of profile {profile!r} were backed up within {max_age}: "
+            + (", ".join(sorted(entries)) or "(none selected)")
+        )
+        return ret
+
+    if __opts__.get("test"):
+        plan = __salt__["wyngq.backup"](profile, qubes=due, test=True)
+        if not plan.get("ok"):
+            ret["comment"] = _error("the dry run failed", plan)
+            return ret
+        volumes = {q["name"]: q.get("volumes", []) for q in plan.get("qubes", [])}
+        ret["result"] = None
+        ret["changes"] = {
+            "would_back_up": {
+                n: {"last_backup": entries[n]["last_backup"], "volumes": volumes.get(n, [])} for n in due
+            }
+        }
+        ret["comment"] = f"Would back up {len(due)} qube(s) of profile {profile!r}: {', '.join(due)}"
+        return ret
+
+    done = __salt__["wyngq.backup"](profile, qubes=due)
+    succeeded = [q["name"] for q in done.get("qubes", []) if q.get("ok")]
+    if succeeded and done.get("session"):
+        ret["changes"] = {
+            "session": done["session"],
+            "qubes": {n: {"old": entries[n]["last_backup"] if n in entries else None, "new": done["session"]}
+                      for n in succeeded},
+        }
+    if done.get("ok"):
+        ret["result"] = True
+        ret["comment"] = f"Backed up {len(succeeded)} qube(s) of profile {profile!r} in session {done.get('session')}"
+        warnings = done.get("warnings") or []
+        if warnings:
+            ret["comment"] += "; warnings: " + "; ".join(warnings)
+        return ret
+    failed = [f"{q['name']} ({q.get('error')})" for q in done.get("qubes", []) if not q.get("ok")]
+    ret["comment"] = _error("backup failed", done) + (f"; not backed up: {', '.join(failed)}" if failed else "")
+    return ret
+
+
+# Results that carry per-qube errors rather than a message.
+_WITHOUT_MESSAGE = {"partial": "some qubes failed", "wyng": "Wyng failed",
+                    "qubes": "the plan has blocking problems; nothing was changed"}
+
+
+def restored(
+    name: str,
+    profile: str | None = None,
+    qubes: list[str] | str | None = None,
+    session: str | None = None,
+    on_conflict: str = "skip",
+    exclude: list[str] | str | None = None,
+    rename: dict[str, str] | None = None,
+    pool: str | None = None,
+    shutdown: bool = False,
+) -> dict[str, Any]:
+    """The qubes (``qubes``, or every qube of the session) exist, restored from
+    ``session`` (default: the newest holding them) of the profile's archive.
+
+    With the default ``on_conflict: skip`` a qube that already exists is left
+    alone, so the state restores only what is missing and then has nothing to
+    do. ``replace`` restores over existing qubes on every run (their previous
+    data is kept as a volume revision); ``fail`` refuses when one exists.
+    The plan comes from ``restore --dry-run`` (Wyng reads the archive's index
+    and the session's settings, no data); in test mode it is the result, as
+    ``changes.would_restore``. A plan with blocking problems is ``result: False``
+    with the problems in the comment, and nothing is changed.
+    """
+    profile = profile or name
+    ret: dict[str, Any] = {"name": name, "changes": {}, "result": False, "comment": ""}
+    options = {"qubes": qubes, "session": session, "on_conflict": on_conflict, "exclude": exclude,
+               "rename": rename, "pool": pool, "shutdown": shutdown}
+    plan = __salt__["wyngq.restore"](profile, test=True, **options)
+    if not plan.get("ok"):
+        ret["comment"] = _error("the restore plan failed", plan) + _problems(plan)
+        return ret
+    todo = [q for q in plan.get("qubes", []) if q.get("action") != "skip"]
+    if not todo:
+        skipped = ", ".join(q.get("target", q.get("name", "?")) for q in plan.get("qubes", []))
+        ret["result"] = True
+        ret["comment"] = f"Nothing to restore from session {plan.get('session')}: present already: {skipped or '-'}"
+        return ret
+
+    if __opts__.get("test"):
+        ret["result"] = None
+        ret["changes"] = {"session": plan.get("session"), "would_restore": {
+            q["target"]: {"from": q.get("name"), "action": q.get("action"),
+                          "volumes": [v.get("archive") for v in q.get("volumes", [])],
+                          "changes": [c for step in plan.get("steps", []) if step.get("qube") == q["target"]
+                                      for c in step.get("changes", [])]}
+            for q in todo
+        }}
+        ret["comment"] = f"Would restore {len(todo)} qube(s) from session {plan.get('session')}: " + ", ".join(
+            f"{q['target']} ({q.get('action')})" for q in todo)
+        return ret
+
+    done = __salt__["wyngq.restore"](profile, **{**options, "session": plan.get("session")})
+    restored_qubes = {q["target"]: q for q in done.get("qubes", []) if q.get("ok")}
+    if restored_qubes:
+        ret["changes"] = {"session": done.get("session"), "qubes": {
+            target: {"action": q.get("action"), "revisions": q.get("revisions") or []}
+            for target, q in restored_qubes.items()
+        }}
+    if done.get("ok"):
+        ret["result"] = True
+        ret["comment"] = f"Restored {len(restored_qubes)} qube(s) from session {done.get('session')}: " + ", ".join(
+            restored_qubes)
+        return ret
+    failed = [f"{q.get('target')} at {q.get('failed_step')} ({q.get('error')}; {q.get('hint')})"
+              for q in done.get("qubes", []) if q.get("ok") is False]
+    ret["comment"] = _error("restore failed", done) + _problems(done) + (
+        f"; not restored: {', '.join(failed)}" if failed else "")
+    return ret
+
+
+def _problems(result: dict[str, Any]) -> str:
+    """The blocking problems of a refused restore plan, for the comment."""
+    found = [f"{q.get('target')}: {p.get('message')} ({p.get('resolution')})"
+             for q in result.get("qubes", []) for p in q.get("problems", []) if p.get("blocking")]
+    return f"; blocking: {'; '.join(found)}" if found else ""
+
+
+def _error(what: str, result: dict[str, Any]) -> str:
+    """One line naming the code, exit status, message and hint of a failed result."""
+    code = result.get("code", "internal")
+    text = f"{what}: [{code}, exit {result.get('exit_code')}]"
+    text += f" {result.get('message') or _WITHOUT_MESSAGE.get(code, 'no message')}"
+    if result.get("hint"):
+        text += f" ({result['hint']})"
+    return text
+
+
+def _names(value: list[str] | str | None) -> list[str]:
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items]

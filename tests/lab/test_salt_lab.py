@@ -1,0 +1,158 @@
+"""Lab tier: real `salt-call --local` applies the `wyngq` states against real
+qubesd, real qubesadmin (qvm-ls) and real Wyng.
+
+Salt is not a project dependency: install it apart, e.g.
+    python3 -m venv /var/tmp/wyngq-salt-venv && /var/tmp/wyngq-salt-venv/bin/pip install salt
+and point `WYNGQ_SALT_CALL` at its `salt-call` (that path is also tried, then PATH).
+Salt's Python must be >= 3.11 (the module's `due` imports wyngq, found through PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.lab.conftest import SMALL, Lab
+
+pytestmark = pytest.mark.lab
+
+DEFAULT_SALT_CALL = "/var/tmp/wyngq-salt-venv/bin/salt-call"
+
+
+def salt_call_path() -> str | None:
+    given = os.environ.get("WYNGQ_SALT_CALL")
+    if given:
+        return given
+    if os.access(DEFAULT_SALT_CALL, os.X_OK):
+        return DEFAULT_SALT_CALL
+    return shutil.which("salt-call")
+
+
+class Minion:
+    """A masterless minion in tmp: file_roots = the sls files here + the repo's salt/."""
+
+    def __init__(self, tmp: Path, salt_call: str, lab: Lab) -> None:
+        self.salt_call = salt_call
+        self.root = tmp / "minion"
+        self.srv = self.root / "srv"
+        self.profiles = tmp / "profiles"
+        for path in (self.srv, self.profiles, self.root / "conf"):
+            path.mkdir(parents=True)
+        command = [sys.executable, "-m", "wyngq"]
+        config = {
+            "file_client": "local",
+            "file_roots": {"base": [str(self.srv), str(ROOT / "salt")]},
+            "root_dir": str(self.root),
+            "cachedir": str(self.root / "cache"),
+            "pki_dir": str(self.root / "pki"),
+            "log_file": str(self.root / "minion.log"),
+            "wyngq": {"command": command, "profile_dir": str(self.profiles)},
+        }
+        (self.root / "conf" / "minion").write_text(json.dumps(config))  # JSON is YAML
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}",
+            "WYNGQ_LOCK_PATH": str(tmp / "wyngq.lock"),
+        }
+        self.lab = lab
+
+    def call(self, *args: str) -> tuple[int, Any]:
+        argv = [self.salt_call, "--local", "-c", str(self.root / "conf"), "--retcode-passthrough", "--out=json",
+                "--log-level=quiet", *args]
+        done = subprocess.run(argv, capture_output=True, text=True, env=self.env, cwd=self.root,
+                              stdin=subprocess.DEVNULL, timeout=600, check=False)
+        start = done.stdout.find("{")
+        assert start >= 0, f"salt-call printed no JSON (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+        return done.returncode, json.loads(done.stdout[start:])["local"]
+
+    def apply(self, sls: str, body: str, *, test: bool = False) -> tuple[int, dict[str, Any]]:
+        (self.srv / f"{sls}.sls").write_text(body)
+        code, states = self.call("state.apply", sls, *(["test=True"] if test else []))
+        assert isinstance(states, dict) and len(states) == 1, states
+        return code, next(iter(states.values()))
+
+
+@pytest.fixture
+def minion(lab: Lab, tmp_path: Path) -> Minion:
+    salt_call = salt_call_path()
+    if salt_call is None:
+        pytest.skip("salt-call not found: pip install salt in a venv and set WYNGQ_SALT_CALL (see module docstring)")
+    m = Minion(tmp_path, salt_call, lab)
+    code, synced = m.call("saltutil.sync_all")
+    assert code == 0 and "states.wyngq" in synced["states"] and "modules.wyngq" in synced["modules"], synced
+    return m
+
+
+def test_salt_call_backs_up_restores_and_is_idempotent(lab: Lab, minion: Minion) -> None:
+    tpl = lab.create("tpl", "TemplateVM", label="black")
+    app = lab.create("app", "AppVM", template=tpl, label="blue")
+    lab.fill(tpl, "root", os.urandom(SMALL))
+    lab.fill(app, "private", os.urandom(SMALL))
+    app.memory = 555
+    (minion.profiles / "lab.toml").write_text(
+        f'dest = "file:{lab.archive_dir}/salt.wyng"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
+        f'[qubes]\ninclude = ["{tpl.name}", "{app.name}"]\n'
+    )
+    code, created = minion.call("wyngq.run", "create", "lab", 'args=["--encrypt=off"]')
+    assert code == 0 and created["ok"], created
+
+    backup_sls = "nightly:\n  wyngq.backed_up:\n    - profile: lab\n    - max_age: 1d\n"
+    code, planned = minion.apply("backup", backup_sls, test=True)
+    assert code == 0 and planned["result"] is None, planned
+    assert sorted(planned["changes"]["would_back_up"]) == sorted([tpl.name, app.name])
+    assert planned["changes"]["would_back_up"][app.name]["volumes"] == [f"appvms/{app.name}/private.img"]
+    lab.app.domains.refresh_cache(force=True)
+    assert getattr(lab.app.domains[app.name], "backup_timestamp", None) is None  # the dry run set nothing
+
+    code, first = minion.apply("backup", backup_sls)
+    assert code == 0 and first["result"] is True, first
+    session = first["changes"]["session"]
+    assert first["changes"]["qubes"] == {tpl.name: {"old": None, "new": session},
+                                         app.name: {"old": None, "new": session}}
+    lab.app.domains.refresh_cache(force=True)
+    assert lab.app.domains[app.name].backup_timestamp > 0
+
+    code, again = minion.apply("backup", backup_sls)
+    assert code == 0 and again["result"] is True and again["changes"] == {}, again
+
+    # The app qube is lost; the state puts it back from the session, once.
+    del lab.app.domains[app.name]
+    restore_sls = f"app-present:\n  wyngq.restored:\n    - profile: lab\n    - qubes: [{app.name}, {tpl.name}]\n"
+    code, plan = minion.apply("restore", restore_sls, test=True)
+    assert code == 0 and plan["result"] is None, plan
+    assert list(plan["changes"]["would_restore"]) == [app.name]
+    assert plan["changes"]["would_restore"][app.name]["action"] == "create"
+
+    code, restored = minion.apply("restore", restore_sls)
+    assert code == 0 and restored["result"] is True, restored
+    assert list(restored["changes"]["qubes"]) == [app.name]
+    assert restored["changes"]["qubes"][app.name]["action"] == "create"
+    lab.app.domains.refresh_cache(force=True)
+    assert int(lab.app.domains[app.name].memory) == 555
+
+    code, present = minion.apply("restore", restore_sls)
+    assert code == 0 and present["result"] is True and present["changes"] == {}, present
+
+
+def test_salt_call_reports_failure_with_the_commands_code(lab: Lab, minion: Minion) -> None:
+    app = lab.create("std", "StandaloneVM", label="blue")
+    (minion.profiles / "lab.toml").write_text(
+        f'dest = "file:{lab.archive_dir}/missing.wyng"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
+        f'[qubes]\ninclude = ["{app.name}"]\n'
+    )
+
+    code, ret = minion.apply("backup", "nightly:\n  wyngq.backed_up:\n    - profile: lab\n")
+
+    assert code != 0 and ret["result"] is False and ret["changes"] == {}, ret
+    assert ret["comment"].startswith("backup failed: ["), ret["comment"]
+
+    code, result = minion.call("wyngq.list", "lab")
+    assert code == result["exit_code"] != 0 and result["ok"] is False
