@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from wyngq import __version__, bundle, volnames
 from wyngq.errors import ConfigError, ExitCode, UsageError, WyngError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.model import Pool, PoolDriver, Qube, QubeClass
+from wyngq.profile import Profile
 from wyngq.qubes.port import QubesPort
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.runner import Wyng
@@ -36,6 +38,38 @@ class BackupRequest:
     autoprune: str | None = None
     check_after_send: bool = False
     dry_run: bool = False
+
+
+def request_for_profile(
+    profile: Profile | None,
+    *,
+    qubes: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    include_flagged: bool = False,
+    dedup: bool | None = None,
+    autoprune: str | None = None,
+    check_after_send: bool | None = None,
+    dry_run: bool = False,
+) -> BackupRequest:
+    """The caller's choices first (None: not chosen), then the profile's; named
+    qubes replace the profile's selection rather than adding to it. Names must
+    already be validated."""
+    include = profile.qubes.include if profile and not qubes else ()
+    excluded = profile.qubes.exclude if profile else ()
+    defaults = profile.backup if profile else None
+    return BackupRequest(
+        qubes=qubes or tuple(q for q in include if not q.startswith("@")),
+        include_flagged=include_flagged or "@include_in_backups" in include,
+        include_tags=tuple(q.removeprefix("@tag:") for q in include if q.startswith("@tag:")),
+        exclude=exclude + tuple(q for q in excluded if not q.startswith("@")),
+        exclude_tags=tuple(q.removeprefix("@tag:") for q in excluded if q.startswith("@tag:")),
+        dedup=dedup if dedup is not None else bool(defaults and defaults.dedup),
+        autoprune=autoprune or (defaults.autoprune if defaults else None),
+        check_after_send=check_after_send if check_after_send is not None else bool(
+            defaults and defaults.check_after_send
+        ),
+        dry_run=dry_run,
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +120,19 @@ class BackupResult:
     qubes: tuple[QubeOutcome, ...]
     check: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def changed(self) -> bool:
+        return self.session is not None
+
+    @property
+    def summary(self) -> str:
+        done = [q.name for q in self.qubes if q.ok]
+        failed = [q.name for q in self.qubes if not q.ok]
+        if self.dry_run:
+            return f"dry run: would back up {', '.join(done)}"
+        text = f"session {self.session}: backed up {', '.join(done) or 'nothing'}"
+        return text + (f"; FAILED: {', '.join(failed)}" if failed else "")
 
     @property
     def exit_code(self) -> ExitCode:
@@ -242,11 +289,7 @@ def run_backup(
         outcomes = _outcomes(plan, failed_by_wyng, {})
         return BackupResult(session=None, dry_run=True, qubes=outcomes)
 
-    after = wyng.catalog()
-    session = new_session(archive, after)
-    if session is None:
-        raise WyngError("Wyng reported success but recorded no new session", hint="run `list` and check the archive")
-    missing = _missing_volumes(plan, after, session)
+    session, missing = _confirm_session(wyng, archive, plan, sent.stdout)
     outcomes = _outcomes(plan, failed_by_wyng, missing)
 
     warnings: list[str] = []
@@ -261,6 +304,50 @@ def run_backup(
     if request.check_after_send:
         check = "ok" if wyng.arch_check("newest").returncode == 0 else "failed"
     return BackupResult(session=session, dry_run=False, qubes=outcomes, check=check, warnings=tuple(warnings))
+
+
+def sent_volumes(stdout: str) -> tuple[str | None, set[str]]:
+    """From `wyng send` output: the session it wrote, and the volumes it finished
+    (a full progress bar, or `no change` with --send-unchanged)."""
+    session: str | None = None
+    finished: set[str] = set()
+    current: str | None = None
+    for line in stdout.replace("\r", "\n").splitlines():
+        text = line.strip()
+        if match := _SENDING.match(text):
+            session = match["session"] if session in (None, match["session"]) else "?"
+        elif match := _VOLUME_HEADER.match(text):
+            current = match["name"]
+        elif current is not None and ("100%" in text or text == "no change"):
+            finished.add(current)
+            current = None
+    return (session if session != "?" else None), finished
+
+
+_SENDING = re.compile(r"^Sending backup session (?P<session>\d{8}-\d{6}):")
+_VOLUME_HEADER = re.compile(r"^Volume '(?P<name>[^']+)'")
+
+
+def _confirm_session(
+    wyng: Wyng, before: Archive, plan: BackupPlan, stdout: str
+) -> tuple[str, dict[str, list[str]]]:
+    """The new session and the planned volumes missing from it.
+
+    Wyng can exit 0 without doing the work (a missing volume file is only
+    warned about), so every planned volume must be accounted for. Its output
+    says which volumes it finished; when that names them all, one session id
+    and nothing else, that is proof enough. On any doubt the archive is listed
+    again and the session read from Wyng's catalogue (one more Wyng call).
+    """
+    session, finished = sent_volumes(stdout)
+    expected = {v.local_name for v in plan.volumes} | {volnames.METADATA_VOLUME}
+    if session is not None and expected <= finished and session not in before.sessions():
+        return session, {}
+    after = wyng.catalog()
+    confirmed = new_session(before, after)
+    if confirmed is None:
+        raise WyngError("Wyng reported success but recorded no new session", hint="run `list` and check the archive")
+    return confirmed, _missing_volumes(plan, after, confirmed)
 
 
 def _missing_volumes(plan: BackupPlan, after: Archive, session: str) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ from wyngq.wyng.runner import Wyng
 class CreateResult:
     dest: str
     encrypted: bool
+    changed: bool = True
 
 
 def create_archive(wyng: Wyng, options: InitOptions) -> CreateResult:

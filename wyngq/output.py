@@ -39,11 +39,12 @@ def to_data(value: Any) -> Any:
 class JsonLines:
     """Reporter and presenter for machines: JSON Lines on stdout."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False) -> None:
         self.stream = stream or sys.stdout
+        self.quiet = quiet  # only the result line: Salt's `stateful` protocol wants one object
 
     def event(self, type: str, /, **fields: object) -> None:
-        if type == "wyng_output":
+        if type == "wyng_output" or self.quiet:
             return
         self._write({"type": type, **{k: to_data(v) for k, v in fields.items()}})
 
@@ -54,13 +55,18 @@ class JsonLines:
             "ok": exit_code == 0,
             "exit_code": exit_code,
             "code": error.code if error is not None else ("ok" if exit_code == 0 else _code_name(exit_code)),
+            # for Salt's `stateful` protocol, and anyone who only wants to know
+            # whether something was changed, in one line
+            "changed": bool(getattr(data, "changed", False)),
+            "comment": error.message if error is not None else _comment(action, exit_code, data),
         }
         if error is not None:
             document["message"] = error.message
             if error.hint:
                 document["hint"] = error.hint
         if data is not None:
-            document.update(to_data(data))
+            # the action's data never overwrites the contract fields above
+            document |= {k: v for k, v in to_data(data).items() if k not in document}
         self._write(document)
 
     def _write(self, document: Mapping[str, Any]) -> None:
@@ -69,6 +75,23 @@ class JsonLines:
             self.stream.flush()
         except BrokenPipeError:
             pass  # the reader went away; the work goes on and the dom0 log keeps the result
+
+
+def report_error(presenter: JsonLines | Human, action: str, error: WyngqError) -> int:
+    """Show a failed action the way the presenter shows results; return its exit status."""
+    status = exit_status(error)
+    if isinstance(presenter, JsonLines):
+        presenter.result(action, status, error=error)
+    else:
+        presenter.error(error)
+    return status
+
+
+def _comment(action: str, exit_code: int, data: Any) -> str:
+    summary = getattr(data, "summary", None)
+    if isinstance(summary, str):
+        return summary
+    return f"{action}: done" if exit_code == 0 else f"{action}: failed (exit {exit_code})"
 
 
 def _code_name(exit_code: int) -> str:
@@ -107,11 +130,32 @@ class Human:
             running = _words(fields.get("running"))
             if running:
                 self.say("Running, so their state at their last start is saved: " + ", ".join(running))
-        elif type == "volume" and fields.get("state") == "started":
-            owner = f"{fields['qube']}: " if fields.get("qube") else ""
-            self.say(f"  {owner}{fields.get('volume')}")
+        elif type == "volume":
+            self._volume(fields)
         elif self.verbose:
             self.say(f"[{type}] " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+
+    def _volume(self, fields: Mapping[str, object]) -> None:
+        """One line per volume; on a terminal it is redrawn as Wyng progresses."""
+        owner = f"{fields['qube']}: " if fields.get("qube") else ""
+        label = f"  {owner}{fields.get('volume')}"
+        state = fields.get("state")
+        live = self.stream.isatty()
+        if state == "started":
+            self._write(f"{label}" if live else f"{label}\n")
+        elif state == "progress" and live:
+            self._write(f"\r{label}  {fields.get('percent')}%")
+        elif state == "done" and live:
+            self._write(f"\r{label}  done\n")
+        elif state == "deleted":
+            self.say(f"{label}  deleted")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            pass
 
     def error(self, error: WyngqError) -> None:
         print(f"wyng-util-qubes: error: {error.message}", file=sys.stderr)

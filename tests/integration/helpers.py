@@ -9,7 +9,6 @@ from pathlib import Path
 
 from tests.conftest import FakeWyngFactory
 from tests.fakes.qubes import FakeQubes
-from wyngq.events import Reporter
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass
 from wyngq.secret import Secret
 from wyngq.wyng.commands import InitOptions, WyngTarget

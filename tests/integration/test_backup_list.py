@@ -178,7 +178,7 @@ def test_cli_list_and_create_as_subprocesses(tmp_path: Path, fake_wyng: FakeWyng
     archive = tmp_path / "cli.wyng"
     archive.mkdir()
     base = [sys.executable, "-m", "wyngq", f"--dest=file:{archive}", f"--wyng={fake_wyng()}", "--json"]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "WYNGQ_LOCK_PATH": str(tmp_path / "lock")}
 
     created = subprocess.run([*base, "create", "--encrypt=off"], capture_output=True, text=True, env=env)
     assert created.returncode == 0, created.stderr

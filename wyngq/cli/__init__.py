@@ -9,21 +9,31 @@ turns their results and errors into text or JSON Lines and an exit status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
-from wyngq.cli import backup, common, create, listing, version
-from wyngq.errors import WyngqError
-from wyngq.output import Human, JsonLines, exit_status
+from wyngq import client, qubes
+from wyngq.cli import backup, common, create, delete, jobstatus, listing, prune, restore, verify, version
+from wyngq.errors import Interrupted, WyngqError
+from wyngq.lock import operation_lock
+from wyngq.output import Human, JsonLines, report_error
+from wyngq.qubes.port import QubesPort
 
 # Order is the order `--help` shows them in.
 ACTIONS: dict[str, ModuleType] = {
     "create": create,
     "backup": backup,
+    "restore": restore,
+    "verify": verify,
+    "prune": prune,
+    "delete": delete,
     "list": listing,
+    "status": jobstatus,
     "version": version,
 }
 
@@ -38,30 +48,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status (README: exit codes)."""
+def main(argv: Sequence[str] | None = None, *, connect: Callable[[], QubesPort] = qubes.connect) -> int:
+    """Run the CLI; return the exit status (README: exit codes). `connect` makes
+    the Qubes adapter (the real one, or a fake in tests)."""
     words = list(sys.argv[1:] if argv is None else argv)
+    if client.wants_remote(words):  # in a management qube: forward to dom0 over qrexec
+        return client.main(words)
     json_mode = "--json" in words or not sys.stdout.isatty()
     presenter: common.Presenter = JsonLines() if json_mode else Human()
     action = next((w for w in words if w in ACTIONS), "unknown")
     try:
         args = build_parser().parse_args(words)
         action = args.action
-        if not json_mode:
-            presenter = Human(verbose=args.verbose, quiet=args.quiet)
+        presenter = JsonLines(quiet=args.quiet) if json_mode else Human(verbose=args.verbose, quiet=args.quiet)
         _configure_logging(args.verbose)
         module = ACTIONS[action]
         if not module.NEEDS_ARCHIVE:
             return int(module.run(args, presenter))
-        with tempfile.TemporaryDirectory(prefix="wyngq-") as workdir:
-            return int(module.run(args, common.resolve_context(args, workdir), presenter))
+        with (
+            _signals_as_exceptions(),
+            operation_lock(action, wait=args.wait),
+            tempfile.TemporaryDirectory(prefix="wyngq-") as workdir,
+        ):
+            return int(module.run(args, common.resolve_context(args, workdir, connect), presenter))
     except WyngqError as err:
-        status = exit_status(err)
-        if isinstance(presenter, JsonLines):
-            presenter.result(action, status, error=err)
-        else:
-            presenter.error(err)
-        return status
+        return report_error(presenter, action, err)
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into Interrupted, so that every context manager on the
+    way out (lock, temporary files, restore tags) runs; the exit status is 128+N.
+    While Wyng runs, wyngq.process forwards the signal to it instead, and Wyng's
+    own exit status becomes the same Interrupted."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _configure_logging(verbose: int) -> None:

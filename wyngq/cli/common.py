@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wyngq import passphrase
+from wyngq import passphrase, qubes
 from wyngq.errors import AuthError, UsageError
 from wyngq.output import Human, JsonLines
 from wyngq.profile import PassphraseSource, Profile, load_profile
+from wyngq.qubes.port import QubesPort
 from wyngq.secret import Secret
 from wyngq.wyng.commands import WyngTarget
 from wyngq.wyng.runner import Wyng
@@ -24,6 +26,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:
         raise UsageError(message, hint=f"see {self.prog} --help")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0 or math.isnan(value):
+        raise argparse.ArgumentTypeError("--wait takes a number of seconds >= 0")
+    return value
 
 
 def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -47,6 +59,8 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("-u", "--unattended", action="store_true", default=default(False), help="never prompt")
     group.add_argument("-v", "--verbose", action="count", default=default(0), help="show more (twice: debug logs)")
     group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="show only the result")
+    group.add_argument("--wait", nargs="?", type=_seconds, const=math.inf, default=default(None), metavar="SECONDS",
+                       help="if another operation is running, wait for it (for at most SECONDS)")
 
 
 @dataclass(frozen=True)
@@ -58,9 +72,12 @@ class Context:
     passphrase_source: PassphraseSource
     can_prompt: bool
     workdir: str
+    connect: Callable[[], QubesPort]  # the Qubes adapter; tests pass a fake
 
 
-def resolve_context(args: argparse.Namespace, workdir: str) -> Context:
+def resolve_context(
+    args: argparse.Namespace, workdir: str, connect: Callable[[], QubesPort] = qubes.connect
+) -> Context:
     profile = load_profile(args.profile) if args.profile else None
     if args.dest and profile is not None:
         raise UsageError("give --dest or --profile, not both")
@@ -80,6 +97,7 @@ def resolve_context(args: argparse.Namespace, workdir: str) -> Context:
         passphrase_source=source,
         can_prompt=not args.unattended and sys.stdin.isatty(),
         workdir=workdir,
+        connect=connect,
     )
 
 
@@ -91,7 +109,7 @@ def with_wyng(context: Context, work: Callable[[Wyng], Any], *, new_archive: boo
     authentication failure happens at the first Wyng call, before any change,
     so running `work` again is safe.
     """
-    secret = passphrase.from_source(context.passphrase_source)
+    secret = passphrase.from_source(context.passphrase_source, context.profile.name if context.profile else "")
     if secret is None and new_archive and context.can_prompt:
         secret = _prompt_new()
     try:

@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Benchmarks (issue 6): wyngq against bare Wyng on the same data, in the lab.
+
+Prints figures; asserts nothing. Run as root with the lab up:
+
+    ../shared/lab/lab up && eval "$(../shared/lab/lab env)"
+    flock /tmp/wyngq-wyng.lock python3 -m tests.bench.bench [--runs 3] [--size-mib 1024] [--only a,b,c]
+
+(a) backup / restore wall time of wyng-util-qubes vs bare `wyng send` /
+    `wyng receive` of the same volumes, full and incremental: ratio and the
+    constant cost (ours minus bare).
+(b) Admin API calls per restored qube, counted at the qubesd socket (a
+    counting proxy in front of it): a restore over changed settings and one
+    where nothing changed.
+(c) `list` of a large archive: wyngq's own time (parsing and indexing
+    Wyng's JSON) for hundreds of sessions and tens of qubes, and the real
+    Wyng `--json list` time on the benchmark archive for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MIB = 1024 * 1024
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"bench: {name} is not set; load the lab environment: eval \"$(../shared/lab/lab env)\"")
+    return value
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Bench:
+    def __init__(self, size_mib: int, runs: int) -> None:
+        import qubesadmin
+
+        self.app = qubesadmin.Qubes()
+        self.size = size_mib * MIB
+        self.runs = runs
+        self.prefix = "b" + uuid.uuid4().hex[:5]
+        self.wyng = env("WYNGQ_LAB_WYNG")
+        self.meta = env("WYNGQ_LAB_WYNG_META_DIR")
+        self.archives = Path(env("WYNGQ_LAB_ARCHIVE_DIR")) / self.prefix
+        self.archives.mkdir(parents=True)
+        self.work = Path(tempfile.mkdtemp(prefix="wyngq-bench-"))
+        self.made: list[str] = []
+
+    # -- setup --------------------------------------------------------------
+    def make_qubes(self) -> list[str]:
+        """A template and three AppVMs holding `size` bytes of random data in all."""
+        tpl = self._create("tpl", "TemplateVM")
+        names = [tpl.name]
+        shares = {("tpl", "root"): 0.4, ("tpl", "private"): 0.05}
+        apps = []
+        for i in range(3):
+            vm = self._create(f"app{i}", "AppVM", template=tpl)
+            apps.append(vm)
+            names.append(vm.name)
+            shares[(f"app{i}", "private")] = 0.55 / 3
+        for (short, kind), share in shares.items():
+            vm = self.app.domains[f"{self.prefix}-{short}"]
+            data = os.urandom(int(self.size * share) // 4096 * 4096)
+            vm.volumes[kind].import_data_with_size(io.BytesIO(data), len(data))
+        return names
+
+    def _create(self, short: str, klass: str, **kwargs: Any) -> Any:
+        vm = self.app.add_new_vm(klass, name=f"{self.prefix}-{short}", label="red", **kwargs)
+        self.made.append(vm.name)
+        return vm
+
+    def change_some_data(self, names: list[str], mib: int = 8) -> None:
+        vm = self.app.domains[names[1]]
+        path = Path(env("WYNGQ_LAB_POOL_DIR")) / f"{vm.volumes['private'].vid}.img"
+        with open(path, "r+b") as handle:
+            handle.seek(MIB)
+            handle.write(os.urandom(mib * MIB))
+
+    def cleanup(self) -> None:
+        self.app.domains.refresh_cache(force=True)
+        for name in reversed(self.made):
+            if name in self.app.domains:
+                del self.app.domains[name]
+        shutil.rmtree(self.archives, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- the two contenders ---------------------------------------------------
+    def wyngq(self, dest: str, *args: str) -> dict[str, Any]:
+        argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={self.wyng}", f"--meta-dir={self.meta}",
+                "--json", *args]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "WYNGQ_LOCK_PATH": str(self.work / "lock")})
+        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        if done.returncode != 0:
+            raise RuntimeError(f"wyngq {args}: {result}")
+        return result
+
+    def bare(self, dest: str, *args: str) -> None:
+        argv = [self.wyng, f"--dest={dest}", f"--meta-dir={self.meta}", "-u", "--authmin=0", "--config=/dev/null",
+                *args]
+        subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+    def local_from(self, names: list[str]) -> str:
+        """The same volumes wyngq sends, as a --local-from file for bare Wyng."""
+        pool = env("WYNGQ_LAB_POOL_DIR")
+        vols = []
+        for name in names:
+            vm = self.app.domains[name]
+            for kind in ("root", "private") if vm.klass == "TemplateVM" else ("private",):
+                vols.append([f"{vm.volumes[kind].vid}.img", None])
+        path = self.work / "bare-volumes.json"
+        path.write_text(json.dumps({pool: vols}))
+        return str(path)
+
+    # -- (a) ---------------------------------------------------------------------
+    def backup_times(self, names: list[str]) -> None:
+        print(f"\n(a) backup: {len(names)} qubes, {self.size // MIB} MiB of random data, unencrypted archives,"
+              f" median of {self.runs} runs")
+        local_from = self.local_from(names)
+        rows: dict[str, dict[str, list[float]]] = {"full": {"ours": [], "bare": []}, "incr": {"ours": [], "bare": []}}
+        for run in range(self.runs):
+            ours = f"file:{self.archives}/ours-{run}.wyng"
+            bare = f"file:{self.archives}/bare-{run}.wyng"
+            (self.archives / f"ours-{run}.wyng").mkdir()
+            (self.archives / f"bare-{run}.wyng").mkdir()
+            self.wyngq(ours, "create", "--encrypt=off")
+            self.bare(bare, "--encrypt=off", "arch-init")
+            def send_bare(dest: str = bare) -> None:
+                self.bare(dest, f"--local-from={local_from}", "--send-unchanged", "send")
+
+            def send_ours(dest: str = ours) -> None:
+                self.wyngq(dest, "backup", *names)
+
+            rows["full"]["bare"].append(timed(send_bare))
+            rows["full"]["ours"].append(timed(send_ours))
+            self.change_some_data(names)
+            time.sleep(1.1)  # session ids have one-second resolution
+            rows["incr"]["bare"].append(timed(send_bare))
+            rows["incr"]["ours"].append(timed(send_ours))
+        for kind, label in (("full", "full backup"), ("incr", "incremental, 8 MiB changed")):
+            ours_t, bare_t = median(rows[kind]["ours"]), median(rows[kind]["bare"])
+            print(f"  {label:<28} wyngq {ours_t:6.2f} s   bare send {bare_t:6.2f} s   "
+                  f"ratio {ours_t / bare_t:5.2f}   constant cost {ours_t - bare_t:+.2f} s")
+
+    # -- (c) ---------------------------------------------------------------------
+    def list_times(self, sessions: int = 400, qubes: int = 40) -> None:
+        from wyngq.listing import qube_sessions
+        from wyngq.wyng.catalog import parse_list_output
+
+        text = synthetic_listing(sessions, qubes)
+        loops = 5
+        own = median([timed(lambda: qube_sessions(parse_list_output(text))) for _ in range(loops)])
+        print(f"\n(c) list: wyngq's own time on a catalogue of {sessions} sessions x {qubes} qubes "
+              f"({len(text) // 1024} KiB of JSON): {own * 1000:.0f} ms (median of {loops})")
+        archives = sorted(p for p in self.archives.glob("ours-*.wyng"))
+        if archives:
+            dest = f"file:{archives[0]}"
+            bare = median([timed(lambda: self.bare(dest, "--json", "list")) for _ in range(3)])
+            ours = median([timed(lambda: self.wyngq(dest, "list")) for _ in range(3)])
+            print(f"  small real archive: wyngq list {ours:.2f} s, bare `wyng --json list` {bare:.2f} s, "
+                  f"ratio {ours / bare:.2f}")
+
+
+def synthetic_listing(sessions: int, qubes: int) -> str:
+    """A `wyng --json list` output shaped like the real one (fixtures), large."""
+    ids = [time.strftime("%Y%m%d-%H%M%S", time.gmtime(1_700_000_000 + i * 86400)) for i in range(sessions)]
+    volumes: dict[str, Any] = {}
+    names = [f"appvms/q{i:03d}/private.img" for i in range(qubes)] + ["wyng-qubes-metadata"]
+    for n, name in enumerate(names):
+        volumes[name] = {
+            "vid": f"Vol_{n:06x}", "desc": "", "last": f"S_{ids[-1]}", "ts": 1,
+            "sessions": {f"S_{s}": {"volsize": 1 << 30, "sequence": i, "ts": 1, "chg": True, "tags": {"qubes": ""}}
+                         for i, s in enumerate(ids)},
+        }
+    document = {"wversion": "0.8 rc4", "fver": 3, "wdate": "20251028", "uuid": "x", "updated_at": "1.0",
+                "encrypted": True, "is_auth": True, "url": "file:/x", "volumes": volumes}
+    return "Wyng 0.8 rc4 release 20251028\nEncrypted archive 'file:/x'\n\n" + json.dumps(document)
+
+
+@contextmanager
+def counting_proxy(real_socket: str, directory: Path) -> Iterator[tuple[str, list[bytes]]]:
+    """A UNIX socket in front of qubesd that records each Admin API call's
+    method (every call is one connection: `METHOD\\0DEST\\0ARG\\0…`)."""
+    path = str(directory / "qubesd-proxy.sock")
+    calls: list[bytes] = []
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(64)
+    stop = threading.Event()
+
+    def pipe(src: socket.socket, dst: socket.socket, record: bool) -> None:
+        first = True
+        try:
+            while data := src.recv(65536):
+                if record and first:
+                    calls.append(data.split(b"\0", 1)[0])
+                    first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(real_socket)
+            threading.Thread(target=pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client, False), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield path, calls
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--only", default="a,b,c")
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    bench = Bench(args.size_mib, args.runs)
+    try:
+        names = bench.make_qubes() if parts & {"a", "b"} else []
+        if "a" in parts:
+            bench.backup_times(names)
+        if "b" in parts:
+            restore_figures(bench, names)
+        if "c" in parts:
+            bench.list_times()
+    finally:
+        bench.cleanup()
+
+
+def restore_figures(bench: Bench, names: list[str]) -> None:
+    print("\n(b) restore: not measured yet (needs the restore engine)")
+
+
+if __name__ == "__main__":
+    main()
