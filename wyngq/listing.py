@@ -8,7 +8,7 @@ bundle was not written by a Qubes backup.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wyngq import bundle, volnames
@@ -67,6 +67,18 @@ def qube_volumes(archive: Archive) -> dict[str, dict[str, dict[str, str]]]:
     return index
 
 
+def newest_session_holding(
+    index: Mapping[str, Mapping[str, object]], sessions: Sequence[str], qubes: Sequence[str]
+) -> str | None:
+    """The newest of `sessions` that holds data of each of `qubes` that has data
+    in the archive at all (`index` as qube_volumes gives it), or None."""
+    with_data = [q for q in qubes if q in index]
+    for session in sorted(sessions, reverse=True):
+        if all(session in index[q] for q in with_data):
+            return session
+    return None
+
+
 def qube_sessions(archive: Archive) -> dict[str, tuple[str, ...]]:
     """qube -> its sessions, oldest first."""
     return {q: tuple(sorted(s)) for q, s in sorted(qube_volumes(archive).items())}
@@ -106,8 +118,11 @@ def _one_session(wyng: Wyng, archive: Archive, info: ArchiveInfo, session: str, 
     if settings.manifest is not None:
         source = "manifest"
         classes = {name: s.klass.value for name, s in settings.manifest.qubes.items()}
-    elif settings.qubes_xml is not None:
+    elif settings.qubes_xml is not None:  # written by upstream wyng-util-qubes
+        from wyngq.restore.qubesxml import read_qubes_xml
+
         source = "qubes.xml"
+        classes = {name: s.klass.value for name, s in read_qubes_xml(settings.qubes_xml, settings.files).items()}
     qubes = [
         SessionQube(name, classes.get(name), tuple(sorted(in_session.get(name, {}).values())))
         for name in sorted(set(in_session) | {n for n, k in classes.items() if k == QubeClass.DISP.value})

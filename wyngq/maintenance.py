@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from wyngq import bundle, volnames
 from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter, wyng_progress
-from wyngq.listing import qube_volumes, read_session_bundle
+from wyngq.listing import newest_session_holding, qube_volumes, read_session_bundle
 from wyngq.names import LATEST
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.runner import Wyng
@@ -50,19 +50,19 @@ def pick_session(archive: Archive, qubes: Sequence[str], requested: str | None) 
     missing = [q for q in qubes if q not in index]
     if missing:
         raise UsageError(f"no backups of: {', '.join(missing)}", hint="`list` shows the qubes in the archive")
-    holding = [set(index[q]) for q in qubes] or [set(s) for s in index.values()]
-    common = set.intersection(*holding) if qubes else set().union(*holding)
+    sessions = sorted({s for by_session in index.values() for s in by_session})
     if requested not in (None, LATEST):
-        if requested not in common:
+        if requested not in sessions or newest_session_holding(index, [requested], qubes) is None:
             what = f" holding {', '.join(qubes)}" if qubes else ""
             raise UsageError(f"no Qubes backup session {requested}{what}", hint="`list --all` shows the sessions")
         return requested
-    if not common:
+    found = newest_session_holding(index, sessions, qubes)
+    if found is None:
         raise UsageError(
             "no single session holds all of " + ", ".join(qubes) if qubes else "the archive holds no Qubes backups",
             hint="name a session with --session, as `list --all` shows them",
         )
-    return max(common)
+    return found
 
 
 # -- verify ---------------------------------------------------------------------------

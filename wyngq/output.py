@@ -54,10 +54,10 @@ class JsonLines:
             "action": action,
             "ok": exit_code == 0,
             "exit_code": exit_code,
-            "code": error.code if error is not None else ("ok" if exit_code == 0 else _code_name(exit_code)),
+            "code": error.code if error is not None else _result_code(exit_code, data),
             # for Salt's `stateful` protocol, and anyone who only wants to know
             # whether something was changed, in one line
-            "changed": bool(getattr(data, "changed", False)),
+            "changed": bool(_field(data, "changed")),
             "comment": error.message if error is not None else _comment(action, exit_code, data),
         }
         if error is not None:
@@ -87,8 +87,22 @@ def report_error(presenter: JsonLines | Human, action: str, error: WyngqError) -
     return status
 
 
+def _result_code(exit_code: int, data: Any) -> str:
+    """`ok`, or for a result that failed without an error (partial failure, a
+    refused plan) the code the result gives, else the exit code's name."""
+    if exit_code == 0:
+        return "ok"
+    code = _field(data, "code")
+    return code if isinstance(code, str) else _code_name(exit_code)
+
+
+def _field(data: Any, name: str) -> Any:
+    """A result's own `changed` / `summary`: an attribute, or a key of a mapping."""
+    return data.get(name) if isinstance(data, Mapping) else getattr(data, name, None)
+
+
 def _comment(action: str, exit_code: int, data: Any) -> str:
-    summary = getattr(data, "summary", None)
+    summary = _field(data, "summary")
     if isinstance(summary, str):
         return summary
     return f"{action}: done" if exit_code == 0 else f"{action}: failed (exit {exit_code})"

@@ -3,7 +3,7 @@
     python -m tests.integration.cli_driver WORLD.json [CLI ARGS...]
 
 WORLD.json: {"pools": {"name": "/dir", ...}, "qubes": [{"name", "klass", "pool", "data": {kind: "hex"}}, ...]}.
-After the run the fake's state (backup timestamps) is written to WORLD.json's
+After the run the fake's state (backup timestamps, tags) is written to WORLD.json's
 "after" key, so the test can look at what the CLI changed.
 """
 
@@ -21,7 +21,8 @@ def build(spec: dict[str, object]) -> FakeQubes:
     world = FakeQubes(dict(spec["pools"]))  # type: ignore[call-overload]
     for qube in spec["qubes"]:  # type: ignore[attr-defined]
         data = {kind: bytes.fromhex(text) for kind, text in qube.get("data", {}).items()}
-        world.add(qube["name"], QubeClass(qube["klass"]), pool=qube.get("pool"), data=data or None)
+        extra = {key: qube[key] for key in ("template", "label") if key in qube}
+        world.add(qube["name"], QubeClass(qube["klass"]), pool=qube.get("pool"), data=data or None, **extra)
     return world
 
 
@@ -31,7 +32,9 @@ if __name__ == "__main__":
         spec = json.load(handle)
     fake = build(spec)
     status = main(sys.argv[2:], connect=lambda: fake)
-    spec["after"] = {name: {"backup_timestamp": q.backup_timestamp} for name, q in fake.domains.items()}
+    spec["after"] = {
+        name: {"backup_timestamp": q.backup_timestamp, "tags": sorted(q.tags)} for name, q in fake.domains.items()
+    }
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(spec, handle)
     sys.exit(status)

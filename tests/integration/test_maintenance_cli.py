@@ -53,8 +53,8 @@ def world(tmp_path: Path, fake_wyng: FakeWyngFactory) -> CliWorld:
         "pools": {k: str(v) for k, v in pools.items()},
         "qubes": [
             {"name": "fedora", "klass": "TemplateVM", "data": {"root": (b"r" * 3000).hex(), "private": "aa" * 10}},
-            {"name": "work", "klass": "AppVM", "data": {"private": os.urandom(20000).hex()}},
-            {"name": "vault", "klass": "AppVM", "data": {"private": os.urandom(9000).hex()}},
+            {"name": "work", "klass": "AppVM", "template": "fedora", "data": {"private": os.urandom(20000).hex()}},
+            {"name": "vault", "klass": "AppVM", "template": "fedora", "data": {"private": os.urandom(9000).hex()}},
         ],
     }
     spec_path = tmp_path / "world.json"
@@ -216,3 +216,33 @@ def test_prune_alone_follows_the_profile_policy(world: CliWorld) -> None:
     result = json.loads(done.stdout.splitlines()[-1])
     assert done.returncode == 0 and result["removed"] == {}
     assert len(world.sessions("work")) == 2
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_restore_receive_loses_nothing(
+    world: CliWorld, fake_wyng: FakeWyngFactory, signum: int, status: int
+) -> None:
+    backup_sessions(world, 1)
+    spec = json.loads(world.spec_path.read_text())
+    newer = os.urandom(20000)
+    for qube in spec["qubes"]:
+        if qube["name"] == "work":
+            qube["data"] = {"private": newer.hex()}  # the live data the restore would replace
+    world.spec_path.write_text(json.dumps(spec))
+    slow = fake_wyng("wyng-slow", FAKE_WYNG_DELAY="4")  # also delays the settings fetch: keep it short
+    child = subprocess.Popen(world.argv("restore", "--on-conflict=replace", "work", wyng=slow),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=world.env,
+                             stdin=subprocess.DEVNULL, cwd=ROOT)
+    assert child.stdout is not None
+    while line := child.stdout.readline():  # wait until Wyng is receiving
+        if json.loads(line).get("type") == "volume":
+            break
+    child.send_signal(signum)
+    child.wait(timeout=30)
+    result = json.loads(child.stdout.read().splitlines()[-1])
+    assert child.returncode == status and result["code"] == "interrupted"
+    after = json.loads(world.spec_path.read_text())["after"]
+    assert (world.tmp / "pool" / "appvms" / "work" / "private.img").read_bytes() == newer  # live data untouched
+    assert "backup-restore-in-progress" in after["work"]["tags"]  # left guarded, as DESIGN §6 says
+    assert os.listdir(world.env["TMPDIR"]) == []
+    assert world.run("list")[0] == 0  # the lock was released

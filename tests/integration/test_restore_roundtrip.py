@@ -199,6 +199,12 @@ def test_restore_from_an_upstream_bundle_keeps_43_device_modes(world: RestoreWor
     assert "qid" not in work.properties
     assert world.qubes.read_volume("work", "private") == data
 
+    from wyngq.listing import ListRequest, list_archive
+
+    listed = list_archive(world.wyng(), ListRequest(session=result.session), world.workdir)
+    assert listed.settings_source == "qubes.xml"
+    assert {q.name: q.klass for q in listed.session_qubes}["work"] == "AppVM"
+
 
 def _drop_manifest(path: Path) -> None:
     import io

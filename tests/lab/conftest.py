@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,4 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield helper
     finally:
         helper.cleanup()
+        shutil.rmtree(archive_dir, ignore_errors=True)  # the archive image is small (2 GiB)

@@ -136,3 +136,41 @@ def test_an_interrupted_real_send_leaves_a_consistent_archive(lab: Lab) -> None:
     check = subprocess.run([lab.wyng, f"--dest={dest}", f"--meta-dir={lab.meta_dir}", "-u", "--authmin=0",
                             "arch-check"], capture_output=True, text=True, timeout=600)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_an_interrupted_real_receive_loses_nothing(lab: Lab) -> None:
+    dest = f"file:{lab.archive_dir}/ir.wyng"
+    assert cli(lab, dest, "create", "--encrypt=off")[0] == 0
+    tpl = lab.create("tpl", "TemplateVM")
+    lab.fill(tpl, "root", os.urandom(SMALL))
+    big = lab.create("big", "AppVM", template=tpl)
+    lab.fill(big, "private", os.urandom(256 * 1024 * 1024))
+    code, lines = cli(lab, dest, "backup", tpl.name, big.name)
+    assert code == 0, lines
+    live = os.urandom(SMALL)
+    lab.fill(big, "private", live)  # what a restore would replace
+
+    argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}", f"--meta-dir={lab.meta_dir}",
+            "--json", "restore", "--on-conflict=replace", big.name]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                             stdin=subprocess.DEVNULL)
+    assert child.stdout is not None
+    while line := child.stdout.readline():
+        event = json.loads(line)
+        if event.get("type") == "volume" and event.get("qube") == big.name:
+            break
+    child.send_signal(signal.SIGINT)
+    child.wait(timeout=120)
+    result = json.loads(child.stdout.read().splitlines()[-1])
+    assert child.returncode == 130 and result["code"] == "interrupted", result
+
+    path = Path(os.environ["WYNGQ_LAB_POOL_DIR"]) / f"{big.volumes['private'].vid}.img"
+    assert sha(path.read_bytes()) == sha(live)  # the live volume was never written
+    lab.app.domains.refresh_cache(force=True)
+    assert "backup-restore-in-progress" in lab.app.domains[big.name].tags  # guarded until finished or undone
+    check = subprocess.run([lab.wyng, f"--dest={dest}", f"--meta-dir={lab.meta_dir}", "-u", "--authmin=0",
+                            "arch-check"], capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0, check.stdout + check.stderr
+    lab.app.domains[big.name].tags.remove("backup-restore-in-progress")
+    code, lines = cli(lab, dest, "backup", tpl.name, big.name)
+    assert code == 0, lines

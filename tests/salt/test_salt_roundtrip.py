@@ -154,5 +154,5 @@ def test_restored_refuses_a_blocked_plan_and_changes_nothing(minion: Minion) -> 
     ret = minion.restore(qubes=["vault"], on_conflict="fail")
 
     assert ret["result"] is False and ret["changes"] == {}
-    assert ret["comment"].startswith("the restore plan failed: [qubes, exit 6]"), ret["comment"]
+    assert ret["comment"].startswith("the restore plan failed: [conflict, exit 6]"), ret["comment"]
     assert "blocking: vault: a qube named 'vault' already exists" in ret["comment"]

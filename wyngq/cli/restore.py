@@ -102,6 +102,7 @@ def result_data(result: RestoreResult) -> dict[str, object]:
         qubes.append(entry)
     data: dict[str, object] = {
         "session": result.session, "dry_run": result.dry_run, "refused": result.refused,
+        "changed": result.changed, "summary": result.summary,
         "settings_source": result.plan.settings_source, "qubes": qubes, "warnings": list(result.warnings),
     }
     if result.refused:

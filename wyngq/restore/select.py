@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from wyngq.errors import UsageError
+from wyngq.listing import newest_session_holding
 from wyngq.model import QubeClass
 from wyngq.names import LATEST
 from wyngq.restore.model import RestoreRequest, SessionData
@@ -37,12 +38,11 @@ def choose_session(
         if request.session == LATEST:
             return sessions[-1]
         raise UsageError("name the qubes to restore, or give --session", hint="`list` shows what the archive holds")
-    with_data = [q for q in request.qubes if q in index]
-    for session in reversed(sessions):
-        if all(session in index[q] for q in with_data):
-            return session
+    found = newest_session_holding(index, sessions, request.qubes)
+    if found is not None:
+        return found
     raise UsageError(
-        "no session holds all of " + ", ".join(with_data),
+        "no session holds all of " + ", ".join(q for q in request.qubes if q in index),
         hint="restore them separately, or choose a session with --session (`list` shows which hold what)",
     )
 
