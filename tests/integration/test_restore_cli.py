@@ -32,7 +32,7 @@ def cli(world: RestoreWorld, capsys: pytest.CaptureFixture[str], *args: str) -> 
 
 def test_conflict_refused_exit_6(world: RestoreWorld, capsys: pytest.CaptureFixture[str]) -> None:
     status, result = cli(world, capsys, "work")
-    assert status == 6 and result["refused"] is True and result["code"] == "qubes"
+    assert status == 6 and result["refused"] is True and result["code"] == "conflict"
     (work,) = result["qubes"]  # type: ignore[misc]
     assert work["problems"][0]["code"] == "exists" and work["problems"][0]["blocking"] is True
     assert [s["step"] for s in result["steps"]] == []  # type: ignore[union-attr]
