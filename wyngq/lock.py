@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from wyngq.errors import BusyError
+from wyngq.errors import BusyError, ConfigError
 
 LOCK_PATH = "/run/wyng-util-qubes.lock"
 LOCK_PATH_ENV = "WYNGQ_LOCK_PATH"
@@ -35,7 +35,13 @@ def operation_lock(action: str, *, wait: float | None = None, path: str | None =
     a number of seconds: wait up to that long; math.inf: wait as long as it takes.
     """
     path = path or lock_path()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot open the lock file {path}: {err.strerror}",
+            hint="run wyng-util-qubes as root (sudo)" if isinstance(err, PermissionError) else None,
+        ) from err
     try:
         deadline = time.monotonic() + (wait or 0)
         while True:

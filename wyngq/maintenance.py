@@ -8,7 +8,7 @@ on their own, so the report names the qubes that are affected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wyngq import bundle, volnames
@@ -111,6 +111,16 @@ class PruneRequest:
     all_before: bool = False
     autoprune: str | None = None
     dry_run: bool = False
+    # Qubes the caller may touch at all (a profile's selection, over qrexec):
+    # "no qubes named" then means these qubes' volumes, never the whole archive.
+    limit_to: tuple[str, ...] | None = None
+
+    def chosen(self, in_archive: Iterable[str]) -> list[str]:
+        """The qubes whose volumes this prune works on."""
+        if self.qubes:
+            return list(self.qubes)
+        everything = sorted(in_archive)
+        return everything if self.limit_to is None else [q for q in everything if q in self.limit_to]
 
 
 @dataclass(frozen=True)
@@ -158,8 +168,12 @@ def plan_prune(archive: Archive, request: PruneRequest) -> dict[str, tuple[str, 
     unknown = [q for q in request.qubes if q not in index]
     if unknown:
         raise UsageError(f"no backups of: {', '.join(unknown)}", hint="`list` shows the qubes in the archive")
+    if request.limit_to is not None:
+        outside = [q for q in request.qubes if q not in request.limit_to]
+        if outside:
+            raise UsageError(f"not in the profile's selection: {', '.join(outside)}")
     plan: dict[str, tuple[str, ...]] = {}
-    for qube in request.qubes or sorted(index):
+    for qube in request.chosen(index):
         names = {v for by_kind in index[qube].values() for v in by_kind.values()}
         gone: set[str] = set()
         for name in names:
@@ -180,18 +194,22 @@ def prune(wyng: Wyng, request: PruneRequest, reporter: Reporter) -> PruneResult:
     if request.sessions and not plan:
         return PruneResult(False, {}, tuple(newest))
     index = qube_volumes(archive)
-    volumes = sorted({v for q in (request.qubes or index) for by_kind in index[q].values() for v in by_kind.values()})
+    chosen = request.chosen(index)
+    if not chosen:
+        return PruneResult(False, {}, tuple(newest))
+    volumes = sorted({v for q in chosen for by_kind in index[q].values() for v in by_kind.values()})
     wyng.prune(
         volumes=volumes,
         session=",".join(request.sessions) or None,
         all_before=request.all_before,
-        all_volumes=not request.qubes,
+        # the whole archive (settings bundles too) only when nothing limits the choice
+        all_volumes=not request.qubes and request.limit_to is None,
         autoprune=request.autoprune,
     )
     after = qube_volumes(wyng.catalog())
     removed = {
         q: tuple(sorted(set(index[q]) - set(after.get(q, {}))))
-        for q in (request.qubes or sorted(index))
+        for q in chosen
         if set(index[q]) - set(after.get(q, {}))
     }
     return PruneResult(False, removed, tuple(newest))

@@ -246,3 +246,9 @@ def test_a_signal_during_a_restore_receive_loses_nothing(
     assert "backup-restore-in-progress" in after["work"]["tags"]  # left guarded, as DESIGN §6 says
     assert os.listdir(world.env["TMPDIR"]) == []
     assert world.run("list")[0] == 0  # the lock was released
+
+
+def test_an_unusable_lock_path_is_a_clear_result_not_a_traceback(world: CliWorld) -> None:
+    world.env["WYNGQ_LOCK_PATH"] = str(world.tmp)  # a directory: cannot be opened as the lock file
+    code, lines = world.run("list")
+    assert code == 3 and lines[-1]["code"] == "config" and "lock file" in str(lines[-1]["message"])

@@ -210,13 +210,14 @@ def test_a_profile_that_does_not_exist_and_one_the_caller_may_not_use_look_the_s
     assert rpc.wyng_calls() == []
 
 
-def test_an_invalid_profile_is_a_configuration_error_without_details(rpc: RpcWorld,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_an_invalid_profile_answers_like_a_forbidden_one(rpc: RpcWorld, caplog: pytest.LogCaptureFixture) -> None:
+    """The caller cannot tell an invalid profile from a missing or forbidden one; dom0's log has why."""
     rpc.profile('dest = "file:/x"\npassphrase_command = "/bin/secret-tool lookup"\n')
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         reply = rpc.call("backup", LAPTOP)
-    assert reply.status == 3
-    assert reply.result["message"] == "profile 'laptop' cannot be used: dom0 finds it invalid"
+    missing = rpc.call("backup", {**LAPTOP, "profile": "nosuchprofile"})
+    assert reply.status == 4 and reply.result["code"] == "not_permitted"
+    assert reply.result["message"] == missing.result["message"].replace("nosuchprofile", "laptop")
     assert "secret-tool" not in json.dumps(reply.lines)
     assert "passphrase_command" in caplog.text
 
@@ -409,3 +410,21 @@ def test_each_job_first_ends_any_key_agent(rpc: RpcWorld) -> None:
                                 "list"]
     assert calls[0]["passphrase"] is None
     assert all("--authmin=0" in c["argv"] for c in calls[1:])
+
+
+def test_prune_without_qubes_stays_within_the_profiles_selection(rpc: RpcWorld) -> None:
+    """A caller's prune never reaches qubes outside the profile (nor its settings bundles)."""
+    from wyngq.model import QubeClass
+
+    rpc.dom0.qubes.add("outsider", QubeClass.APP, data={"private": b"outside" * 100}, template="fedora")
+    first = rpc.dom0.backup("work", "outsider")
+    rpc.dom0.backup("work", "outsider")
+
+    pruned = rpc.call("prune", {**LAPTOP, "session": first})
+
+    assert pruned.status == 0, pruned.result
+    assert pruned.result["removed"] == {"work": [first]}
+    sessions = rpc.dom0.wyng().catalog().volumes["appvms/outsider/private.img"].sessions
+    assert first in sessions
+    prune_calls = [c["argv"] for c in rpc.wyng_calls() if "prune" in c["argv"]]
+    assert prune_calls and all("--all" not in argv and "-a" not in argv for argv in prune_calls)

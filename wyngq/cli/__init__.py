@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None, *, connect: Callable[[], QubesPort] 
             return int(module.run(args, common.resolve_context(args, workdir, connect), presenter))
     except WyngqError as err:
         return report_error(presenter, action, err)
+    except Exception as err:  # a bug: the result line still comes, the traceback goes to stderr
+        logging.getLogger("wyngq").exception("internal error in %s", action)
+        bug = WyngqError(f"internal error: {err!r}", hint="this is a bug in wyng-util-qubes; please report it")
+        return report_error(presenter, action, bug)
 
 
 @contextlib.contextmanager

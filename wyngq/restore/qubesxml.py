@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from xml.parsers import expat
 
 from wyngq.bundle import BundleError
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings, VolumeSettings
@@ -52,11 +53,22 @@ def read_qubes_xml(qubes_xml: bytes, files: Mapping[str, bytes]) -> dict[str, Qu
 
 
 def _parse(data: bytes, what: str) -> ET.Element:
+    refused = QubesXmlError(f"{what} in the settings bundle declares a DTD or entities; refused")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise QubesXmlError(f"{what} in the settings bundle declares a DTD or entities; refused")
+        raise refused
+
+    def refuse(*_args: object) -> None:
+        raise refused
+
+    # The byte check above misses other encodings (UTF-16): let expat itself say
+    # whether the document declares a DTD or entities, before anything expands them.
+    scanner = expat.ParserCreate()
+    scanner.StartDoctypeDeclHandler = refuse
+    scanner.EntityDeclHandler = refuse
     try:
+        scanner.Parse(data, True)
         return ET.fromstring(data)
-    except ET.ParseError as err:
+    except (expat.ExpatError, ET.ParseError) as err:
         raise QubesXmlError(f"{what} in the settings bundle is not well-formed: {err}") from err
 
 

@@ -11,12 +11,12 @@ passphrase come from the profile only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wyngq import backup, maintenance
 from wyngq.cli.restore import result_data
-from wyngq.errors import ExitCode, NotPermittedError
+from wyngq.errors import ExitCode, NotPermittedError, UsageError
 from wyngq.events import Reporter
 from wyngq.listing import ListRequest, list_archive
 from wyngq.profile import Profile
@@ -69,10 +69,28 @@ def run_verify(env: Env, call: VerifyCall) -> Outcome:
 
 def run_prune(env: Env, call: PruneCall) -> Outcome:
     request = maintenance.PruneRequest(
-        qubes=call.qubes, sessions=call.sessions, all_before=call.all_before, dry_run=call.dry_run
+        qubes=call.qubes, sessions=call.sessions, all_before=call.all_before, dry_run=call.dry_run,
+        limit_to=profile_qubes(env),
     )
     done: maintenance.PruneResult = env.with_wyng(lambda wyng: maintenance.prune(wyng, request, env.reporter))
     return Outcome(ExitCode.OK, done, call.qubes or tuple(done.removed))
+
+
+def profile_qubes(env: Env) -> tuple[str, ...]:
+    """The live qubes the profile's [qubes] selection covers, resolved as a backup
+    resolves it (names, @include_in_backups, @tag:)."""
+    port = env.qubes()
+    listed = port.list_qubes()
+    request = backup.request_for_profile(env.profile)
+    if not (request.qubes or request.include_flagged or request.include_tags):
+        return ()
+    known = tuple(q for q in request.qubes if q in listed)
+    request = replace(request, qubes=known)
+    try:
+        return backup.select_qubes(request, listed, lambda n: port.qube(n).include_in_backups,
+                                   lambda n: port.qube(n).tags)
+    except UsageError:
+        return ()
 
 
 def run_restore(env: Env, call: RestoreCall) -> Outcome:

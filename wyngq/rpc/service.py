@@ -51,7 +51,7 @@ from wyngq.rpc.request import (
     parse_request,
     read_capped,
 )
-from wyngq.wyng import commands
+from wyngq.wyng import commands, runner
 from wyngq.wyng.commands import WyngTarget
 from wyngq.wyng.runner import Wyng
 
@@ -141,6 +141,10 @@ def serve(
     data: dict[str, Any] = {"job": call.job.id} if call.job is not None else {}
     if error is None:
         data.update(_as_object(outcome.data))
+        for key in ("changed", "summary"):  # properties of the result, which to_data does not carry
+            value = getattr(outcome.data, key, None)
+            if value is not None:
+                data[key] = value
     code = error.code if error is not None else ExitCode(status).name.lower()
     message = error.message if error is not None else None
 
@@ -240,14 +244,10 @@ class _Call:
         try:
             return load_profile(name, self.config.profile_dir)
         except ConfigError as err:
-            if isinstance(err.__cause__, FileNotFoundError):
-                log.warning("%s from %s: %s", self.action, self.caller, err)
-                raise not_permitted(self.caller, self.action, name) from None
-            log.error("profile %s: %s", name, err)
-            raise ConfigError(
-                f"profile {name!r} cannot be used: dom0 finds it invalid",
-                hint="dom0's log has the details",
-            ) from None
+            # Missing or invalid, the caller hears the same as for a forbidden profile,
+            # so it cannot learn which profiles exist; dom0's log has the details.
+            log.warning("%s from %s: profile %s: %s", self.action, self.caller, name, err)
+            raise not_permitted(self.caller, self.action, name) from None
 
     @staticmethod
     def _with_wyng(profile: Profile, work: Callable[[Wyng], Any]) -> Any:
@@ -305,6 +305,10 @@ def drop_key_agent(target: WyngTarget) -> None:
     calls then authenticate with the profile's passphrase or fail (DESIGN §4)."""
     done = process.run(commands.end_key_agent_command(target))
     log.debug("key agent check for %s: wyng exited %d", target.dest, done.returncode)
+    if done.returncode not in (0, 3):  # 0: no passphrase needed or an agent answered (and ended); 3: none
+        # Anything else (another Wyng holding the lock, an unreachable archive) may have left an
+        # agent alive, which would accept any passphrase: never go on then (DESIGN §4).
+        raise runner.error_for(done.returncode, done.stderr, done.stdout)
 
 
 def _interrupted(signum: int, _frame: object) -> None:

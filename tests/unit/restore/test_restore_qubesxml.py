@@ -120,3 +120,12 @@ def test_rule_spellings_compare_equal() -> None:
     assert normal_rules(("action=accept dsthost=example.org proto=udp dstports=53",)) == normal_rules(
         ("action=accept dstname=example.org proto=udp dstports=53-53",))
     assert normal_rules(("action=accept comment=a b",)) != normal_rules(("action=accept comment=a c",))
+
+
+def test_a_dtd_in_another_encoding_is_refused_too() -> None:
+    from wyngq.restore.qubesxml import QubesXmlError, read_qubes_xml
+
+    text = ('<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE q [<!ENTITY a "aaaa">]>\n'
+            "<qubes><domains/></qubes>")
+    with pytest.raises(QubesXmlError, match="DTD"):
+        read_qubes_xml(text.encode("utf-16"), {})
