@@ -34,6 +34,22 @@ def receive(lab: Lab, dest: str, volume: str, session: str, out: Path) -> bytes:
     return data
 
 
+def interrupt_cli(lab: Lab, dest: str, qube: str, signum: int, *args: str) -> tuple[int, dict[str, object]]:
+    """Run the CLI, send it `signum` once Wyng works on `qube`'s volume, return (status, result)."""
+    argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}", f"--meta-dir={lab.meta_dir}",
+            "--json", *args]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                             stdin=subprocess.DEVNULL)
+    assert child.stdout is not None
+    while line := child.stdout.readline():
+        event = json.loads(line)
+        if event.get("type") == "volume" and event.get("qube") == qube:
+            break
+    child.send_signal(signum)
+    child.wait(timeout=120)
+    return child.returncode, json.loads(child.stdout.read().splitlines()[-1])
+
+
 def two_qubes(lab: Lab, dest: str) -> tuple[str, str]:
     assert cli(lab, dest, "create", "--encrypt=off")[0] == 0
     tpl = lab.create("tpl", "TemplateVM")
@@ -112,19 +128,8 @@ def test_an_interrupted_real_send_leaves_a_consistent_archive(lab: Lab) -> None:
     lab.fill(big, "private", os.urandom(384 * 1024 * 1024))
 
     for signum, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}", f"--meta-dir={lab.meta_dir}",
-                "--json", "backup", big.name, work]
-        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                 stdin=subprocess.DEVNULL)
-        assert child.stdout is not None
-        while line := child.stdout.readline():
-            event = json.loads(line)
-            if event.get("type") == "volume" and event.get("qube") == big.name:
-                break
-        child.send_signal(signum)
-        child.wait(timeout=120)
-        result = json.loads(child.stdout.read().splitlines()[-1])
-        assert child.returncode == status, result
+        code, result = interrupt_cli(lab, dest, big.name, signum, "backup", big.name, work)
+        assert code == status, result
         assert result["code"] == "interrupted"
 
     # Real Wyng leaves a volume whose first send was interrupted with no session;
@@ -150,19 +155,8 @@ def test_an_interrupted_real_receive_loses_nothing(lab: Lab) -> None:
     live = os.urandom(SMALL)
     lab.fill(big, "private", live)  # what a restore would replace
 
-    argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}", f"--meta-dir={lab.meta_dir}",
-            "--json", "restore", "--on-conflict=replace", big.name]
-    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                             stdin=subprocess.DEVNULL)
-    assert child.stdout is not None
-    while line := child.stdout.readline():
-        event = json.loads(line)
-        if event.get("type") == "volume" and event.get("qube") == big.name:
-            break
-    child.send_signal(signal.SIGINT)
-    child.wait(timeout=120)
-    result = json.loads(child.stdout.read().splitlines()[-1])
-    assert child.returncode == 130 and result["code"] == "interrupted", result
+    code, result = interrupt_cli(lab, dest, big.name, signal.SIGINT, "restore", "--on-conflict=replace", big.name)
+    assert code == 130 and result["code"] == "interrupted", result
 
     path = Path(os.environ["WYNGQ_LAB_POOL_DIR"]) / f"{big.volumes['private'].vid}.img"
     assert sha(path.read_bytes()) == sha(live)  # the live volume was never written
