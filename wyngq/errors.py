@@ -58,6 +58,12 @@ class NotPermittedError(WyngqError):
     code = "not_permitted"
 
 
+class UnauthenticatedArchiveError(NotPermittedError):
+    """The archive is not one Wyng authenticates (or stopped being one mid-job)."""
+
+    code = "unauthenticated_archive"
+
+
 class BusyError(WyngqError):
     exit_code = ExitCode.BUSY
     code = "busy"

@@ -19,8 +19,13 @@ from tests.integration.rpc_driver import describe
 from tests.integration.rpc_world import ALL_ACTIONS, PROFILE, RpcWorld, make_rpc_world
 
 WRAPPER = ROOT / "qubes-rpc" / "qubes.WyngBackup"
-EXEC_LINE = ('exec /usr/bin/sudo -n /usr/bin/python3 -I -m wyngq.rpc.service '
-             '"${QREXEC_REMOTE_DOMAIN-}" "${1-}"')
+SUDO_LINE = "sudo=/usr/bin/sudo"
+COMMAND_LINES = [
+    SUDO_LINE,
+    'set -- /usr/bin/python3 -I -m wyngq.rpc.service "${QREXEC_REMOTE_DOMAIN-}" "${1-}"',
+    'if "$sudo" -n -l "$@" >/dev/null 2>&1; then',
+    '    exec "$sudo" -n "$@"',
+]
 
 
 def qrexec_env(caller: str, action: str) -> dict[str, str]:
@@ -60,7 +65,20 @@ def test_the_wrapper_is_an_executable_shell_script_with_one_fixed_command_line()
     assert os.access(WRAPPER, os.X_OK)
     subprocess.run(["sh", "-n", str(WRAPPER)], check=True)
     commands = [line for line in WRAPPER.read_text().splitlines() if line and not line.startswith("#")]
-    assert commands == [EXEC_LINE]
+    assert commands[:4] == COMMAND_LINES
+    assert commands[-1] == "exit 3"
+
+
+def wrapper_with_sudo(tmp_path: Path, sudo_body: str) -> Path:
+    fake = tmp_path / "sudo"
+    fake.write_text(f"#!{sys.executable}\nimport json, os, sys\n{sudo_body}")
+    fake.chmod(0o755)
+    copy = tmp_path / "qubes.WyngBackup"
+    text = WRAPPER.read_text()
+    assert text.count(SUDO_LINE) == 1
+    copy.write_text(text.replace(SUDO_LINE, f"sudo={fake}"))
+    copy.chmod(0o755)
+    return copy
 
 
 @pytest.mark.parametrize(
@@ -76,20 +94,31 @@ def test_the_wrapper_is_an_executable_shell_script_with_one_fixed_command_line()
 def test_the_wrapper_hands_caller_and_action_to_sudo_as_two_plain_arguments(
     tmp_path: Path, caller: str, argument: list[str], expected: list[str]
 ) -> None:
-    recorder = tmp_path / "sudo"
-    recorder.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
-                        "print(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}))\n")
-    recorder.chmod(0o755)
-    copy = tmp_path / "qubes.WyngBackup"
-    copy.write_text(WRAPPER.read_text().replace("exec /usr/bin/sudo ", f"exec {recorder} "))
-    copy.chmod(0o755)
+    log = tmp_path / "sudo-calls"
+    copy = wrapper_with_sudo(tmp_path, f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+                                       "if sys.argv[2] != '-l':\n"
+                                       "    print(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}))\n")
 
     done = subprocess.run([str(copy), *argument], input=b'{"profile": "laptop"}', capture_output=True,
                           env=qrexec_env(caller, argument[0] if argument else ""), check=True)
 
+    command = ["/usr/bin/python3", "-I", "-m", "wyngq.rpc.service", *expected]
     seen = json.loads(done.stdout)
-    assert seen["argv"] == ["-n", "/usr/bin/python3", "-I", "-m", "wyngq.rpc.service", *expected]
+    assert seen["argv"] == ["-n", *command]
     assert seen["stdin"] == '{"profile": "laptop"}'
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [["-n", "-l", *command], ["-n", *command]]
+
+
+def test_when_sudo_refuses_the_caller_gets_a_result_line_not_silence(tmp_path: Path) -> None:
+    copy = wrapper_with_sudo(tmp_path, "print('sudo: a password is required', file=sys.stderr)\nsys.exit(1)\n")
+
+    done = subprocess.run([str(copy), "backup"], input=b'{"profile": "laptop"}', capture_output=True,
+                          env=qrexec_env("mgmt", "backup"))
+
+    (line,) = [json.loads(x) for x in done.stdout.decode().splitlines()]
+    assert done.returncode == 3
+    assert (line["type"], line["ok"], line["exit_code"], line["code"]) == ("result", False, 3, "config")
+    assert "sudoers" in line["hint"] and "sudo -n refused" in done.stderr.decode()
 
 
 # -- the service module's own command line ----------------------------------------------------

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +117,22 @@ def test_restore_conflict_policies_and_rename(rpc: RpcWorld) -> None:
     assert refused.status == 6 and refused.result["refused"] is True
     assert "work" in rpc.dom0.qubes.domains
 
-    renamed = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "rename",
-                                   "rename": {"work": "work-copy"}})
+    minted = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "rename",
+                                  "rename": {"work": "work-copy"}})
+    assert minted.status == 4 and minted.result["code"] == "not_permitted"
+    assert "work-copy" not in rpc.dom0.qubes.domains
+
+    renamed = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "rename"})
     assert renamed.status == 0, renamed.result
-    assert renamed.result["qubes"][0]["target"] == "work-copy"
-    assert rpc.dom0.qubes.read_volume("work-copy", "private") == rpc.dom0.qubes.read_volume("work", "private")
+    assert renamed.result["qubes"][0]["target"] == "work-restored"
+    assert rpc.dom0.qubes.read_volume("work-restored", "private") == rpc.dom0.qubes.read_volume("work", "private")
+
+    rpc.profile(PROFILE.replace('"disp1"]', '"disp1", "work-copy"]')
+                .format(dest=rpc.dom0.dest, wyng=rpc.dom0.executable, actions=ALL_ACTIONS))
+    named = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "rename",
+                                 "rename": {"work": "work-copy"}})
+    assert named.status == 0, named.result
+    assert named.result["qubes"][0]["target"] == "work-copy"
 
 
 def test_explicit_rename_onto_an_existing_qube_is_refused(rpc: RpcWorld) -> None:
@@ -142,12 +154,13 @@ def test_restore_from_an_unauthenticated_archive_needs_the_profile_to_allow_it(r
     reply = rpc.call("restore", {**LAPTOP, "qubes": ["work"]})
 
     assert reply.status == 4
-    assert reply.result["code"] == "not_permitted"
+    assert reply.result["code"] == "unauthenticated_archive"
     assert reply.result["message"] == (
-        "the archive of profile 'laptop' is not authenticated (not encrypted): restore over qrexec is refused"
+        "the archive is not authenticated (not encrypted): this restore requires an authenticated one"
     )
+    assert "allow_unauthenticated_restore" in reply.result["hint"]
     assert "work" not in rpc.dom0.qubes.domains
-    assert not any(c["argv"][-1] == "receive" for c in rpc.wyng_calls())
+    assert not any("receive" in c["argv"] for c in rpc.wyng_calls())
 
 
 # -- refusals before any work ---------------------------------------------------------------
@@ -339,8 +352,62 @@ def test_caller_stream_drops_writes_after_epipe() -> None:
     with os.fdopen(write_end, "wb", buffering=0) as raw:
         stream = CallerStream(raw)
         assert stream.write("one\n") == 4
+        assert stream.drain(10)
         assert stream.gone
         assert stream.write("two\n") == 4
+
+
+class Stalled(io.BytesIO):
+    """A caller that is connected but does not read: every write blocks until `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, data: Any) -> int:
+        self.release.wait()
+        return super().write(data)
+
+
+def test_caller_stream_never_blocks_the_writer_and_keeps_the_result() -> None:
+    raw = Stalled()
+    stream = CallerStream(raw, max_pending=10_000)
+    line = json.dumps({"type": "progress", "pad": "x" * 1000}) + "\n"
+
+    for _ in range(500):  # would block at the first write if writes were synchronous
+        stream.write(line)
+    stream.finish()
+    stream.write('{"type": "result"}\n')
+    assert not stream.drain(0.2)  # still stalled: the result waits in the queue
+    raw.release.set()
+    assert stream.drain(10)
+
+    lines = [json.loads(x) for x in raw.getvalue().decode().splitlines()]
+    assert lines[-1] == {"type": "result"}
+    kept = [x for x in lines if x["type"] == "progress"]
+    assert 0 < len(kept) < 500
+    (notice,) = [x for x in lines if x["type"] == "dropped"]
+    assert notice["lines"] == 500 - len(kept)
+
+
+def test_a_caller_that_stops_reading_does_not_hold_up_the_job(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    rpc = make_rpc_world(tmp_path, fake_wyng)
+    rpc.config = replace(rpc.config, result_timeout=0.5)
+    stalled = Stalled()
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.append(rpc.call("backup", {**LAPTOP, "qubes": ["work"]},
+                                                                  stdout=stalled).status), daemon=True)
+    worker.start()
+    worker.join(120)
+
+    assert done == [0]  # finished while nothing was read
+    (job,) = rpc.jobs()
+    assert (job.state, job.code, job.caller_gone) == ("finished", "ok", True)
+    assert job.session in rpc.dom0.wyng().catalog().sessions()
+    assert rpc.audit()[-1]["caller_gone"] is True
+    with operation_lock("next", path=rpc.config.lock_path):
+        pass  # the operation lock is free
+    stalled.release.set()
 
 
 # -- nothing from the caller reaches Wyng's argv ------------------------------------------------

@@ -11,9 +11,10 @@ qrexec policy parser and linter, and real Wyng.
   stdin), and the result is checked in the lab's qubesd and on disk.
 
 The service is started through a copy of the shipped wrapper in which only
-`/usr/bin/sudo -n /usr/bin/python3 -I` is replaced (the lab has no sudo and no
-installed package): the copy runs a small harness calling the service's
-`main()` with paths under tmp_path instead of /etc, /var/log and /var/lib.
+`sudo=/usr/bin/sudo` is replaced (the lab has no sudo and no installed
+package): the stand-in answers the wrapper's `sudo -n -l` check and runs a
+small harness calling the service's `main()` with the caller and action the
+wrapper passes, and paths under tmp_path instead of /etc, /var/log and /var/lib.
 Run under `flock /tmp/wyngq-wyng.lock` (one Wyng per machine).
 """
 
@@ -40,7 +41,8 @@ POLICY = ROOT / "policy"
 DEFAULT = POLICY / "90-default-wyng-util-qubes.policy"
 EXAMPLE = POLICY / "30-user-wyng-util-qubes.policy"
 WRAPPER = ROOT / "qubes-rpc" / "qubes.WyngBackup"
-SUDO_PYTHON = "/usr/bin/sudo -n /usr/bin/python3 -I -m wyngq.rpc.service"
+SUDO_LINE = "sudo=/usr/bin/sudo"
+SERVICE_COMMAND = ["/usr/bin/python3", "-I", "-m", "wyngq.rpc.service"]
 DENIED = 126
 
 STUB_SERVICE = """#!/bin/sh
@@ -50,10 +52,15 @@ echo "ran action=$1 caller=$QREXEC_REMOTE_DOMAIN"
 
 HARNESS = """\
 import sys
+# called as `sudo -n [-l] /usr/bin/python3 -I -m wyngq.rpc.service CALLER ACTION`
+assert sys.argv[1] == "-n", sys.argv
+if sys.argv[2] == "-l":
+    sys.exit(0)
+assert sys.argv[2:-2] == {command!r}, sys.argv
 sys.path.insert(0, {root!r})
 from wyngq.rpc.service import Config, main
-sys.exit(main(sys.argv[1:], Config(profile_dir={profiles!r}, log_dir={log!r}, state_dir={state!r},
-                                  lock_path={lock!r})))
+sys.exit(main(sys.argv[-2:], Config(profile_dir={profiles!r}, log_dir={log!r}, state_dir={state!r},
+                                   lock_path={lock!r})))
 """
 
 
@@ -194,16 +201,17 @@ class Dom0:
             '[rpc]\nallow_unauthenticated_restore = true\n'
             f'[[rpc.allow]]\ncallers = ["{mgmt}"]\nactions = ["list", "backup", "restore", "status"]\n'
         )
-        harness = tmp_path / "harness.py"
-        harness.write_text(HARNESS.format(root=str(ROOT), profiles=str(self.paths["profiles"]),
-                                          log=str(self.paths["log"]), state=str(self.paths["state"]),
-                                          lock=str(tmp_path / "wyngq.lock")))
+        sudo = tmp_path / "sudo"
+        sudo.write_text(f"#!{sys.executable}\n" + HARNESS.format(
+            root=str(ROOT), command=SERVICE_COMMAND, profiles=str(self.paths["profiles"]),
+            log=str(self.paths["log"]), state=str(self.paths["state"]), lock=str(tmp_path / "wyngq.lock")))
+        sudo.chmod(0o755)
         wrapper = WRAPPER.read_text()
-        assert wrapper.count(SUDO_PYTHON) == 1
+        assert wrapper.count(SUDO_LINE) == 1
         self.services = tmp_path / "qubes-rpc"
         self.services.mkdir()
         service = self.services / "qubes.WyngBackup"
-        service.write_text(wrapper.replace(SUDO_PYTHON, f"{sys.executable} {harness}"))
+        service.write_text(wrapper.replace(SUDO_LINE, f"sudo={sudo}"))
         service.chmod(0o755)
         self.policies = policy_dir(tmp_path, "policy", uncommented_example(mgmt))
 

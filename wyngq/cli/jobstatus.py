@@ -9,10 +9,9 @@ from wyngq.cli.common import Presenter, finish
 from wyngq.errors import ExitCode
 from wyngq.output import Human, format_time
 from wyngq.profile import is_profile_name, profile_dir
-from wyngq.rpc.jobs import STATE_DIR, JobRecord, JobStore, records_as_data
+from wyngq.rpc.jobs import JobRecord, JobStore, records_as_data, state_dir
 
 NEEDS_ARCHIVE = False
-STATE_DIR_ENV = "WYNGQ_STATE_DIR"
 
 
 def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -23,7 +22,7 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
 
 
 def run(args: argparse.Namespace, presenter: Presenter) -> int:
-    store = JobStore(os.environ.get(STATE_DIR_ENV) or STATE_DIR)
+    store = JobStore(state_dir())
     profiles = [args.profile] if args.profile else _known_profiles(store)
     found = {name: store.jobs(name) for name in profiles if is_profile_name(name)}
     data = {"jobs": {name: records_as_data(records) for name, records in found.items()}}

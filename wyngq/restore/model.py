@@ -66,6 +66,8 @@ class RestoreRequest:
     dry_run: bool = False
     skip_properties: frozenset[str] = frozenset()
     keep_previous: bool = True  # False: also replace volumes that keep no revisions
+    # only from an archive Wyng authenticates (encrypted), for the whole restore (qrexec; DESIGN §4)
+    require_authenticated: bool = False
 
 
 @dataclass(frozen=True)

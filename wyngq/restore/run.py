@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wyngq import bundle, listing, volnames
-from wyngq.errors import ExitCode
+from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
 from wyngq.model import QubeSettings
 from wyngq.qubes.port import QubesPort
@@ -68,6 +68,9 @@ def run_restore(
     """Restore what `request` asks for; refuse (changing nothing) when the plan
     has blocking problems; return the plan and each qube's outcome."""
     archive = wyng.catalog()
+    if request.require_authenticated:
+        require_authenticated(archive)
+        wyng.pin_encrypted()
     index = listing.qube_volumes(archive)
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
     session = choose_session(index, sorted(meta.sessions) if meta else [], request)
@@ -83,6 +86,16 @@ def run_restore(
         return RestoreResult(session=session, dry_run=request.dry_run, plan=plan)
     outcomes, warnings = apply_plan(plan, qubes, wyng, workdir, reporter)
     return RestoreResult(session=session, dry_run=False, plan=plan, qubes=outcomes, warnings=warnings)
+
+
+def require_authenticated(archive: Archive) -> None:
+    """Refuse an archive Wyng does not authenticate: whoever can write one could
+    inject settings into dom0-managed qubes (DESIGN §4)."""
+    if archive.authenticated is not True:
+        raise UnauthenticatedArchiveError(
+            "the archive is not authenticated (not encrypted): this restore requires an authenticated one",
+            hint="dom0: restore in dom0, or set allow_unauthenticated_restore = true in the profile's [rpc]",
+        )
 
 
 def session_settings(found: bundle.Bundle) -> tuple[dict[str, QubeSettings], str]:

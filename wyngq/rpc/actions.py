@@ -16,7 +16,7 @@ from typing import Any
 
 from wyngq import backup, maintenance
 from wyngq.cli.restore import result_data
-from wyngq.errors import ExitCode, NotPermittedError, UsageError
+from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter
 from wyngq.listing import ListRequest, list_archive
 from wyngq.profile import Profile
@@ -105,30 +105,15 @@ def run_restore(env: Env, call: RestoreCall) -> Outcome:
         renames=call.rename,
         shutdown=call.shutdown,
         dry_run=call.dry_run,
+        # the one catalogue the restore plans from is checked, and every later Wyng call too
+        require_authenticated=not env.profile.rpc.allow_unauthenticated_restore,
     )
     port = env.qubes()
     archive_qube = archive_qube_of(env.profile.dest)
-
-    def work(wyng: Wyng) -> RestoreResult:
-        check_authenticated(env, wyng)
-        return run_restore_engine(port, wyng, request, env.reporter, env.workdir, archive_qube)
-
-    done: RestoreResult = env.with_wyng(work)
+    done: RestoreResult = env.with_wyng(
+        lambda wyng: run_restore_engine(port, wyng, request, env.reporter, env.workdir, archive_qube)
+    )
     return Outcome(done.exit_code, result_data(done), tuple(q.target for q in done.plan.qubes), done.session)
-
-
-def check_authenticated(env: Env, wyng: Wyng) -> None:
-    """Refuse a restore over qrexec from an archive Wyng does not authenticate,
-    unless the profile allows it (DESIGN §4): whoever can write such an archive
-    could inject settings into dom0-managed qubes."""
-    if env.profile.rpc.allow_unauthenticated_restore:
-        return
-    if wyng.catalog().authenticated is not True:
-        raise NotPermittedError(
-            f"the archive of profile {env.profile.name!r} is not authenticated (not encrypted): "
-            "restore over qrexec is refused",
-            hint="dom0: restore in dom0, or set allow_unauthenticated_restore = true in the profile's [rpc]",
-        )
 
 
 HANDLERS: dict[str, Callable[[Env, Any], Outcome]] = {

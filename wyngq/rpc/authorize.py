@@ -11,7 +11,10 @@ allowed when ONE `[[rpc.allow]]` rule allows all of it:
   has `qubes`, matched by it; naming no qubes means "the whole selection",
   which only a rule without `qubes` allows;
 - for restore: the conflict policy is in `on_conflict`, and `shutdown` only if
-  the rule has `shutdown = true`.
+  the rule has `shutdown = true`; an explicit new name (`rename`) must itself
+  be allowed like a restored qube, by name: a qube name can carry power in
+  dom0's qrexec policy, so a caller may not mint arbitrary ones. (Without an
+  explicit name, a rename creates `NAME-restored`, `NAME-restored2`, ...)
 
 A qube that does not exist (a restore of a deleted qube) can match only by
 name: its tags and `include_in_backups` are not known.
@@ -106,4 +109,10 @@ def _refusal(rule: RpcRule, profile: Profile, request: Request, lookup: Lookup) 
             return f"restore with on_conflict={request.on_conflict} is not allowed (allowed: {allowed})"
         if request.shutdown and not rule.shutdown:
             return "restore may not shut down qubes (shutdown) for this caller"
+        for source, target in request.rename:
+            unknown: Lookup = lambda _: None  # noqa: E731 - matched by name only, whether it exists or not
+            if not in_selection(profile.qubes, target, unknown) or not _rule_matches(rule, target, unknown):
+                return (f"restore of {source} as {target} is not allowed: a new name must be named in the "
+                        f"[qubes] include of profile {profile.name!r} (and in the rule's qubes); "
+                        f"leave out 'rename' to get {source}-restored")
     return None

@@ -24,6 +24,11 @@ from dataclasses import dataclass
 from wyngq.errors import UsageError
 
 STATE_DIR = "/var/lib/wyng-util-qubes"
+STATE_DIR_ENV = "WYNGQ_STATE_DIR"
+
+
+def state_dir() -> str:
+    return os.environ.get(STATE_DIR_ENV) or STATE_DIR
 KEEP = 50
 SHOWN = 20
 

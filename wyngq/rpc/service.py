@@ -25,10 +25,13 @@ stdout is ignored, the outcome is recorded and shown by `+status`.
 from __future__ import annotations
 
 import errno
+import json
 import logging
+import queue
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
@@ -37,7 +40,7 @@ from wyngq import lock, names, passphrase, process
 from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError
 from wyngq.model import Qube
 from wyngq.output import JsonLines, exit_status, to_data
-from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, load_profile
+from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, load_profile, profile_dir
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
 from wyngq.rpc import actions, audit, jobs
@@ -59,6 +62,8 @@ log = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "internal error in dom0; the details are in dom0's log"
 JOB_ACTIONS = ("backup", "restore", "verify", "prune")  # long ones: recorded for `status`
+MAX_PENDING_BYTES = 1 << 20  # output waiting for a caller that is not reading, before events are dropped
+RESULT_TIMEOUT = 60.0  # how long the finished call waits for a caller to read its result
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,15 @@ class Config:
     lock_path: str = lock.LOCK_PATH
     max_request_bytes: int = MAX_REQUEST_BYTES
     read_timeout: float = READ_TIMEOUT
+    result_timeout: float = RESULT_TIMEOUT
+
+    @classmethod
+    def from_environment(cls) -> Config:
+        """The defaults, with the same WYNGQ_* overrides the dom0 CLI honours, so
+        that both always share one operation lock, one set of profiles and one
+        job store. (sudo resets the environment: in dom0 these are the defaults.
+        The caller has no way to set them.)"""
+        return cls(profile_dir=profile_dir(), state_dir=jobs.state_dir(), lock_path=lock.lock_path())
 
 
 class InternalError(WyngqError):
@@ -78,34 +92,89 @@ class InternalError(WyngqError):
 
 
 class CallerStream:
-    """The caller's stdout, as text, surviving the caller going away.
+    """The caller's stdout, as text, that never holds up the job.
 
-    A write after the caller disconnected fails with EPIPE; from then on every
-    write is dropped and `gone` is True, and the work carries on."""
+    Lines go through a queue to a writer thread, so a caller that stops reading
+    (or a slow qrexec connection) blocks only that thread, never Wyng's output or
+    the operation lock. While more than `max_pending` bytes wait, new lines are
+    dropped (they are progress and per-qube events; the result repeats what
+    matters) and a `dropped` event says how many when the caller catches up.
+    After `finish()` nothing is dropped: the result line always gets queued.
+    A write that fails with EPIPE means the caller went away: `gone` becomes
+    True, everything else is discarded, and the work carries on."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, *, max_pending: int = MAX_PENDING_BYTES) -> None:
         self.raw = raw
+        self.max_pending = max_pending
         self.gone = False
+        self.dropped = 0
+        self._final = False
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_all, name="caller-stream", daemon=True)
+        self._writer.start()
 
     def write(self, text: str) -> int:
-        if self.gone:
-            return len(text)
-        data = memoryview(text.encode("utf-8", "backslashreplace"))
+        data = text.encode("utf-8", "backslashreplace")
+        with self._lock:
+            if self.gone:
+                return len(text)
+            if not self._final and self._pending + len(data) > self.max_pending:
+                self.dropped += 1
+                return len(text)
+            if self.dropped:
+                notice = json.dumps({"type": "dropped", "lines": self.dropped,
+                                     "why": "the caller was not reading; the result line has the outcome"})
+                self._put(notice.encode() + b"\n")
+                self.dropped = 0
+            self._put(data)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def finish(self) -> None:
+        """From now on nothing is dropped (the result line comes next)."""
+        with self._lock:
+            self._final = True
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for everything queued to reach the caller;
+        return whether it did (or the caller is gone, so nothing is left to send)."""
+        self._queue.put(None)
+        self._writer.join(timeout)
+        return not self.writing
+
+    @property
+    def writing(self) -> bool:
+        """Whether output is still on its way (the caller has not read it all)."""
+        return self._writer.is_alive()
+
+    def _put(self, data: bytes) -> None:
+        self._pending += len(data)
+        self._queue.put(data)
+
+    def _write_all(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if not self.gone:
+                self._send(data)
+            with self._lock:
+                self._pending -= len(data)
+
+    def _send(self, data: bytes) -> None:
+        view = memoryview(data)
         try:
-            while data:
-                written = self.raw.write(data)
-                data = data[written if written is not None else len(data):]
+            while view:
+                written = self.raw.write(view)
+                view = view[written if written is not None else len(view):]
             self.raw.flush()
         except (BrokenPipeError, ConnectionResetError, ValueError):
             self._lost()
         except OSError as err:
             if err.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
-                raise
+                log.exception("writing to the caller failed")
             self._lost()
-        return len(text)
-
-    def flush(self) -> None:
-        return None
 
     def _lost(self) -> None:
         if not self.gone:
@@ -148,19 +217,24 @@ def serve(
     code = error.code if error is not None else ExitCode(status).name.lower()
     message = error.message if error is not None else None
 
-    def record_job() -> None:
+    def record_job(caller_gone: bool) -> None:
         if call.job is not None:
             call.jobs.finish(call.job, exit_code=status, code=code, message=message, session=outcome.session,
-                             caller_gone=out.gone, qubes=outcome.qubes or None)
+                             caller_gone=caller_gone, qubes=outcome.qubes or None)
 
-    record_job()  # before the result: a caller that asks `status` next sees the outcome
     gone_before_result = out.gone
+    record_job(gone_before_result)  # before the result: a caller that asks `status` next sees the outcome
+    out.finish()
     call.presenter.result(call.entry.action, status, data or None, error=error)
-    if out.gone and not gone_before_result:
-        record_job()
+    if not out.drain(config.result_timeout):
+        log.warning("the caller did not read the result of %s within %.0f s; it is recorded",
+                    call.entry.action, config.result_timeout)
+    caller_gone = out.gone or out.writing
+    if caller_gone and not gone_before_result:
+        record_job(caller_gone)
     entry = call.entry
     entry.qubes = outcome.qubes or entry.qubes
-    entry.outcome, entry.exit_code, entry.caller_gone = code, status, out.gone
+    entry.outcome, entry.exit_code, entry.caller_gone = code, status, caller_gone
     audit.AuditLog(config.log_dir).write(entry)
     return status
 
@@ -284,15 +358,20 @@ def main(
     args = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)  # as an Interrupted error: the job and the caller get a result
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wyng-util-qubes[rpc] %(levelname)s: %(message)s")
     stdout = cast(BinaryIO, open(sys.stdout.fileno(), "wb", buffering=0, closefd=False))  # noqa: SIM115
+    config = config or Config.from_environment()
     if len(args) != 2:
-        JsonLines(cast(IO[str], CallerStream(stdout))).result(
+        out = CallerStream(stdout)
+        out.finish()
+        JsonLines(cast(IO[str], out)).result(
             "unknown", int(ExitCode.USAGE), error=UsageError("usage: python3 -m wyngq.rpc.service CALLER ACTION")
         )
+        out.drain(config.result_timeout)
         return int(ExitCode.USAGE)
     caller, action = args
-    return serve(config or Config(), caller, action, sys.stdin.buffer, stdout, qubes_factory=qubes_factory)
+    return serve(config, caller, action, sys.stdin.buffer, stdout, qubes_factory=qubes_factory)
 
 
 def drop_key_agent(target: WyngTarget) -> None:

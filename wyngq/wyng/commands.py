@@ -92,8 +92,9 @@ def send_command(
 
 
 def receive_to_file_command(target: WyngTarget, volume: str, session: str, path: str) -> list[str]:
-    """Fetch one volume of one session into a plain file."""
-    return [*target.base(), "--quiet", f"--save-to={path}", f"--session={session}", "receive", "--", volume]
+    """Fetch one volume of one session into a plain file. Not `--quiet`: the
+    header Wyng prints shows whether the archive is encrypted (Wyng.pin_encrypted)."""
+    return [*target.base(), f"--save-to={path}", f"--session={session}", "receive", "--", volume]
 
 
 def receive_command(

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from wyngq.errors import (
     BusyError,
     ConfigError,
     Interrupted,
+    UnauthenticatedArchiveError,
     WyngError,
     WyngqError,
 )
@@ -58,6 +60,15 @@ class Wyng:
         self.target = target
         self.passphrase = passphrase
         self.on_output = on_output
+        self.encrypted_only = False
+
+    def pin_encrypted(self) -> None:
+        """From now on, refuse the outcome of any call whose header says the archive
+        is not encrypted. A job that checked the catalogue once (`authenticated`)
+        thereby keeps that guarantee for every later call: an archive swapped for
+        an unencrypted one between calls is caught (an encrypted one with another
+        key fails to authenticate anyway)."""
+        self.encrypted_only = True
 
     # -- the calls -----------------------------------------------------------
     def catalog(self) -> Archive:
@@ -153,6 +164,8 @@ class Wyng:
         if done.returncode == 2 and error_file is not None:
             failed = _read_error_file(error_file)
         run = WyngRun(done.returncode, done.stdout, done.stderr, failed)
+        if self.encrypted_only and done.returncode in (0, 2, *accept):
+            check_encrypted(done.stdout)
         if done.returncode == 0:
             return run
         error = error_for(done.returncode, done.stderr, done.stdout)
@@ -161,6 +174,20 @@ class Wyng:
         if (done.returncode == 2 and failed) or done.returncode in accept:
             return run
         raise error
+
+
+HEADER = re.compile(r"^(Encrypted|Un-encrypted) archive '", re.MULTILINE)
+
+
+def check_encrypted(stdout: str) -> None:
+    """Raise unless Wyng's header (facts/wyng.md: line 2) says `Encrypted archive`."""
+    found = HEADER.search(stdout[:4096])
+    if found is None or found.group(1) != "Encrypted":
+        kind = "an unencrypted" if found is not None else "an unidentified"
+        raise UnauthenticatedArchiveError(
+            f"Wyng reported {kind} archive in the middle of a job that requires an encrypted one",
+            hint="the archive was changed or replaced while the job ran; check who can write to it",
+        )
 
 
 # verify and arch-check report a damaged archive with 1 (corrupt chunk) or 2 (missing session)

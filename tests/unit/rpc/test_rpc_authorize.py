@@ -122,3 +122,23 @@ def test_one_rule_must_allow_all_of_the_call() -> None:
     # work+gone with replace: each rule misses a part; the first rule's reason is given
     assert refusal(prof, RestoreCall("laptop", ("work", "gone"), on_conflict="replace")) == (
         "restore of qube gone with profile 'laptop' is not allowed")
+
+
+@pytest.mark.parametrize("target", ["sys-usb", "work-copy", "untrusted", "flagged", "tagged"])
+def test_a_new_name_must_be_named_in_the_selection(target: str) -> None:
+    """A qube name can carry power in dom0's qrexec policy: a caller may not mint
+    one; existing qubes matched by flag or tag do not count (the planner refuses
+    them as targets anyway)."""
+    request = RestoreCall("laptop", ("work",), on_conflict="rename", rename=(("work", target),))
+    assert refusal(profile(EVERYTHING), request) == (
+        f"restore of work as {target} is not allowed: a new name must be named in the [qubes] include of "
+        "profile 'laptop' (and in the rule's qubes); leave out 'rename' to get work-restored")
+
+
+def test_a_new_name_named_in_the_selection_and_the_rule_is_allowed() -> None:
+    request = RestoreCall("laptop", ("work",), on_conflict="rename", rename=(("work", "gone"),))
+    assert authorize(profile(EVERYTHING), "mgmt", request, lookup) is EVERYTHING
+    limited = RpcRule(callers=("mgmt",), actions=("restore",), on_conflict=("rename",), qubes=("work",))
+    assert "is not allowed" in refusal(profile(limited), request)
+    both = RpcRule(callers=("mgmt",), actions=("restore",), on_conflict=("rename",), qubes=("work", "gone"))
+    assert authorize(profile(both), "mgmt", request, lookup) is both

@@ -190,7 +190,6 @@ def test_receive_one_volume_to_a_file() -> None:
     argv = receive_to_file_command(TARGET, "wyng-qubes-metadata", "20261126-151007", "/tmp/wq/meta.tgz")
     assert argv == [
         *BASE,
-        "--quiet",
         "--save-to=/tmp/wq/meta.tgz",
         "--session=20261126-151007",
         "receive",
