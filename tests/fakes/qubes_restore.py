@@ -51,9 +51,11 @@ class RestoreOps:
         def pools(self) -> dict[str, Any]: ...
 
     # -- test controls ----------------------------------------------------------------
-    def fail(self, method: str, *args: str, message: str = "injected failure") -> None:
-        """Make the next calls of `method` whose arguments start with `args` raise QubesError."""
-        self._faults().append((method, args, message))
+    def fail(self, method: str, *args: str, message: str = "injected failure",
+             error: BaseException | None = None) -> None:
+        """Make the next calls of `method` whose arguments start with `args` raise
+        QubesError (or `error`: anything else a call could raise)."""
+        self._faults().append((method, args, message, error))
 
     def start(self, name: str) -> None:
         """Start a qube as qubesd would (its netvm first); refused while tagged."""
@@ -275,7 +277,7 @@ class RestoreOps:
             qube.volumes[kind] = FakeVolume(pool or "", f"appvms/{name}/{kind}", 0)
         return qube.volumes[kind]
 
-    def _faults(self) -> list[tuple[str, tuple[str, ...], str]]:
+    def _faults(self) -> list[tuple[str, tuple[str, ...], str, BaseException | None]]:
         if not hasattr(self, "_fault_list"):
             self._fault_list: list[tuple[str, tuple[str, ...], str]] = []
         return self._fault_list
@@ -287,8 +289,10 @@ class RestoreOps:
 
     def _write_call(self, method: str, *args: str) -> None:
         self.calls.append(("write", method, *args))
-        for fault_method, fault_args, message in self._faults():
+        for fault_method, fault_args, message, error in self._faults():
             if fault_method == method and args[: len(fault_args)] == fault_args:
+                if error is not None:
+                    raise error
                 raise QubesError(f"qube {args[0]!r}: {message}" if args else message)
 
     def _write(self, name: str, kind: str, content: bytes) -> None:

@@ -137,10 +137,8 @@ def test_json_result_names_the_failed_step(tmp_path: Path, fake_wyng: FakeWyngFa
     assert entry["revisions"] == ["sys-fw:private"]
 
 
-def test_an_interruption_stops_the_restore_and_leaves_the_guard_tags(
+def test_an_interruption_stops_the_restore_and_says_where_each_qube_stopped(
         tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
-    from wyngq.errors import Interrupted
-
     world = make_restore_world(tmp_path, fake_wyng)
     prepare(world)
     interrupting = fake_wyng("wyng-interrupting", FAKE_WYNG_FAIL="interrupt")
@@ -149,8 +147,62 @@ def test_an_interruption_stops_the_restore_and_leaves_the_guard_tags(
                        f'exec "{world.executable}" "$@"\n')
     wrapper.chmod(0o755)
     world.executable = str(wrapper)
-    with pytest.raises(Interrupted):
-        world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+
+    result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+
+    assert (result.exit_code, result.code, result.interrupted) == (130, "interrupted", 2)
+    assert "INTERRUPTED" in result.summary
+    outcomes = {q.target: q for q in result.qubes}
+    assert not any(o.ok for o in outcomes.values())
+    with_data = {q.target for q in result.plan.qubes if q.volumes}
+    assert {n for n, o in outcomes.items() if o.failed_step == "receive"} == with_data
+    assert outcomes["disp1"].failed_step != "receive"  # no data: stopped at its own next step
+    assert all("interrupted (signal 2)" in (o.error or "") for o in outcomes.values())
+    fw_hint = outcomes["sys-fw"].hint or ""
+    assert "keeps the tag" in fw_hint and "data was not changed" in fw_hint
+    assert "qvm-remove work" in (outcomes["work"].hint or "")  # created before the receive: incomplete
     assert GUARD_TAG in world.qubes.domains["sys-fw"].tags  # touched: tagged, will not start half-restored
     assert world.qubes.read_volume("sys-fw", "private") == CHANGED  # its data untouched
     assert not list(tmp_path.glob("pool-*/.wyngq-restore*"))
+
+
+@pytest.mark.parametrize("error", [UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range(128)"),
+                                   PermissionError(13, "Permission denied"), RuntimeError("a bug")],
+                         ids=["unicode", "oserror", "bug"])
+def test_an_unexpected_error_fails_that_qube_and_the_others_go_on(
+        tmp_path: Path, fake_wyng: FakeWyngFactory, error: Exception) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    backed_up = prepare(world)
+    world.qubes.fail("set_firewall", "sys-fw", error=error)
+
+    result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+
+    assert result.exit_code is ExitCode.PARTIAL
+    outcomes = {q.target: q for q in result.qubes}
+    assert {n for n, o in outcomes.items() if not o.ok} == {"sys-fw"}
+    assert outcomes["sys-fw"].failed_step == "firewall"
+    assert (outcomes["sys-fw"].error or "").startswith(f"unexpected error: {type(error).__name__}")
+    assert "qvm-volume revert sys-fw:private" in (outcomes["sys-fw"].hint or "")
+    assert GUARD_TAG in world.qubes.domains["sys-fw"].tags
+    assert world.state(("work",))["work"][1] == backed_up["work"]
+
+
+def test_scratch_space_that_cannot_be_prepared_fails_the_qubes_with_data(
+        tmp_path: Path, fake_wyng: FakeWyngFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wyngq.restore import data
+
+    world = make_restore_world(tmp_path, fake_wyng)
+    prepare(world)
+
+    def no_space(pairs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data, "prepare_scratch", no_space)
+    result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+
+    assert result.exit_code is ExitCode.PARTIAL
+    outcomes = {q.target: q for q in result.qubes}
+    with_data = {q.target for q in result.plan.qubes if q.volumes}
+    assert {n for n, o in outcomes.items() if o.failed_step == "receive"} == with_data
+    assert "No space left on device" in (outcomes["sys-fw"].error or "")
+    assert world.qubes.read_volume("sys-fw", "private") == CHANGED

@@ -102,10 +102,12 @@ def test_list_status_and_restore_from_the_management_qube(rpc: RpcWorld, capsys:
     assert qube.run("restore", "work") == 6  # it exists: refused by the default conflict policy, dom0's status
     assert output(capsys)[-1]["refused"] is True
 
-    assert qube.run("restore", "work", "--on-conflict=rename", "--rename=work:work-copy") == 0
-    assert output(capsys)[-1]["qubes"][0]["target"] == "work-copy"
+    assert qube.run("restore", "work", "--on-conflict=rename", "--rename=work:work-copy") == 4  # not in the profile
+    assert output(capsys)[-1]["code"] == "not_permitted"
+    assert qube.run("restore", "work", "--on-conflict=rename") == 0
+    assert output(capsys)[-1]["qubes"][0]["target"] == "work-restored"
     pool = Path(rpc.dom0.qubes.pools()["varlibqubes"].wyng_path or "")  # dom0 ran in its own process:
-    copy = (pool / "appvms" / "work-copy" / "private.img").read_bytes()  # look at the data it wrote
+    copy = (pool / "appvms" / "work-restored" / "private.img").read_bytes()  # look at the data it wrote
     assert copy == rpc.dom0.qubes.read_volume("work", "private")
 
 

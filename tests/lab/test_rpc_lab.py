@@ -195,12 +195,16 @@ class Dom0:
         self.paths = {name: tmp_path / name for name in ("profiles", "log", "state")}
         for path in self.paths.values():
             path.mkdir()
-        (self.paths["profiles"] / "lab.toml").write_text(
+        profile = (
             f'dest = "{self.dest}"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
             f'[qubes]\ninclude = ["{app}", "{tpl}"]\n'
             '[rpc]\nallow_unauthenticated_restore = true\n'
             f'[[rpc.allow]]\ncallers = ["{mgmt}"]\nactions = ["list", "backup", "restore", "status"]\n'
+            'on_conflict = ["fail", "replace"]\n'
         )
+        (self.paths["profiles"] / "lab.toml").write_text(profile)
+        strict = profile.replace("allow_unauthenticated_restore = true", "allow_unauthenticated_restore = false")
+        (self.paths["profiles"] / "lab-strict.toml").write_text(strict)
         sudo = tmp_path / "sudo"
         sudo.write_text(f"#!{sys.executable}\n" + HARNESS.format(
             root=str(ROOT), command=SERVICE_COMMAND, profiles=str(self.paths["profiles"]),
@@ -271,6 +275,11 @@ def test_a_management_qube_backs_up_and_restores_through_the_service(lab: Lab, t
     domains: Any = lab.app.domains  # qubesadmin's VMCollection: `del` removes the qube
     del domains[app.name]
     time.sleep(1.05)
+    # A profile that does not allow unauthenticated restores refuses this (unencrypted) archive.
+    code, lines = dom0.call("restore", {"profile": "lab-strict", "qubes": [app.name]}, assume_yes=True)
+    assert (code, lines[-1]["code"]) == (4, "unauthenticated_archive"), lines[-1]
+    lab.app.domains.refresh_cache(force=True)
+    assert app.name not in lab.app.domains
     code, lines = dom0.call("restore", {"profile": "lab", "qubes": [app.name]}, assume_yes=True)
 
     assert code == 0, lines[-1]
@@ -286,7 +295,44 @@ def test_a_management_qube_backs_up_and_restores_through_the_service(lab: Lab, t
     assert code == 0 and [(j["action"], j["code"], j["caller"]) for j in jobs] == [
         ("restore", "ok", mgmt.name), ("backup", "ok", mgmt.name)]
     assert [(a["action"], a["outcome"]) for a in dom0.audit()] == [
-        ("backup", "ok"), ("list", "ok"), ("backup", "not_permitted"), ("restore", "ok"), ("status", "ok")]
+        ("backup", "ok"), ("list", "ok"), ("backup", "not_permitted"), ("restore", "unauthenticated_archive"),
+        ("restore", "ok"), ("status", "ok")]
+
+
+def test_a_restore_over_qrexec_from_an_encrypted_archive(lab: Lab, tmp_path: Path) -> None:
+    """The default profile (no unauthenticated restores) with real Wyng: every Wyng call
+    of the restore must show `Encrypted archive` in its header, and real Wyng's do."""
+    tpl = lab.create("tpl", "TemplateVM", label="black")
+    app = lab.create("app", "AppVM", template=tpl, label="blue")
+    lab.fill(app, "private", os.urandom(SMALL // 4))
+    mgmt = lab.create("mgmt", "AppVM", template=tpl, label="purple")
+    dom0 = Dom0(lab, tmp_path, mgmt.name, app.name, tpl.name)
+    secret = tmp_path / "enc.pass"
+    secret.write_text("correct horse battery staple\n")
+    secret.chmod(0o600)
+    dest = f"file:{lab.archive_dir}/enc-restore.wyng"
+    created = subprocess.run([sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}",
+                              f"--meta-dir={lab.meta_dir}", f"--passphrase-file={secret}", "--json", "create"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
+    assert created.returncode == 0, created.stdout + created.stderr
+    (dom0.paths["profiles"] / "enc.toml").write_text(
+        f'dest = "{dest}"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
+        f'[passphrase]\nfile = "{secret}"\n[qubes]\ninclude = ["{app.name}"]\n'
+        f'[[rpc.allow]]\ncallers = ["{mgmt.name}"]\nactions = ["backup", "restore"]\non_conflict = ["replace"]\n')
+    before = volume_sha(lab, app.name, "private")
+    code, lines = dom0.call("backup", {"profile": "enc", "qubes": [app.name]})
+    assert code == 0, lines[-1]
+    app.memory = 999
+    lab.fill(app, "private", os.urandom(SMALL // 4))
+    time.sleep(1.05)
+
+    code, lines = dom0.call("restore", {"profile": "enc", "qubes": [app.name], "on_conflict": "replace"},
+                            assume_yes=True)
+
+    assert code == 0, lines[-1]
+    lab.app.domains.refresh_cache(force=True)
+    assert lab.app.domains[app.name].memory != 999
+    assert volume_sha(lab, app.name, "private") == before
 
 
 def agents() -> set[str]:

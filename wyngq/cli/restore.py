@@ -105,8 +105,8 @@ def result_data(result: RestoreResult) -> dict[str, object]:
         "changed": result.changed, "summary": result.summary,
         "settings_source": result.plan.settings_source, "qubes": qubes, "warnings": list(result.warnings),
     }
-    if result.refused:
-        data["code"] = "conflict"  # nothing was changed: the plan has blocking problems
+    if result.code is not None:
+        data["code"] = result.code
     if result.dry_run or result.refused:
         data["steps"] = [
             {"step": s.kind.value, "qube": s.qube,

@@ -4,21 +4,27 @@ one Wyng receive, and report each qube's outcome. Decides nothing.
 A qube whose step fails is not touched again: it keeps the guard tag
 (`backup-restore-in-progress`, so qubesd will not start it) and its outcome
 names the failed step, the error, and how to finish or undo. The other qubes
-go on. Scratch copies are always removed.
+go on; that holds for any error in a step, an unexpected one included (it is
+logged with its traceback). An interruption stops the restore: every qube not
+finished gets the step it stopped at and its hint, and `Applied.interrupted`
+says by which signal. Scratch copies are always removed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from wyngq.errors import QubesError, WyngError
+from wyngq.errors import Interrupted, QubesError, WyngError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.model import DeviceAssignment
 from wyngq.qubes.port import QubesPort
 from wyngq.restore import data
 from wyngq.restore.model import GUARD_TAG, Action, Op, QubePlan, RestorePlan, Step, StepKind
 from wyngq.wyng.runner import Wyng
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,15 @@ class QubeOutcome:
     revisions: tuple[str, ...] = ()  # volumes whose previous data is kept as a revision
 
 
-# What fails one qube's step. Anything else (an interruption, a bug) stops the
-# whole restore: the qubes touched so far keep their guard tags.
+@dataclass(frozen=True)
+class Applied:
+    qubes: tuple[QubeOutcome, ...]
+    warnings: tuple[str, ...] = ()
+    interrupted: int | None = None  # the signal that stopped the restore
+
+
+# The expected ways a qube's step fails; anything else but an interruption fails
+# the qube too, as an unexpected error.
 _STEP_ERRORS = (QubesError, WyngError)
 
 
@@ -56,38 +69,72 @@ class _Run:
     changes: dict[str, int] = field(default_factory=dict)
     imported: dict[str, list[str]] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
 
 
-def apply_plan(
-    plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, reporter: Reporter
-) -> tuple[tuple[QubeOutcome, ...], tuple[str, ...]]:
+def apply_plan(plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, reporter: Reporter) -> Applied:
     """Execute `plan`; return every qube's outcome (in plan order) and warnings."""
     run = _Run(plan, qubes, wyng, workdir, reporter)
     pairs = [p for q in plan.qubes if q.changes for p in q.volumes]
+    interrupted: int | None = None
     try:
-        for step in plan.steps:
+        for index, step in enumerate(plan.steps):
             if step.qube is not None and step.qube in run.failed:
                 continue
-            _do(run, step)
+            try:
+                _do(run, step)
+            except Interrupted as err:
+                _stop(run, plan.steps[index:], err)
+                interrupted = err.signum
+                break
     finally:
         leftovers = data.discard_scratch(pairs)
         run.warnings += [f"could not remove the scratch copy {path}" for path in leftovers]
-    return tuple(_outcome(run, q) for q in plan.qubes), tuple(run.warnings)
+    return Applied(tuple(_outcome(run, q) for q in plan.qubes), tuple(run.warnings), interrupted)
 
 
 def _do(run: _Run, step: Step) -> None:
     run.reporter.event("step", qube=step.qube, step=step.kind.value, operations=len(step.ops))
-    if step.kind is StepKind.RECEIVE:
-        _receive(run)
-        return
-    assert step.qube is not None
     try:
-        _HANDLERS[step.kind](run, step)
+        if step.kind is StepKind.RECEIVE:
+            _receive(run)
+        else:
+            _HANDLERS[step.kind](run, step)
+    except Interrupted:
+        raise
     except _Failed as failure:
-        _fail(run, step.qube, step.kind, failure.message)
+        message = failure.message
     except _STEP_ERRORS as err:
-        _fail(run, step.qube, step.kind, err.message)
+        message = err.message
+    except Exception as err:  # e.g. an OSError, or a bug: this qube fails, the others go on
+        log.exception("restore: step %s of %s", step.kind.value, step.qube or "every qube")
+        message = f"unexpected error: {type(err).__name__}: {err}"
+    else:
+        if step.kind is StepKind.FINISH and step.qube is not None:
+            run.finished.add(step.qube)
+        return
+    for target in _step_qubes(run, step):
+        _fail(run, target, step.kind, message)
+
+
+def _step_qubes(run: _Run, step: Step) -> list[str]:
+    """The qubes a step works on: its own, or for the receive every qube with data."""
+    if step.qube is not None:
+        return [step.qube]
+    return [q.target for q in run.plan.qubes if q.changes and q.volumes and q.target not in run.failed]
+
+
+def _stop(run: _Run, remaining: Sequence[Step], err: Interrupted) -> None:
+    """Record, for every qube not finished, the step where it stopped."""
+    for plan in run.plan.qubes:
+        target = plan.target
+        if not plan.changes or target in run.failed or target in run.finished:
+            continue
+        at = next((s for s in remaining if s.qube == target or (s.qube is None and target in _step_qubes(run, s))),
+                  None)
+        kind = at.kind if at is not None else StepKind.FINISH
+        _fail(run, target, kind, f"the restore was interrupted (signal {err.signum}) before this step was done")
 
 
 def _fail(run: _Run, target: str, kind: StepKind, message: str) -> None:
@@ -241,6 +288,8 @@ def _outcome(run: _Run, plan: QubePlan) -> QubeOutcome:
 def _hint(run: _Run, plan: QubePlan, kind: StepKind) -> str:
     target = plan.target
     untag = f"`qvm-tags {target} del {GUARD_TAG}`"
+    if plan.action is Action.REPLACE and kind is StepKind.GUARD:
+        return f"{target!r} was not changed; restore it again to replace it."
     if plan.action is Action.REPLACE:
         finish = f"{target!r} keeps the tag {GUARD_TAG} and will not start. To finish, fix the cause and " \
                  f"restore it again with --on-conflict=replace."

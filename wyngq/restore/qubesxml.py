@@ -15,6 +15,7 @@ any device on the port); Qubes 4.2's `required="yes|no"` maps to the modes
 from __future__ import annotations
 
 import re
+import string
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from xml.parsers import expat
@@ -174,9 +175,19 @@ def read_firewall(data: bytes, qube: str) -> tuple[str, ...] | None:
             raise QubesXmlError(f"qube {qube!r}: a firewall rule has unknown options or no action")
         words = [f"{key}={_word(values[key], 'firewall value')}" for key in FIREWALL_ORDER if key in values]
         if comment:
-            words.append(f"comment={comment}")
+            words.append(f"comment={firewall_comment(comment)}")
         rules.append(" ".join(words))
     return tuple(rules)
+
+
+# qubesd's own rule for comments (qubes/firewall.py, Comment): anything else is refused
+_COMMENT_SAFE = frozenset(string.ascii_letters + string.digits + ":;,./-_[] ")
+
+
+def firewall_comment(comment: str) -> str:
+    """A firewall comment qubesd accepts: other characters become `_` (qubesd never
+    writes them, so only a hand-edited qubes.xml has them; the rule itself stays)."""
+    return "".join(c if c in _COMMENT_SAFE else "_" for c in comment)
 
 
 def _word(value: str | None, what: str) -> str:

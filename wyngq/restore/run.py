@@ -31,6 +31,7 @@ class RestoreResult:
     plan: RestorePlan
     qubes: tuple[QubeOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    interrupted: int | None = None  # the signal that stopped it part way
 
     @property
     def refused(self) -> bool:
@@ -50,10 +51,25 @@ class RestoreResult:
         done = [q.target for q in self.qubes if q.ok]
         failed = [q.target for q in self.qubes if not q.ok]
         text = f"restored from {self.session}: {', '.join(done) or 'nothing'}"
+        if self.interrupted is not None:
+            text = f"restore from {self.session} INTERRUPTED (signal {self.interrupted}); finished: " \
+                   f"{', '.join(done) or 'nothing'}"
+            return text + (f"; NOT FINISHED: {', '.join(failed)}" if failed else "")
         return text + (f"; FAILED: {', '.join(failed)}" if failed else "")
 
     @property
-    def exit_code(self) -> ExitCode:
+    def code(self) -> str | None:
+        """The result's code when it is not plain success or failure."""
+        if self.refused:
+            return "conflict"  # nothing was changed: the plan has blocking problems
+        if self.interrupted is not None:
+            return "interrupted"
+        return None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 128 + self.interrupted
         if self.refused:
             return ExitCode.QUBES
         if any(not q.ok for q in self.qubes):
@@ -84,8 +100,9 @@ def run_restore(
                    problems=len(plan.problems), refused=bool(plan.blocking))
     if plan.blocking or request.dry_run:
         return RestoreResult(session=session, dry_run=request.dry_run, plan=plan)
-    outcomes, warnings = apply_plan(plan, qubes, wyng, workdir, reporter)
-    return RestoreResult(session=session, dry_run=False, plan=plan, qubes=outcomes, warnings=warnings)
+    applied = apply_plan(plan, qubes, wyng, workdir, reporter)
+    return RestoreResult(session=session, dry_run=False, plan=plan, qubes=applied.qubes, warnings=applied.warnings,
+                         interrupted=applied.interrupted)
 
 
 def require_authenticated(archive: Archive) -> None:

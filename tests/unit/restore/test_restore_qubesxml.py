@@ -113,6 +113,12 @@ def test_malformed_firewall_is_refused(bad: bytes) -> None:
         read_firewall(bad, "x")
 
 
+def test_a_comment_qubesd_would_refuse_is_made_safe_not_dropped() -> None:
+    xml = ('<firewall version="2"><rules><rule><properties><property name="action">accept</property>'
+           '<property name="comment">café ✓ (ok!) "q"</property></properties></rule></rules></firewall>')
+    assert read_firewall(xml.encode(), "x") == ("action=accept comment=caf_ _ _ok__ _q_",)
+
+
 def test_rule_spellings_compare_equal() -> None:
     ours = ("action=accept proto=tcp dsthost=1.1.1.1/32 dstports=443-443", "action=drop")
     qubesd = ("action=accept dst4=1.1.1.1/32 proto=tcp dstports=443-443", "action=drop")
