@@ -293,16 +293,21 @@ def run_backup(
     outcomes = _outcomes(plan, failed_by_wyng, missing)
 
     warnings: list[str] = []
-    stamp = int(time.time())
-    for outcome in outcomes:
-        if outcome.ok:
-            try:
-                qubes.set_backup_timestamp(outcome.name, stamp)
-            except Exception as err:
-                warnings.append(f"could not set backup_timestamp of {outcome.name}: {err}")
     check = None
     if request.check_after_send:
         check = "ok" if wyng.arch_check("newest").returncode == 0 else "failed"
+    if check == "failed":
+        # backup_timestamp says "backed up": not for a session the check found damaged,
+        # so that the next (scheduled or Salt) backup runs again
+        warnings.append("backup_timestamp not set: the archive check after sending failed")
+    else:
+        stamp = int(time.time())
+        for outcome in outcomes:
+            if outcome.ok:
+                try:
+                    qubes.set_backup_timestamp(outcome.name, stamp)
+                except Exception as err:
+                    warnings.append(f"could not set backup_timestamp of {outcome.name}: {err}")
     return BackupResult(session=session, dry_run=False, qubes=outcomes, check=check, warnings=tuple(warnings))
 
 

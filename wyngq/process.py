@@ -9,7 +9,9 @@ on stdin only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import subprocess
 import threading
@@ -60,38 +62,40 @@ def run(
         stdin_arg = None
     else:
         stdin_arg = subprocess.DEVNULL
-    try:
-        child = subprocess.Popen(
-            list(argv),
-            stdin=stdin_arg,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-            # Its own session: a terminal's Ctrl-C reaches only us, and we pass
-            # it on exactly once (below), so Wyng sees one interrupt.
-            start_new_session=True,
-        )
-    except FileNotFoundError as err:
-        raise ConfigError(f"program not found: {argv[0]}", hint="install it or give its path") from err
-    except PermissionError as err:
-        raise ConfigError(f"program not executable: {argv[0]}") from err
-
-    stderr_chunks: list[bytes] = []
-    assert child.stderr is not None and child.stdout is not None
-    stderr_thread = threading.Thread(target=_drain, args=(child.stderr, stderr_chunks), daemon=True)
-    stderr_thread.start()
-    if stdin is not None:
-        assert child.stdin is not None
+    # The forwarding handlers go in before the child exists and come out after it
+    # is reaped: a signal in between is never lost (see _ForwardSignals).
+    with _ForwardSignals() as forwarding:
         try:
-            child.stdin.write(stdin)
-            child.stdin.close()
-        except BrokenPipeError:
-            pass
+            child = subprocess.Popen(
+                list(argv),
+                stdin=stdin_arg,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+                # Its own session: a terminal's Ctrl-C reaches only us, and we pass
+                # it on exactly once (below), so Wyng sees one interrupt.
+                start_new_session=True,
+            )
+        except FileNotFoundError as err:
+            raise ConfigError(f"program not found: {argv[0]}", hint="install it or give its path") from err
+        except PermissionError as err:
+            raise ConfigError(f"program not executable: {argv[0]}") from err
+        forwarding.attach(child)
 
-    with _forward_signals(child):
+        stderr_chunks: list[bytes] = []
+        assert child.stderr is not None and child.stdout is not None
+        stderr_thread = threading.Thread(target=_drain, args=(child.stderr, stderr_chunks), daemon=True)
+        stderr_thread.start()
+        if stdin is not None:
+            assert child.stdin is not None
+            try:
+                child.stdin.write(stdin)
+                child.stdin.close()
+            except BrokenPipeError:
+                pass
         stdout_text = _read_lines(child.stdout, on_stdout_line, on_partial_line)
         returncode = child.wait()
-    stderr_thread.join()
+        stderr_thread.join()
     stderr_text = b"".join(stderr_chunks).decode("utf-8", errors="replace")
     log.debug("rc=%d from %s", returncode, argv[0])
     return Completed(tuple(argv), returncode, stdout_text, stderr_text)
@@ -124,29 +128,51 @@ def _read_lines(stream: IO[bytes], on_line: LineHandler | None, on_partial: Line
     return "".join(collected)
 
 
-class _forward_signals:
+class _ForwardSignals:
     """While a child runs, pass SIGINT/SIGTERM on to it instead of dying first.
 
     The child (Wyng) then stops cleanly, and its exit status (8 for SIGINT, 143
-    for SIGTERM) reaches the caller, who turns it into Interrupted.
+    for SIGTERM) reaches the caller, who turns it into Interrupted. A signal that
+    comes before the child exists is passed on as soon as it does. When the child
+    could not be started, or exited 0 anyway (the signal came as it finished, or
+    after), the signal is raised again once the previous handlers are back, so the
+    caller still sees it: none is ever dropped. Only the main thread can handle
+    signals; elsewhere this does nothing.
     """
 
     _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, child: subprocess.Popen[bytes]) -> None:
-        self._child = child
+    def __init__(self) -> None:
+        self._child: subprocess.Popen[bytes] | None = None
         self._previous: dict[int, object] = {}
+        self._received: list[int] = []
 
-    def __enter__(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in self._SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._forward)
+    def __enter__(self) -> _ForwardSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self._SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
 
-    def _forward(self, signum: int, _frame: object) -> None:
-        if self._child.poll() is None:
-            self._child.send_signal(signum)
+    def attach(self, child: subprocess.Popen[bytes]) -> None:
+        self._child = child
+        if self._received:
+            self._send(self._received[0])
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        first = not self._received
+        self._received.append(signum)
+        if first and self._child is not None:
+            self._send(signum)  # once: Wyng stops on the first one
+
+    def _send(self, signum: int) -> None:
+        assert self._child is not None
+        if self._child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._child.pid, signum)
 
     def __exit__(self, *_exc: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+        child = self._child
+        if self._received and (child is None or child.returncode == 0):
+            signal.raise_signal(self._received[0])

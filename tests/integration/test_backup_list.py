@@ -203,3 +203,20 @@ def test_bundle_in_archive_is_upstream_compatible(world: World) -> None:
         names = tar.getnames()
     assert "./qubes.xml" in names and "./appvms/work/firewall.xml" in names and "./wyngq.json" in names
     assert bundle.read_bundle(path).manifest is not None
+
+
+def test_check_after_send_stamps_the_qubes_only_when_the_check_passes(world: World, fake_wyng: FakeWyngFactory
+                                                                      ) -> None:
+    checked = backup(world, "work", check_after_send=True)
+    assert (checked.exit_code, checked.check) == (ExitCode.OK, "ok")  # type: ignore[attr-defined]
+    stamped = world.qubes.domains["work"].backup_timestamp
+    assert stamped is not None
+    world.qubes.domains["work"].backup_timestamp = None
+
+    damaged = fake_wyng("wyng-damaged", FAKE_WYNG_FAIL="corrupt=appvms/work/private.img")
+    failed = backup(world, "work", wyng_exe=damaged, check_after_send=True)
+
+    assert failed.check == "failed" and failed.exit_code != ExitCode.OK  # type: ignore[attr-defined]
+    assert world.qubes.domains["work"].backup_timestamp is None  # the next backup runs again
+    assert "backup_timestamp not set" in " ".join(failed.warnings)  # type: ignore[attr-defined]
+    assert failed.session is not None  # type: ignore[attr-defined]

@@ -209,7 +209,7 @@ def error_for(returncode: int, stderr: str, stdout: str = "") -> WyngqError:
                                     hint="check --dest, or create one with `create`")
     if returncode == 5:
         return WyngError(f"the destination is not ready: {detail}", wyng_rc=returncode)
-    if returncode == 8:
+    if returncode in (8, 128 + signal.SIGINT, -signal.SIGINT):  # -N: the signal came before Wyng's handler
         return Interrupted(signal.SIGINT)
     if returncode in (128 + signal.SIGTERM, -signal.SIGTERM):
         return Interrupted(signal.SIGTERM)
