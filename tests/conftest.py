@@ -27,6 +27,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes dom0's state or takes dom0's lock: the job and archive records
+    and the operation lock of every test (and of the CLI it starts) live in tmp_path."""
+    monkeypatch.setenv("WYNGQ_STATE_DIR", str(tmp_path / "wyngq-state"))
+    monkeypatch.setenv("WYNGQ_LOCK_PATH", str(tmp_path / "wyngq-default.lock"))
+
+
 class FakeWyngFactory:
     """Writes executables that run the fake Wyng with a fixed environment
     (lock, call log, injected faults), so no test touches os.environ."""

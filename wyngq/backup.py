@@ -12,7 +12,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wyngq import __version__, bundle, volnames
@@ -22,6 +22,7 @@ from wyngq.model import Pool, PoolDriver, Qube, QubeClass
 from wyngq.profile import Profile
 from wyngq.qubes.port import QubesPort
 from wyngq.wyng.catalog import Archive
+from wyngq.wyng.known import KnownArchive, KnownArchives
 from wyngq.wyng.runner import Wyng
 
 TAG = "qubes"  # upstream tags every session with it; its `list` shows other tags only
@@ -95,6 +96,10 @@ class BackupPlan:
             alias = vol.local_name if vol.local_name != vol.archive_name else None
             doc.setdefault(vol.pool_path, []).append([vol.archive_name, alias])
         return doc
+
+    def sent_names(self) -> list[str]:
+        """The names the volumes have in the archive once sent."""
+        return [vol.local_name for vol in self.volumes]
 
     def volume_owner(self, name: str) -> str | None:
         for vol in self.volumes:
@@ -176,14 +181,13 @@ def select_qubes(
     return tuple(sorted(chosen))
 
 
-def plan_backup(qubes: Sequence[Qube], pools: Mapping[str, Pool], archive: Archive | None) -> BackupPlan:
-    """Given the selected qubes, the pools and the archive's catalogue, return the
-    volumes to send and how Wyng must name them. Raise ConfigError for volumes
-    in pools Wyng cannot read."""
+def plan_backup(qubes: Sequence[Qube], pools: Mapping[str, Pool], known: Collection[str] = ()) -> BackupPlan:
+    """Given the selected qubes, the pools and the names of the archive's volumes,
+    return the volumes to send and how Wyng must name them. Raise ConfigError for
+    volumes in pools Wyng cannot read."""
     volumes: list[PlannedVolume] = []
     unsupported: list[str] = []
     settings_only: list[str] = []
-    known = set(archive.volumes) if archive is not None else set()
     for qube in qubes:
         kinds = qube.klass.backed_up_volumes
         if not kinds:
@@ -219,10 +223,10 @@ def plan_backup(qubes: Sequence[Qube], pools: Mapping[str, Pool], archive: Archi
     )
 
 
-def new_session(before: Archive | None, after: Archive) -> str | None:
+def new_session(before: Collection[str], after: Archive) -> str | None:
     """The session the send just made: the newest one holding the settings bundle
-    that was not in the archive before."""
-    old = set(before.sessions()) if before is not None else set()
+    that was not among the archive's sessions `before`."""
+    old = set(before)
     meta = after.volumes.get(volnames.METADATA_VOLUME)
     candidates = sorted(set(meta.sessions) - old) if meta is not None else []
     return candidates[-1] if candidates else None
@@ -239,9 +243,14 @@ def run_backup(
     request: BackupRequest,
     reporter: Reporter,
     workdir: str,
+    known_archives: KnownArchives | None = None,
 ) -> BackupResult:
-    """Back up the requested qubes into the archive; return per-qube outcomes."""
-    archive = wyng.catalog()
+    """Back up the requested qubes into the archive; return per-qube outcomes.
+
+    With `known_archives`, the archive's catalogue is read only when the record
+    kept from earlier runs cannot answer what the plan needs (wyngq.wyng.known):
+    then the send is the only Wyng call."""
+    known = known_archives.get(wyng.target) if known_archives is not None else None
     listed = qubes.list_qubes()
     loaded: dict[str, Qube] = {}
 
@@ -251,7 +260,13 @@ def run_backup(
         return loaded[name]
 
     names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
-    plan = plan_backup([load(n) for n in names], qubes.pools(), archive)
+    selected, pools = [load(n) for n in names], qubes.pools()
+    plan = plan_backup(selected, pools, known.volumes if known is not None else ())
+    if known is None or any(v.local_name not in known.volumes for v in plan.volumes):
+        known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
+        if known_archives is not None:
+            known_archives.put(wyng.target, known)
+        plan = plan_backup(selected, pools, known.volumes)
     if not plan.volumes:
         raise UsageError(
             "only disposable qubes selected: a backup needs at least one qube with data",
@@ -274,7 +289,7 @@ def run_backup(
     with open(local_from, "w", encoding="utf-8") as handle:
         json.dump(plan.local_from(), handle)
 
-    _wait_for_new_second(archive)
+    _wait_for_new_second(known.newest)
     wyng.on_output = wyng_progress(reporter, lambda v: {"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
     sent = wyng.send(
         local_from=local_from,
@@ -289,8 +304,10 @@ def run_backup(
         outcomes = _outcomes(plan, failed_by_wyng, {})
         return BackupResult(session=None, dry_run=True, qubes=outcomes)
 
-    session, missing = _confirm_session(wyng, archive, plan, sent.stdout)
+    session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout)
     outcomes = _outcomes(plan, failed_by_wyng, missing)
+    if known_archives is not None:
+        known_archives.put(wyng.target, known.with_session(session, [*plan.sent_names(), volnames.METADATA_VOLUME]))
 
     warnings: list[str] = []
     check = None
@@ -334,7 +351,7 @@ _VOLUME_HEADER = re.compile(r"^Volume '(?P<name>[^']+)'")
 
 
 def _confirm_session(
-    wyng: Wyng, before: Archive, plan: BackupPlan, stdout: str
+    wyng: Wyng, before: Collection[str], plan: BackupPlan, stdout: str
 ) -> tuple[str, dict[str, list[str]]]:
     """The new session and the planned volumes missing from it.
 
@@ -346,7 +363,7 @@ def _confirm_session(
     """
     session, finished = sent_volumes(stdout)
     expected = {v.local_name for v in plan.volumes} | {volnames.METADATA_VOLUME}
-    if session is not None and expected <= finished and session not in before.sessions():
+    if session is not None and expected <= finished and session not in before:
         return session, {}
     after = wyng.catalog()
     confirmed = new_session(before, after)
@@ -382,9 +399,8 @@ def _outcomes(plan: BackupPlan, failed: set[str], missing: Mapping[str, list[str
     return tuple(outcomes)
 
 
-def _wait_for_new_second(archive: Archive) -> None:
+def _wait_for_new_second(newest: str | None) -> None:
     """Wyng names sessions by the second and refuses a duplicate: never start a
     send in the same second as the archive's newest session."""
-    sessions = archive.sessions()
-    while sessions and session_id_now() == sessions[-1]:
-        time.sleep(0.2)
+    while newest is not None and session_id_now() == newest:
+        time.sleep(0.05)

@@ -18,6 +18,7 @@ from wyngq.backup import BackupRequest, run_backup
 from wyngq.errors import AuthError, BusyError, ConfigError, ExitCode, Interrupted
 from wyngq.listing import ListRequest, list_archive, read_session_bundle
 from wyngq.secret import Secret
+from wyngq.wyng.known import KnownArchives
 
 ALL = ("fedora", "work", "vault", "disp1")
 
@@ -178,7 +179,8 @@ def test_cli_list_and_create_as_subprocesses(tmp_path: Path, fake_wyng: FakeWyng
     archive = tmp_path / "cli.wyng"
     archive.mkdir()
     base = [sys.executable, "-m", "wyngq", f"--dest=file:{archive}", f"--wyng={fake_wyng()}", "--json"]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "WYNGQ_LOCK_PATH": str(tmp_path / "lock")}
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "WYNGQ_LOCK_PATH": str(tmp_path / "lock"),
+           "WYNGQ_STATE_DIR": str(tmp_path / "state")}
 
     created = subprocess.run([*base, "create", "--encrypt=off"], capture_output=True, text=True, env=env)
     assert created.returncode == 0, created.stderr
@@ -220,3 +222,45 @@ def test_check_after_send_stamps_the_qubes_only_when_the_check_passes(world: Wor
     assert world.qubes.domains["work"].backup_timestamp is None  # the next backup runs again
     assert "backup_timestamp not set" in " ".join(failed.warnings)  # type: ignore[attr-defined]
     assert failed.session is not None  # type: ignore[attr-defined]
+
+
+def wyng_actions(fake_wyng: FakeWyngFactory, since: int) -> list[str]:
+    return [str(call["argv"][-1]) for call in fake_wyng.calls()[since:]]
+
+
+def test_with_an_archive_record_a_repeated_backup_is_one_wyng_call(
+        world: World, fake_wyng: FakeWyngFactory, tmp_path: Path) -> None:
+    known = KnownArchives(str(tmp_path / "state"))
+
+    def back_up(*names: str) -> object:
+        done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=names), Recorder(), world.workdir, known)
+        assert done.exit_code == ExitCode.OK  # type: ignore[attr-defined]
+        return done
+
+    start = len(fake_wyng.calls())
+    first = back_up("work", "vault")
+    assert wyng_actions(fake_wyng, start) == ["list", "send"]  # no record yet: the catalogue is read
+
+    start = len(fake_wyng.calls())
+    world.qubes.write_volume("work", "private", b"changed" * 1000)
+    second = back_up("work", "vault")
+    assert wyng_actions(fake_wyng, start) == ["send"]
+    assert second.session > first.session  # type: ignore[attr-defined]
+    assert read_back(world, "appvms/work/private.img", second.session) == b"changed" * 1000  # type: ignore[attr-defined]
+
+    start = len(fake_wyng.calls())
+    back_up("work", "fedora")  # fedora's volumes are not in the record: read the catalogue again
+    assert wyng_actions(fake_wyng, start) == ["list", "send"]
+
+
+def test_a_stale_record_does_no_harm(world: World, fake_wyng: FakeWyngFactory, tmp_path: Path) -> None:
+    """The record names volumes the archive no longer has (deleted behind wyngq's back):
+    the backup sends them as new volumes, and the session is still confirmed."""
+    known = KnownArchives(str(tmp_path / "state"))
+    run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    world.wyng().delete("appvms/work/private.img")
+
+    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+
+    assert done.exit_code == ExitCode.OK and done.session is not None
+    assert read_back(world, "appvms/work/private.img", done.session) == world.qubes.read_volume("work", "private")

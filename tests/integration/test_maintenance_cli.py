@@ -65,6 +65,7 @@ def world(tmp_path: Path, fake_wyng: FakeWyngFactory) -> CliWorld:
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),
         "WYNGQ_LOCK_PATH": str(tmp_path / "wyngq.lock"),
+        "WYNGQ_STATE_DIR": str(tmp_path / "state"),
         "TMPDIR": str(tmp_path / "tmp"),
     }
     w = CliWorld(tmp_path, spec_path, f"file:{tmp_path / 'archive'}", fake_wyng(), env)

@@ -513,7 +513,7 @@ def test_f_upstream_bundle_from_real_qubes_xml_keeps_43_device_mode(scenario: Sc
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     volumes = tmp_path / "volumes.json"
-    plan = plan_backup([port.qube(name) for name in scenario.names], port.pools(), None)
+    plan = plan_backup([port.qube(name) for name in scenario.names], port.pools())
     volumes.write_text(json.dumps(plan.local_from()))
     wyng.send(local_from=str(volumes), metadata_file=str(bundle), tags=("qubes",))
     scenario.remove_all()

@@ -35,7 +35,8 @@ def test_backup_output_follows_salts_stateful_protocol(tmp_path: Path, fake_wyng
     world = tmp_path / "world.json"
     world.write_text(json.dumps({"pools": {"varlibqubes": str(pool)},
                                  "qubes": [{"name": "work", "klass": "AppVM", "data": {"private": "ab" * 5000}}]}))
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "WYNGQ_LOCK_PATH": str(tmp_path / "lock")}
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "WYNGQ_LOCK_PATH": str(tmp_path / "lock"),
+           "WYNGQ_STATE_DIR": str(tmp_path / "state")}
     base = [sys.executable, "-m", "tests.integration.cli_driver", str(world), f"--dest=file:{tmp_path / 'archive'}",
             f"--wyng={fake_wyng()}", "--json", "--quiet", "--unattended"]
 

@@ -156,7 +156,7 @@ def _lvm_qube(name: str, klass: QubeClass) -> Qube:
 
 
 def test_appvm_sends_private_only() -> None:
-    plan = plan_backup([_reflink_qube("work", APP)], POOLS, None)
+    plan = plan_backup([_reflink_qube("work", APP)], POOLS)
     assert plan.volumes == (
         PlannedVolume("work", "private", "/var/lib/qubes", "appvms/work/private.img", "appvms/work/private.img"),
     )
@@ -165,7 +165,7 @@ def test_appvm_sends_private_only() -> None:
 
 
 def test_template_sends_private_and_root() -> None:
-    plan = plan_backup([_reflink_qube("fedora-42", TEMPLATE)], POOLS, None)
+    plan = plan_backup([_reflink_qube("fedora-42", TEMPLATE)], POOLS)
     assert [v.local_name for v in plan.volumes] == [
         "vm-templates/fedora-42/private.img",
         "vm-templates/fedora-42/root.img",
@@ -173,7 +173,7 @@ def test_template_sends_private_and_root() -> None:
 
 
 def test_standalone_on_lvm_sends_private_and_root() -> None:
-    plan = plan_backup([_lvm_qube("legacy", STANDALONE)], POOLS, None)
+    plan = plan_backup([_lvm_qube("legacy", STANDALONE)], POOLS)
     assert plan.volumes == (
         PlannedVolume("legacy", "private", "qubes_dom0/vm-pool", "vm-legacy-private", "vm-legacy-private"),
         PlannedVolume("legacy", "root", "qubes_dom0/vm-pool", "vm-legacy-root", "vm-legacy-root"),
@@ -181,19 +181,19 @@ def test_standalone_on_lvm_sends_private_and_root() -> None:
 
 
 def test_dispvm_is_settings_only() -> None:
-    plan = plan_backup([_reflink_qube("disp1234", DISP, running=True), _reflink_qube("work", APP)], POOLS, None)
+    plan = plan_backup([_reflink_qube("disp1234", DISP, running=True), _reflink_qube("work", APP)], POOLS)
     assert plan.settings_only == ("disp1234",)
     assert plan.qubes == ("disp1234", "work")
     assert {v.qube for v in plan.volumes} == {"work"}
 
 
 def test_running_qubes_are_noted() -> None:
-    plan = plan_backup([_reflink_qube("work", APP, running=True), _reflink_qube("vault", APP)], POOLS, None)
+    plan = plan_backup([_reflink_qube("work", APP, running=True), _reflink_qube("vault", APP)], POOLS)
     assert plan.running == ("work",)
 
 
 def test_a_qube_without_the_volume_is_skipped_not_failed() -> None:
-    plan = plan_backup([Qube("odd", APP, volumes=())], POOLS, None)
+    plan = plan_backup([Qube("odd", APP, volumes=())], POOLS)
     assert plan.volumes == ()
     assert plan.qubes == ("odd",)
 
@@ -201,7 +201,7 @@ def test_a_qube_without_the_volume_is_skipped_not_failed() -> None:
 def test_unsupported_pool_is_a_config_error_naming_every_volume() -> None:
     qubes = [_reflink_qube("work", APP), _reflink_qube("old", STANDALONE, pool="old-file")]
     with pytest.raises(ConfigError) as caught:
-        plan_backup(qubes, POOLS, None)
+        plan_backup(qubes, POOLS)
     assert "old:private (pool old-file)" in caught.value.message
     assert "old:root (pool old-file)" in caught.value.message
     assert "work" not in caught.value.message
@@ -210,12 +210,12 @@ def test_unsupported_pool_is_a_config_error_naming_every_volume() -> None:
 
 def test_unknown_pool_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        plan_backup([_reflink_qube("work", APP, pool="gone")], POOLS, None)
+        plan_backup([_reflink_qube("work", APP, pool="gone")], POOLS)
 
 
 def test_reflink_qube_whose_archive_has_only_the_lvm_name() -> None:
     archive = parse_list_output(json.dumps(_archive_doc(["vm-work-private", "wyng-qubes-metadata"])))
-    plan = plan_backup([_reflink_qube("work", APP)], POOLS, archive)
+    plan = plan_backup([_reflink_qube("work", APP)], POOLS, set(archive.volumes))
     (volume,) = plan.volumes
     assert volume.local_name == "appvms/work/private.img"
     assert volume.archive_name == "vm-work-private"
@@ -224,7 +224,7 @@ def test_reflink_qube_whose_archive_has_only_the_lvm_name() -> None:
 
 def test_lvm_template_whose_archive_has_only_the_reflink_names() -> None:
     archive = _archive("list_01_after_full")  # reflink: vm-templates/fedora/{root,private}.img
-    plan = plan_backup([_lvm_qube("fedora", TEMPLATE)], POOLS, archive)
+    plan = plan_backup([_lvm_qube("fedora", TEMPLATE)], POOLS, set(archive.volumes))
     assert plan.local_from() == {
         "qubes_dom0/vm-pool": [
             ["vm-templates/fedora/private.img", "vm-fedora-private"],
@@ -234,24 +234,24 @@ def test_lvm_template_whose_archive_has_only_the_reflink_names() -> None:
 
 
 def test_lvm_appvm_whose_archive_has_only_the_reflink_name() -> None:
-    plan = plan_backup([_lvm_qube("work", APP)], POOLS, _archive("list_01_after_full"))
+    plan = plan_backup([_lvm_qube("work", APP)], POOLS, set(_archive("list_01_after_full").volumes))
     assert plan.local_from() == {"qubes_dom0/vm-pool": [["appvms/work/private.img", "vm-work-private"]]}
 
 
 def test_no_alias_across_template_and_appvm_directories() -> None:
     # The archive's "fedora" is a template; an LVM AppVM called fedora is another volume.
-    plan = plan_backup([_lvm_qube("fedora", APP)], POOLS, _archive("list_01_after_full"))
+    plan = plan_backup([_lvm_qube("fedora", APP)], POOLS, set(_archive("list_01_after_full").volumes))
     assert plan.local_from() == {"qubes_dom0/vm-pool": [["vm-fedora-private", None]]}
 
 
 def test_no_alias_when_the_archive_has_the_local_name_too() -> None:
     archive = parse_list_output(json.dumps(_archive_doc(["vm-work-private", "appvms/work/private.img"])))
-    plan = plan_backup([_reflink_qube("work", APP)], POOLS, archive)
+    plan = plan_backup([_reflink_qube("work", APP)], POOLS, set(archive.volumes))
     assert plan.local_from() == {"/var/lib/qubes": [["appvms/work/private.img", None]]}
 
 
 def test_no_alias_without_an_archive_listing() -> None:
-    plan = plan_backup([_lvm_qube("work", APP)], POOLS, None)
+    plan = plan_backup([_lvm_qube("work", APP)], POOLS)
     assert plan.local_from() == {"qubes_dom0/vm-pool": [["vm-work-private", None]]}
 
 
@@ -267,7 +267,7 @@ def test_local_from_matches_the_file_real_wyng_took() -> None:
         _reflink_qube("fedora", TEMPLATE, pool="qubes"),
         _reflink_qube("extra", APP, pool="pool2"),
     ]
-    plan = plan_backup(qubes, {**POOLS, **pools}, None)
+    plan = plan_backup(qubes, {**POOLS, **pools})
     ours = json.loads(json.dumps(plan.local_from()))  # what json.dump writes for Wyng
     recorded = json.loads((FIXTURES / "json" / "local-from_send.json").read_text())
     assert {pool: sorted(pairs) for pool, pairs in ours.items()} == {
@@ -277,7 +277,7 @@ def test_local_from_matches_the_file_real_wyng_took() -> None:
 
 def test_local_from_groups_by_pool_in_one_document() -> None:
     qubes = [_reflink_qube("work", APP), _lvm_qube("legacy", STANDALONE), _reflink_qube("fedora-42", TEMPLATE)]
-    doc = plan_backup(qubes, POOLS, None).local_from()
+    doc = plan_backup(qubes, POOLS).local_from()
     assert list(doc) == ["/var/lib/qubes", "qubes_dom0/vm-pool"]
     assert doc["/var/lib/qubes"] == [
         ["appvms/work/private.img", None],
@@ -288,7 +288,7 @@ def test_local_from_groups_by_pool_in_one_document() -> None:
 
 
 def test_volume_owner_by_either_name() -> None:
-    plan = plan_backup([_lvm_qube("work", APP)], POOLS, _archive("list_01_after_full"))
+    plan = plan_backup([_lvm_qube("work", APP)], POOLS, set(_archive("list_01_after_full").volumes))
     assert plan.volume_owner("vm-work-private") == "work"
     assert plan.volume_owner("appvms/work/private.img") == "work"
     assert plan.volume_owner("wyng-qubes-metadata") is None
@@ -307,14 +307,14 @@ def _archive_doc(volumes: list[str]) -> dict[str, object]:
 
 # -- new_session ----------------------------------------------------------------------------
 def test_new_session_after_an_incremental_send() -> None:
-    assert new_session(_archive("list_03_after_nochange_unchanged"), _archive("list_04_after_incr1")) == (
+    assert new_session(_archive("list_03_after_nochange_unchanged").sessions(), _archive("list_04_after_incr1")) == (
         "20261126-151117"
     )
 
 
 def test_new_session_when_unchanged_volumes_are_left_out() -> None:
     before, after = _archive("list_05_after_incr2"), _archive("list_06_after_incr3")
-    session = new_session(before, after)
+    session = new_session(before.sessions(), after)
     assert session is not None
     assert session not in before.sessions()
     assert "wyng-qubes-metadata" in after.session_volumes(session)
@@ -322,16 +322,16 @@ def test_new_session_when_unchanged_volumes_are_left_out() -> None:
 
 def test_no_new_session_when_nothing_was_recorded() -> None:
     # 030: a send where nothing changed, without --send-unchanged: Wyng exits 0, records nothing.
-    assert new_session(_archive("list_01_after_full"), _archive("list_02_after_nochange")) is None
+    assert new_session(_archive("list_01_after_full").sessions(), _archive("list_02_after_nochange")) is None
 
 
 def test_no_new_session_without_the_settings_bundle() -> None:
     # 040/041: sends of one volume with --local, no bundle: not a Qubes backup session.
-    assert new_session(_archive("list_07_after_tty_quiet"), _archive("list_08_after_big")) is None
+    assert new_session(_archive("list_07_after_tty_quiet").sessions(), _archive("list_08_after_big")) is None
 
 
 def test_new_session_into_an_empty_archive() -> None:
-    assert new_session(None, _archive("list_01_after_full")) == "20261126-151007"
+    assert new_session((), _archive("list_01_after_full")) == "20261126-151007"
 
 
 # -- small pieces ---------------------------------------------------------------------------

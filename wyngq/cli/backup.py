@@ -7,7 +7,9 @@ import argparse
 from wyngq import names, render
 from wyngq.backup import BackupRequest, request_for_profile, run_backup
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
+from wyngq.paths import state_dir
 from wyngq.profile import AUTOPRUNE_MODES, Profile
+from wyngq.wyng.known import KnownArchives
 
 NEEDS_ARCHIVE = True
 
@@ -27,7 +29,8 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
 def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
     request = backup_request(args, context.profile)
     qubes = context.connect()
-    done = with_wyng(context, lambda wyng: run_backup(qubes, wyng, request, presenter, context.workdir))
+    known = KnownArchives(state_dir())
+    done = with_wyng(context, lambda wyng: run_backup(qubes, wyng, request, presenter, context.workdir, known))
     return finish(presenter, "backup", done.exit_code, done, lambda out: render.backup(out, done))
 
 

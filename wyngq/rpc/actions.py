@@ -25,6 +25,7 @@ from wyngq.restore.model import ConflictPolicy, RestoreRequest
 from wyngq.restore.run import RestoreResult, archive_qube_of
 from wyngq.restore.run import run_restore as run_restore_engine
 from wyngq.rpc.request import BackupCall, ListCall, PruneCall, Request, RestoreCall, VerifyCall
+from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
 
@@ -43,6 +44,7 @@ class Env:
     workdir: str
     qubes: Callable[[], QubesPort]
     with_wyng: Callable[[Callable[[Wyng], Any]], Any]
+    known_archives: KnownArchives | None = None
 
 
 def run_list(env: Env, call: ListCall) -> Outcome:
@@ -55,7 +57,7 @@ def run_backup(env: Env, call: BackupCall) -> Outcome:
     request = backup.request_for_profile(env.profile, qubes=call.qubes, dry_run=call.dry_run)
     port = env.qubes()
     done: backup.BackupResult = env.with_wyng(
-        lambda wyng: backup.run_backup(port, wyng, request, env.reporter, env.workdir)
+        lambda wyng: backup.run_backup(port, wyng, request, env.reporter, env.workdir, env.known_archives)
     )
     return Outcome(done.exit_code, done, tuple(q.name for q in done.qubes), done.session)
 

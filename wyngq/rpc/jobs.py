@@ -22,13 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wyngq.errors import UsageError
+from wyngq.paths import STATE_DIR, state_dir
 
-STATE_DIR = "/var/lib/wyng-util-qubes"
-STATE_DIR_ENV = "WYNGQ_STATE_DIR"
+__all__ = ["STATE_DIR", "JobRecord", "JobStore", "records_as_data", "state_dir"]
 
-
-def state_dir() -> str:
-    return os.environ.get(STATE_DIR_ENV) or STATE_DIR
 KEEP = 50
 SHOWN = 20
 

@@ -56,6 +56,7 @@ from wyngq.rpc.request import (
 )
 from wyngq.wyng import commands, runner
 from wyngq.wyng.commands import WyngTarget
+from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
 log = logging.getLogger(__name__)
@@ -304,6 +305,7 @@ class _Call:
                 workdir=workdir,
                 qubes=self._qubes,
                 with_wyng=lambda work: self._with_wyng(profile, work),
+                known_archives=KnownArchives(self.config.state_dir),
             )
             return actions.handle(env, request)
 

@@ -1,0 +1,78 @@
+"""wyngq.wyng.known: the archive record kept between runs."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from wyngq.wyng.commands import WyngTarget
+from wyngq.wyng.known import KnownArchive, KnownArchives, executable_stamp
+
+
+@pytest.fixture
+def wyng(tmp_path: Path) -> str:
+    path = tmp_path / "bin" / "wyng"
+    path.parent.mkdir()
+    path.write_text("#!/bin/sh\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def record(wyng: str) -> KnownArchive:
+    return KnownArchive(frozenset({"appvms/work/private.img"}), frozenset({"20260101-000000", "20260102-000000"}),
+                        executable_stamp(wyng))
+
+
+def test_a_record_comes_back_as_it_was_kept(tmp_path: Path, wyng: str) -> None:
+    store, target = KnownArchives(str(tmp_path / "state")), WyngTarget(wyng, "file:/a")
+    store.put(target, record(wyng))
+    got = store.get(target)
+    assert got == record(wyng)
+    assert got is not None and got.newest == "20260102-000000"
+    assert oct(os.stat(tmp_path / "state" / "archives").st_mode & 0o777) == "0o700"
+
+
+def test_a_record_is_per_archive_and_meta_dir(tmp_path: Path, wyng: str) -> None:
+    store = KnownArchives(str(tmp_path))
+    store.put(WyngTarget(wyng, "file:/a"), record(wyng))
+    assert store.get(WyngTarget(wyng, "file:/b")) is None
+    assert store.get(WyngTarget(wyng, "file:/a", meta_dir="/var/lib/other")) is None
+
+
+def test_a_changed_wyng_executable_makes_the_record_unusable(tmp_path: Path, wyng: str) -> None:
+    store, target = KnownArchives(str(tmp_path)), WyngTarget(wyng, "file:/a")
+    store.put(target, record(wyng))
+    Path(wyng).write_text("#!/bin/sh\n# a newer Wyng\n")
+    assert store.get(target) is None
+
+
+@pytest.mark.parametrize("content", ["", "{", "[]", '{"format": 1}', '{"format": 2, "dest": "file:/a"}',
+                                     '{"format": 1, "dest": "file:/a", "meta_dir": null, "wyng": "x", '
+                                     '"volumes": [], "sessions": []}',
+                                     '{"format": 1, "dest": "file:/a", "meta_dir": null, "wyng": ["p", 1, 2], '
+                                     '"volumes": [1], "sessions": []}'])
+def test_a_damaged_record_is_not_used(tmp_path: Path, wyng: str, content: str) -> None:
+    store, target = KnownArchives(str(tmp_path)), WyngTarget(wyng, "file:/a")
+    store.put(target, record(wyng))
+    (path,) = (tmp_path / "archives").iterdir()
+    path.write_text(content)
+    assert store.get(target) is None
+
+
+def test_no_directory_or_an_unwritable_one_keeps_nothing_and_fails_nothing(tmp_path: Path, wyng: str) -> None:
+    target = WyngTarget(wyng, "file:/a")
+    KnownArchives(None).put(target, record(wyng))
+    assert KnownArchives(None).get(target) is None
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    KnownArchives(str(blocker)).put(target, record(wyng))  # cannot make a directory under a file
+    assert KnownArchives(str(blocker)).get(target) is None
+
+
+def test_with_session_adds_what_a_backup_sent(wyng: str) -> None:
+    known = record(wyng).with_session("20260103-000000", ["appvms/new/private.img"])
+    assert known.newest == "20260103-000000"
+    assert known.volumes == {"appvms/work/private.img", "appvms/new/private.img"}

@@ -1,0 +1,139 @@
+"""What wyngq last saw of an archive, kept between runs, so that a backup needs
+one Wyng call (the send) instead of two.
+
+Reading the catalogue (`wyng --json list`) before a send costs a Wyng start,
+~0.5 s, and on an encrypted archive another key derivation, ~2.4 s
+(facts/wyng.md). A backup needs from it only what this record keeps, and only
+where a stale record is harmless:
+
+- the archive's volume names: a planned volume whose name the record holds
+  needs no LVM <-> reflink alias. A name the record lacks (a new qube, a pool
+  changed) makes the backup read the real catalogue, so a stale record can only
+  name volumes that are gone, and for those no alias is wanted anyway;
+- its session ids: not to start a send in the same second as the newest one
+  (Wyng refuses a duplicate), and to check that the session Wyng reports is new;
+- the Wyng executable (path, size, mtime) whose version passed the check: a
+  changed executable makes the backup read the catalogue, which checks it again.
+
+One JSON file per archive, `STATE_DIR/archives/<key>.json` (root only), key
+from the destination URL and the meta dir; written atomically after each
+catalogue read and each backup. A missing, unreadable or malformed record is
+simply not used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from wyngq.wyng.catalog import Archive
+from wyngq.wyng.commands import WyngTarget
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class KnownArchive:
+    volumes: frozenset[str]
+    sessions: frozenset[str]
+    wyng: tuple[str, int, int] | None = None  # the checked executable: real path, size, mtime (ns)
+
+    @classmethod
+    def of(cls, archive: Archive, executable: str) -> KnownArchive:
+        """The record of a catalogue just read (and version-checked) with `executable`."""
+        return cls(frozenset(archive.volumes), frozenset(archive.sessions()), executable_stamp(executable))
+
+    @property
+    def newest(self) -> str | None:
+        return max(self.sessions) if self.sessions else None
+
+    def with_session(self, session: str, volumes: Iterable[str]) -> KnownArchive:
+        return KnownArchive(self.volumes | frozenset(volumes), self.sessions | {session}, self.wyng)
+
+
+def executable_stamp(executable: str) -> tuple[str, int, int] | None:
+    path = shutil.which(executable)
+    if path is None:
+        return None
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return (real, st.st_size, st.st_mtime_ns)
+
+
+class KnownArchives:
+    """The records, in `directory` (None: keep none)."""
+
+    def __init__(self, directory: str | None) -> None:
+        self.directory = directory
+
+    def get(self, target: WyngTarget) -> KnownArchive | None:
+        """The record of `target`'s archive, if there is one made with the same
+        Wyng executable as `target` names now."""
+        path = self._path(target)
+        if path is None:
+            return None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                known = _decode(json.load(handle), target)
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            if not isinstance(err, FileNotFoundError):
+                log.debug("ignoring the archive record %s: %s", path, err)
+            return None
+        if known is None or known.wyng is None or known.wyng != executable_stamp(target.executable):
+            return None
+        return known
+
+    def put(self, target: WyngTarget, known: KnownArchive) -> None:
+        path = self._path(target)
+        if path is None or known.wyng is None:
+            return
+        data = {
+            "format": FORMAT, "dest": target.dest, "meta_dir": target.meta_dir,
+            "wyng": list(known.wyng), "volumes": sorted(known.volumes), "sessions": sorted(known.sessions),
+        }
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".archive-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(data, handle)
+                os.replace(temp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+        except OSError as err:
+            log.debug("could not keep the archive record %s: %s", path, err)
+
+    def _path(self, target: WyngTarget) -> str | None:
+        if not self.directory:
+            return None
+        key = hashlib.sha256(json.dumps([target.dest, target.meta_dir]).encode()).hexdigest()[:32]
+        return os.path.join(self.directory, "archives", f"{key}.json")
+
+
+def _decode(data: object, target: WyngTarget) -> KnownArchive | None:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    if data.get("dest") != target.dest or data.get("meta_dir") != target.meta_dir:
+        return None
+    stamp = data["wyng"]
+    volumes, sessions = data["volumes"], data["sessions"]
+    if not (isinstance(stamp, list) and len(stamp) == 3 and isinstance(stamp[0], str)
+            and all(isinstance(x, int) for x in stamp[1:])):
+        return None
+    if not all(isinstance(x, list) and all(isinstance(s, str) for s in x) for x in (volumes, sessions)):
+        return None
+    return KnownArchive(frozenset(volumes), frozenset(sessions), (stamp[0], stamp[1], stamp[2]))
