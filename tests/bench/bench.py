@@ -15,6 +15,9 @@ Prints figures; asserts nothing. Run as root with the lab up:
 (c) `list` of a large archive: wyngq's own time (parsing and indexing
     Wyng's JSON) for hundreds of sessions and tens of qubes, and the real
     Wyng `--json list` time on the benchmark archive for comparison.
+(u) upstream wyng-util-qubes on the same qubes in the same run (tests/bench/
+    upstream.py says how it runs in the lab): its backup and restore wall
+    times beside ours, and its Admin API calls per restored qube.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Bench:
         self.archives.mkdir(parents=True)
         self.work = Path(tempfile.mkdtemp(prefix="wyngq-bench-"))
         self.made: list[str] = []
+        self.ours: dict[str, float] = {}  # our medians, for the comparison with upstream
 
     # -- setup --------------------------------------------------------------
     def make_qubes(self) -> list[str]:
@@ -171,6 +175,7 @@ class Bench:
             shutil.rmtree(self.archives / f"bare-{run}.wyng")
         for kind, label in (("full", "full backup"), ("incr", "incremental, 8 MiB changed")):
             ours_t, bare_t = median(rows[kind]["ours"]), median(rows[kind]["bare"])
+            self.ours[f"{kind}_backup_s"] = ours_t
             print(f"  {label:<28} wyngq {ours_t:6.2f} s   bare send {bare_t:6.2f} s   "
                   f"ratio {ours_t / bare_t:5.2f}   constant cost {ours_t - bare_t:+.2f} s")
 
@@ -260,18 +265,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--only", default="a,b,c")
+    parser.add_argument("--only", default="a,b,c,u")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     bench = Bench(args.size_mib, args.runs)
     try:
-        names = bench.make_qubes() if parts & {"a", "b"} else []
+        names = bench.make_qubes() if parts & {"a", "b", "u"} else []
         if "a" in parts:
             bench.backup_times(names)
         if "b" in parts:
             restore_figures(bench, names)
         if "c" in parts:
             bench.list_times()
+        if "u" in parts:
+            upstream_figures(bench, names)
     finally:
         bench.cleanup()
 
@@ -299,17 +306,13 @@ def restore_figures(bench: Bench, names: list[str]) -> None:
         ours_t.append(timed(lambda: bench.wyngq(dest, "restore", "--on-conflict=replace", f"--session={session}",
                                                 *names)))
     ours, bare = median(ours_t), median(bare_t)
+    bench.ours["restore_s"] = ours
     print(f"  restore (replace, 8 MiB changed)   wyngq {ours:6.2f} s   bare receive {bare:6.2f} s   "
           f"ratio {ours / bare:5.2f}   constant cost {ours - bare:+.2f} s")
-    print("  (wyngq receives into scratch volumes and imports them through the Admin API, so the previous")
-    print("   data stays as a revision; bare receive overwrites the pool files in place)")
+    print("  (wyngq receives into a scratch qube's volumes and clones them into place through the Admin API,")
+    print("   so the previous data stays as a revision; bare receive overwrites the pool files in place)")
 
-    app = bench.app
-    for name in names[1:]:
-        vm = app.domains[name]
-        vm.memory = 555
-        vm.features["bench"] = "1"
-        vm.tags.add("bench-tag")
+    change_settings(bench, names)
     with counting_proxy(os.environ["QUBESD_SOCKET"], bench.work) as (proxy, calls):
         saved = os.environ["QUBESD_SOCKET"]
         os.environ["QUBESD_SOCKET"] = proxy
@@ -322,11 +325,77 @@ def restore_figures(bench: Bench, names: list[str]) -> None:
         finally:
             os.environ["QUBESD_SOCKET"] = saved
     for label, seen in (("3 qubes' settings changed", changed), ("nothing changed", unchanged)):
-        writes = [m for m in seen if any(w in m.decode() for w in WRITES)]
-        print(f"  Admin API calls, {label:<26} {len(seen) / len(names):6.1f} per qube, "
-              f"{len(writes) / len(names):5.1f} writes per qube")
-    print("  (upstream wyng-util-qubes, measured in the same lab: 64.2 calls and 14.0 writes per qube;")
-    print("   63.6 and 13.4 when nothing had changed — ../shared/reference/upstream-baseline.md)")
+        print_calls(label, seen, len(names))
+
+
+def change_settings(bench: Bench, names: list[str]) -> None:
+    for name in names[1:]:
+        vm = bench.app.domains[name]
+        vm.memory = 555
+        vm.features["bench"] = "1"
+        vm.tags.add("bench-tag")
+
+
+def print_calls(label: str, seen: list[bytes], qubes: int) -> None:
+    writes = [m for m in seen if any(w in m.decode() for w in WRITES)]
+    print(f"  Admin API calls, {label:<26} {len(seen) / qubes:6.1f} per qube, "
+          f"{len(writes) / qubes:5.1f} writes per qube")
+
+
+def upstream_figures(bench: Bench, names: list[str]) -> None:
+    """Upstream wyng-util-qubes on the same qubes: wall times beside ours, and the
+    Admin API calls of its restore counted at the same socket proxy."""
+    from tests.bench import upstream as up
+
+    print(f"\n(u) upstream wyng-util-qubes on the same {len(names)} qubes, median of {bench.runs} runs")
+    figures = up.measure_upstream(names, bench.archives, runs=bench.runs)
+    if "error" in figures:
+        print(f"  not measured: {figures['error']}")
+        return
+    print(f"  {figures['upstream']}; {figures['shims']}")
+    for key, label in (("full_backup_s", "full backup"), ("incremental_backup_s", "incremental backup"),
+                       ("restore_s", "restore over existing qubes")):
+        theirs, ours = float(figures[key]), bench.ours.get(key.replace("incremental", "incr"))
+        line = f"  {label:<28} upstream {theirs:6.2f} s"
+        if ours is not None:
+            line += f"   wyngq {ours:6.2f} s   wyngq/upstream {ours / theirs:5.2f}"
+        print(line)
+    print(f"  (upstream --no-snapshot-restore: {float(figures['restore_no_snapshot_s']):.2f} s)")
+    try:
+        changed, unchanged = upstream_calls(bench, names, up)
+    except up.UpstreamError as err:
+        print(f"  Admin API calls not counted: {err}")
+        return
+    print_calls("upstream, 3 qubes changed", changed, len(names))
+    print_calls("upstream, nothing changed", unchanged, len(names))
+
+
+def upstream_calls(bench: Bench, names: list[str], up: Any) -> tuple[list[bytes], list[bytes]]:
+    lab = up.Lab.from_env()
+    workdir = Path(tempfile.mkdtemp(prefix="wyngq-upstream-calls-"))
+    archive = bench.archives / "upstream-calls.wyng"
+    try:
+        sandbox = up.prepare_sandbox(workdir, up.qubes_base_dir(bench.app))
+        up.init_archive(lab, archive)
+        up.upstream(sandbox, lab, archive, "backup", names)
+        change_settings(bench, names)
+        with counting_proxy(os.environ["QUBESD_SOCKET"], bench.work) as (proxy, calls):
+            saved = os.environ["QUBESD_SOCKET"]
+            os.environ["QUBESD_SOCKET"] = proxy
+            try:
+                up.upstream(sandbox, lab, archive, "restore", names)
+                up.wait_halted(bench.app, names)
+                changed = list(calls)
+                calls.clear()
+                up.upstream(sandbox, lab, archive, "restore", names)
+                up.wait_halted(bench.app, names)
+                unchanged = list(calls)
+            finally:
+                os.environ["QUBESD_SOCKET"] = saved
+        return changed, unchanged
+    finally:
+        up.remove_archive(lab, archive)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

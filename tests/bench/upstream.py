@@ -25,7 +25,8 @@ How upstream is run, unchanged:
   with the lab environment (qubesadmin reaches the lab's qubesd);
 - options: `--dest=file:<archive> --wyng=$WYNGQ_LAB_WYNG
   --meta-dir=$WYNGQ_LAB_WYNG_META_DIR --authmin=0 -w config=/dev/null`
-  (stdin is not a terminal, so upstream adds `-u` itself).
+  (stdin is not a terminal, so upstream adds `-u` itself). Options must come
+  before the action: upstream's argparse rejects them after the qube names.
 
 What the private mount namespace (`unshare --mount --propagation private`)
 shims, since upstream hard-codes dom0 paths:
@@ -336,8 +337,9 @@ def summary(sandbox: Sandbox, qubes: Sequence[str], changed: str) -> dict[str, f
 
 def measure_upstream(qubes: list[str], archive_dir: Path, runs: int = 1) -> dict[str, float | str]:
     """Wall times (medians over `runs`, seconds) of upstream's full backup, incremental backup and
-    restore over the existing `qubes`, each run in a fresh unencrypted archive under `archive_dir`
-    (removed afterwards, with Wyng's cache of it); with notes, or `error` giving the reason it could not be measured."""
+    restores over the existing `qubes` (halted, in file-reflink pools), each run in a fresh unencrypted
+    archive `archive_dir/upstream-<run>.wyng` (removed afterwards, with Wyng's cache of it); with notes,
+    or `error` giving the reason it could not be measured. The caller holds the Wyng lock."""
     import qubesadmin
 
     result: dict[str, float | str] = {}

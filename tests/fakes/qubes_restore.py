@@ -14,6 +14,7 @@ firewall rule list is refused. Failures can be injected per call with `fail`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -239,15 +240,17 @@ class RestoreOps:
         self._write_call("kill", name)
         self._get(name).running = False
 
-    def import_volume(self, name: str, kind: str, path: str, size: int) -> None:
-        self._write_call("import_volume", name, kind)
-        qube = self._get(name)
+    def clone_volume(self, name: str, kind: str, source: str) -> None:
+        """As qubesd's CloneFrom/CloneTo: the target takes the source volume's content
+        and size; its previous content becomes a revision (when it keeps any)."""
+        self._write_call("clone_volume", name, kind)
+        qube, origin = self._get(name), self._get(source)
         if qube.running:
             raise QubesError(f"qube {name!r}: Domain is not powered off: {name!r}")
-        with open(path, "rb") as handle:
-            content = handle.read(size + 1)
-        if len(content) != size:
-            raise QubesError(f"qube {name!r}: not enough data (copied {len(content)} bytes, expected {size} bytes)")
+        if kind not in origin.volumes:
+            raise QubesError(f"qube {source!r}: no volume {kind!r}")
+        with open(self.volume_path(source, kind), "rb") as handle:
+            content = handle.read()
         keep = qube.volumes[kind].revisions_to_keep
         revisions = self._revisions().setdefault((name, kind), [])
         if keep > 0:
@@ -256,6 +259,17 @@ class RestoreOps:
                 revisions.append((number, handle.read()))
             del revisions[:-keep]
         self._write(name, kind, content)
+        qube.volumes[kind].size = len(content)
+
+    def remove_qube(self, name: str) -> None:
+        self._write_call("remove_qube", name)
+        qube = self._get(name)
+        if qube.running:
+            raise QubesError(f"qube {name!r}: Domain is not powered off: {name!r}")
+        for kind in qube.volumes:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.volume_path(name, kind))
+        del self.domains[name]
 
     def set_revisions_to_keep(self, name: str, kind: str, count: int) -> None:
         self._write_call("set_revisions_to_keep", name, kind)

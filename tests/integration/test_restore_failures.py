@@ -12,7 +12,9 @@ import pytest
 from tests.conftest import FakeWyngFactory
 from tests.integration.restore_world import QUBES, RestoreWorld, make_restore_world, pv
 from wyngq.errors import ExitCode
+from wyngq.model import QubeClass
 from wyngq.restore.model import GUARD_TAG, ConflictPolicy, StepKind
+from wyngq.restore.plan import SCRATCH_PREFIX, SCRATCH_TAG, scratch_name
 
 CHANGED = b"changed after the backup" * 100
 
@@ -37,6 +39,13 @@ def prepare(world: RestoreWorld) -> dict[str, dict[str, str]]:
     return backed_up
 
 
+def no_scratch_left(world: RestoreWorld, tmp_path: Path) -> bool:
+    """No scratch qube, and no file of one, is left."""
+    qubes = [name for name in world.qubes.domains if name.startswith(SCRATCH_PREFIX)]
+    files = list(tmp_path.glob(f"pool-*/appvms/{SCRATCH_PREFIX}*/*"))
+    return not qubes and not files
+
+
 # (step, fake method and arguments to fail or a Wyng fault, the qube that fails, the others that fail with it)
 CASES = [
     # sys-fw stays up, so its netvm sys-net cannot stop either (qubesd: clients connected)
@@ -49,7 +58,7 @@ CASES = [
     # a corrupt chunk stops Wyng: volumes it had not reported received fail with it
     (StepKind.RECEIVE, None, "corrupt=appvms/sys-fw/private.img", "sys-fw", {"dvm", "vault", "work", "sys-net",
                                                                             "fedora"}),
-    (StepKind.IMPORT, ("import_volume", "sys-fw", "private"), None, "sys-fw", set()),
+    (StepKind.IMPORT, ("clone_volume", "sys-fw", "private"), None, "sys-fw", set()),
     (StepKind.PROPERTIES, ("set_property", "sys-fw", "label"), None, "sys-fw", set()),
     (StepKind.REFERENCES, ("set_property", "work", "netvm"), None, "work", set()),
     (StepKind.CAPABILITIES_OFF, ("reset_property", "vault", "provides_network"), None, "vault", set()),
@@ -101,9 +110,9 @@ def test_failure_at_every_step(
 def test_scratch_copies_are_gone_after_every_run(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
     world = make_restore_world(tmp_path, fake_wyng)
     prepare(world)
-    world.qubes.fail("import_volume", "sys-fw")
+    world.qubes.fail("clone_volume", "sys-fw")
     world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
-    assert not list(tmp_path.glob("pool-*/.wyngq-restore*"))
+    assert no_scratch_left(world, tmp_path)
 
 
 def test_a_failed_qube_can_be_finished_by_running_the_restore_again(
@@ -163,7 +172,7 @@ def test_an_interruption_stops_the_restore_and_says_where_each_qube_stopped(
     assert "qvm-remove work" in (outcomes["work"].hint or "")  # created before the receive: incomplete
     assert GUARD_TAG in world.qubes.domains["sys-fw"].tags  # touched: tagged, will not start half-restored
     assert world.qubes.read_volume("sys-fw", "private") == CHANGED  # its data untouched
-    assert not list(tmp_path.glob("pool-*/.wyngq-restore*"))
+    assert no_scratch_left(world, tmp_path)
 
 
 @pytest.mark.parametrize("error", [UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range(128)"),
@@ -187,22 +196,46 @@ def test_an_unexpected_error_fails_that_qube_and_the_others_go_on(
     assert world.state(("work",))["work"][1] == backed_up["work"]
 
 
-def test_scratch_space_that_cannot_be_prepared_fails_the_qubes_with_data(
-        tmp_path: Path, fake_wyng: FakeWyngFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wyngq.restore import data
-
+def test_a_scratch_qube_that_cannot_be_made_fails_only_its_qube(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
     world = make_restore_world(tmp_path, fake_wyng)
-    prepare(world)
+    backed_up = prepare(world)
+    world.qubes.fail("create_qube", scratch_name("sys-fw"), message="No space left on device")
 
-    def no_space(pairs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(data, "prepare_scratch", no_space)
     result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
 
     assert result.exit_code is ExitCode.PARTIAL
     outcomes = {q.target: q for q in result.qubes}
-    with_data = {q.target for q in result.plan.qubes if q.volumes}
-    assert {n for n, o in outcomes.items() if o.failed_step == "receive"} == with_data
+    assert (outcomes["sys-fw"].ok, outcomes["sys-fw"].failed_step) == (False, "receive")
+    assert "cannot prepare the scratch qube" in (outcomes["sys-fw"].error or "")
     assert "No space left on device" in (outcomes["sys-fw"].error or "")
+    assert world.qubes.read_volume("sys-fw", "private") == CHANGED
+    assert outcomes["work"].ok and world.state(("work",))["work"][1] == backed_up["work"]
+    assert no_scratch_left(world, tmp_path)
+
+
+def test_a_scratch_qube_left_by_a_crashed_run_is_replaced(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    backed_up = prepare(world)
+    leftover = scratch_name("sys-fw")
+    world.qubes.add(leftover, QubeClass.STANDALONE, data={"private": b"stale" * 100, "root": b""}, tags={SCRATCH_TAG})
+
+    result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+
+    assert result.exit_code is ExitCode.OK, result.qubes
+    assert world.state(("sys-fw",))["sys-fw"][1] == backed_up["sys-fw"]
+    assert no_scratch_left(world, tmp_path)
+
+
+def test_a_users_qube_with_the_scratch_name_is_left_alone(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    prepare(world)
+    mine = scratch_name("sys-fw")
+    world.qubes.add(mine, QubeClass.STANDALONE, data={"private": b"mine" * 100, "root": b""})
+
+    result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
+
+    outcomes = {q.target: q for q in result.qubes}
+    assert (outcomes["sys-fw"].ok, outcomes["sys-fw"].failed_step) == (False, "receive")
+    assert "is not a wyngq scratch qube" in (outcomes["sys-fw"].error or "")
+    assert world.qubes.read_volume(mine, "private") == b"mine" * 100
     assert world.qubes.read_volume("sys-fw", "private") == CHANGED

@@ -37,6 +37,7 @@ pytest.importorskip("qubesadmin", reason='needs the wyngq lab: ../shared/lab/lab
 from wyngq.qubes.admin import AdminQubes
 from wyngq.restore.model import GUARD_TAG, Action, ConflictPolicy, RestoreRequest
 from wyngq.restore.ops import IDENTITY, managed_tag
+from wyngq.restore.plan import SCRATCH_PREFIX
 from wyngq.restore.run import RestoreResult, run_restore
 from wyngq.wyng.commands import InitOptions, WyngTarget
 from wyngq.wyng.runner import Wyng
@@ -313,7 +314,8 @@ def test_e_corrupt_archive_chunk_never_touches_the_live_volume(scenario: Scenari
     assert (outcome.ok, outcome.failed_step) == (False, "receive")
     assert scenario.sha(n("work"), "private") == hashlib.sha256(current).hexdigest()
     assert GUARD_TAG in work.tags
-    assert not list(Path(os.environ["WYNGQ_LAB_POOL_DIR"]).glob(".wyngq-restore*/*"))
+    scenario.lab.app.domains.refresh_cache(force=True)
+    assert not [q.name for q in scenario.lab.app.domains if q.name.startswith(SCRATCH_PREFIX)]
 
 
 def _corrupt_chunks(archive: Path, vid: str) -> None:
@@ -356,9 +358,16 @@ class RealSide:
         volume.revert(volume.revisions[-1])
 
     def read(self, name: str, kind: str) -> bytes:
-        vol = self.lab.app.domains[name].volumes[kind]
-        with open(os.path.join(dict(self.lab.app.pools[vol.pool].config)["dir_path"], vol.vid + ".img"), "rb") as f:
+        with open(self._path(name, kind), "rb") as f:
             return f.read()
+
+    def write(self, name: str, kind: str, content: bytes) -> None:
+        with open(self._path(name, kind), "wb") as f:  # behind qubesd's back, as Wyng writes
+            f.write(content)
+
+    def _path(self, name: str, kind: str) -> str:
+        vol = self.lab.app.domains[name].volumes[kind]
+        return os.path.join(dict(self.lab.app.pools[vol.pool].config)["dir_path"], vol.vid + ".img")
 
 
 class FakeSide:
@@ -385,6 +394,13 @@ class FakeSide:
 
     def read(self, name: str, kind: str) -> bytes:
         return self.port.read_volume(name, kind)
+
+    def write(self, name: str, kind: str, content: bytes) -> None:
+        self.port.write_volume(name, kind, content)
+
+
+def _size(port: Any, name: str, kind: str) -> int:
+    return next(v.size for v in port.qube(name).volumes if v.kind == kind)
 
 
 def _outcomes(side: Any, tmp_path: Path) -> dict[str, object]:
@@ -417,17 +433,22 @@ def _outcomes(side: Any, tmp_path: Path) -> dict[str, object]:
     port.add_tag(app, GUARD_TAG)
     attempt("start while tagged", lambda: side.start(app))
     port.remove_tag(app, GUARD_TAG)
-    data = tmp_path / f"data-{type(side).__name__}"
-    data.write_bytes(b"first" * 1000)
-    port.import_volume(app, "private", str(data), 5000)
-    data.write_bytes(b"second" * 1000)
-    attempt("import with the wrong size", lambda: port.import_volume(app, "private", str(data), 7000))
-    port.import_volume(app, "private", str(data), 6000)
+    # the restore's data path: Wyng writes a scratch qube's volume file behind qubesd's
+    # back, then the Admin API clones it into place
+    src = side.create("src", "StandaloneVM")
+    side.write(src, "private", b"first" * 1000)
+    port.clone_volume(app, "private", src)
+    seen["clone takes the source's content and size"] = (
+        side.read(app, "private") == b"first" * 1000 and _size(port, app, "private") == 5000)
+    side.write(src, "private", b"second" * 1000)
+    port.clone_volume(app, "private", src)
     side.revert(app, "private")
-    seen["revert brings back the previous import"] = side.read(app, "private") == b"first" * 1000
+    seen["revert brings back the previous clone"] = side.read(app, "private") == b"first" * 1000
+    attempt("clone of a volume the source lacks", lambda: port.clone_volume(app, "private", tpl + "-nope"))
     side.start(app)
     attempt("template change while running (same value)", lambda: port.set_property(app, "template", tpl))
-    attempt("import while running", lambda: port.import_volume(app, "private", str(data), 6000))
+    attempt("clone into a running qube", lambda: port.clone_volume(app, "private", src))
+    attempt("remove the scratch qube", lambda: port.remove_qube(src))
     attempt("shut down a netvm with a running client", lambda: port.shutdown(net))
     attempt("shut down the client", lambda: port.shutdown(app))
     attempt("shut down the netvm", lambda: port.shutdown(net))
@@ -444,8 +465,8 @@ def test_fake_qubes_behaves_like_qubesd(lab: Lab, tmp_path: Path) -> None:
 # -- what keeping the previous data costs --------------------------------------------------------
 def test_nothing_lost_cost(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Time a replace-restore of one 64 MiB volume: Wyng's receive (into the
-    scratch copy, the same work as an in-place receive) and the Admin API import
-    that keeps the previous data as a revision."""
+    scratch qube's volume, the same work as an in-place receive) and the Admin
+    API clone that keeps the previous data as a revision."""
     from wyngq.events import NullReporter
     from wyngq.restore import apply as apply_module
 
@@ -459,7 +480,7 @@ def test_nothing_lost_cost(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixtu
     lab.fill(vm, "private", os.urandom(64 << 20))
 
     timings: dict[str, float] = {}
-    original = apply_module.data.import_volume
+    original = apply_module.data.clone_volume
 
     def timed_import(qubes: Any, pair: Any) -> None:
         start = time.monotonic()
@@ -474,7 +495,7 @@ def test_nothing_lost_cost(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixtu
         timings["receive"] = time.monotonic() - start
         return result
 
-    apply_module.data.import_volume = timed_import  # type: ignore[assignment]
+    apply_module.data.clone_volume = timed_import  # type: ignore[assignment]
     apply_module.data.receive = timed_receive  # type: ignore[assignment]
     try:
         start = time.monotonic()
@@ -482,7 +503,7 @@ def test_nothing_lost_cost(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixtu
             qubes=(vm.name,), on_conflict=ConflictPolicy.REPLACE), NullReporter(), scenario.workdir)
         timings["whole restore"] = time.monotonic() - start
     finally:
-        apply_module.data.import_volume = original  # type: ignore[assignment]
+        apply_module.data.clone_volume = original  # type: ignore[assignment]
         apply_module.data.receive = real_receive  # type: ignore[assignment]
     assert result.exit_code is ExitCode.OK
     with capsys.disabled():

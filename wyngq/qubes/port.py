@@ -97,9 +97,14 @@ class QubesPort(Protocol):
 
     def kill(self, name: str) -> None: ...
 
-    def import_volume(self, name: str, kind: str, path: str, size: int) -> None:
-        """Replace a halted qube's volume with the `size` bytes of the file at `path`,
-        through the Admin API, so qubesd keeps the old content as a revision."""
+    def clone_volume(self, name: str, kind: str, source: str) -> None:
+        """Replace a halted qube's `kind` volume with the same volume of qube `source`
+        (admin.vm.volume.CloneFrom/CloneTo: a reflink or thin snapshot in the same
+        pool), so qubesd keeps the old content as a revision."""
+        ...
+
+    def remove_qube(self, name: str) -> None:
+        """Remove a halted qube and its volumes (admin.vm.Remove)."""
         ...
 
     def set_revisions_to_keep(self, name: str, kind: str, count: int) -> None: ...

@@ -89,8 +89,9 @@ def apply_plan(plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, re
                 interrupted = err.signum
                 break
     finally:
-        leftovers = data.discard_scratch(pairs)
-        run.warnings += [f"could not remove the scratch copy {path}" for path in leftovers]
+        leftovers = data.discard_scratch(qubes, pairs)
+        run.warnings += [f"could not remove the scratch qube {name}; remove it with `qvm-remove {name}`"
+                         for name in leftovers]
     return Applied(tuple(_outcome(run, q) for q in plan.qubes), tuple(run.warnings), interrupted)
 
 
@@ -221,12 +222,14 @@ def _import(run: _Run, step: Step) -> None:
     for op in step.ops:
         pair = next(p for p in plan.volumes if p.kind == op.key)
         try:
-            data.import_volume(run.qubes, pair)
+            data.clone_volume(run.qubes, pair)
         except QubesError as err:
             raise _Failed(f"importing the {op.key} volume: {err.message}") from err
         run.imported.setdefault(step.qube, []).append(op.key)
         _count(run, step.qube)
-        data.discard_copy(pair)  # free the space now; the rest go at the end
+    # free the space now; what is left goes at the end
+    run.warnings += [f"could not remove the scratch qube {name} yet" for name in data.discard_scratch(
+        run.qubes, plan.volumes)]
 
 
 def _finish(run: _Run, step: Step) -> None:
@@ -242,6 +245,9 @@ def _describe(op: Op) -> str:
 
 def _receive(run: _Run) -> None:
     pairs = [p for q in run.plan.qubes if q.changes and q.target not in run.failed for p in q.volumes]
+    for target, message in data.prepare_scratch(run.qubes, pairs).items():
+        _fail(run, target, StepKind.RECEIVE, message)
+    pairs = [p for p in pairs if p.qube not in run.failed]
     if not pairs:
         return
     owner = {p.archive_name: p.qube for p in pairs}

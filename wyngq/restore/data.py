@@ -1,32 +1,27 @@
-"""Moving data: one Wyng receive for every volume, then Admin API imports.
+"""Moving data: one Wyng receive for every volume, then Admin API clones.
 
 Nothing lost (DESIGN §6, issue 3 item 5). Wyng's `receive` rewrites a volume
 file in place, behind qubesd: qubesd keeps no revision of what it overwrote,
 and on a corrupt chunk Wyng truncates its output to 0 bytes. So Wyng never
-writes a qube's volume. It writes scratch copies (files in
-`<pool dir>/.wyngq-restore/`, on the pool's own filesystem, or thin LVs
-`wyngq-restore-*` in an lvm_thin pool), and each complete copy is imported
-with `import_data_with_size` through the Admin API. qubesd commits an import
-like a shutdown: the previous content becomes a volume revision that
-`qvm-volume revert QUBE:VOLUME` brings back, and a failed or corrupt receive
-leaves the qube's volume as it was. New qubes' volumes go the same way: an
-in-place receive would leave qubesd's recorded volume size stale (seen in the
-lab: qubes made later from a restored template got the template's old 10 GiB
-root size), while an import keeps qubesd's volume config, precache and
-revisions consistent on every pool driver.
+writes a qube's volume. For each restored qube, wyngq creates a hidden
+StandaloneVM (`wyngq-tmp-…`, tagged `wyngq-restore-scratch`, never started)
+whose volumes are in the pools of the qube's volumes; Wyng receives into those
+volumes (their files or LVs: Wyng sizes them to the archived size), and each
+complete one is cloned into the qube's volume with `admin.vm.volume.CloneFrom`
+/ `CloneTo`. qubesd commits a clone like an import or a shutdown: the previous
+content becomes a revision that `qvm-volume revert QUBE:VOLUME` brings back,
+and a failed or corrupt receive leaves the qube's volume as it was. In a
+file-reflink pool the clone is a reflink and in an lvm_thin pool a thin
+snapshot, so no data is copied (`ImportWithSize`, used before, piped every
+byte through `dd`: ~3.3 ms per MiB). The scratch qube is removed as soon as
+its volumes are cloned, and in any case at the end; one left by a crashed run
+is removed by the next restore of the same qube.
 
 `--no-keep-previous` only lifts the refusal to replace volumes that keep no
 revisions (revisions_to_keep=0); the data path stays the same.
 
-Cost, measured in the lab (real qubesd + Wyng 0.8 rc4, Btrfs pool, unencrypted
-archive, shared 2-core machine): an import costs ~0.45-0.55 s per volume plus one
-pass over the volume's logical size, ~3.3 ms per MiB of data and ~1.6 ms per MiB
-of holes (which stay holes: `dd conv=sparse`); the revision is a reflink, free.
-Replacing a qube with a 64 MiB private and a 1 MiB root took 4.4 s in all, of
-which the receive 1.8 s and the two imports 0.6 s + 0.45 s
-(tests/lab/test_restore_lab.py::test_nothing_lost_cost); a 1 GiB volume holding
-16 MiB of data imports in 2.2 s. Space: a scratch copy of each volume's data in
-its own pool until that volume is imported (then it is removed).
+Space: the received data, once, in the volume's own pool (shared with the
+qube's volume after a reflink clone or snapshot) until the scratch qube goes.
 """
 
 from __future__ import annotations
@@ -34,15 +29,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 
-from wyngq import process
-from wyngq.errors import AuthError, BusyError, WyngError
+from wyngq.errors import AuthError, BusyError, QubesError, WyngError
+from wyngq.model import QubeClass
 from wyngq.qubes.port import QubesPort
 from wyngq.restore.model import VolumePair
-from wyngq.restore.plan import SCRATCH_DIR
+from wyngq.restore.plan import SCRATCH_TAG
 from wyngq.wyng.runner import Wyng
+
+SCRATCH_LABEL = "gray"
 
 _RECEIVING = re.compile(r"^Receiving volume '(?P<name>[^']+)'")
 
@@ -80,8 +76,7 @@ def receive(
     wyng: Wyng, pairs: Sequence[VolumePair], session: str, workdir: str, forward: Callable[[str], None] | None = None
 ) -> dict[str, str]:
     """Receive every pair's archive volume in one Wyng call; return the archive
-    volumes that did not arrive, with the reason."""
-    prepare_scratch(pairs)
+    volumes that did not arrive, with the reason. The scratch qubes are ready."""
     path = os.path.join(workdir, "restore-volumes.json")
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(local_from(pairs), handle)
@@ -101,46 +96,66 @@ def receive(
     return failed
 
 
-def prepare_scratch(pairs: Iterable[VolumePair]) -> None:
-    """Create the scratch directories (emptied of what a crashed run left)."""
-    for directory in sorted({p.store for p in pairs if _is_scratch_dir(p.store)}):
-        shutil.rmtree(directory, ignore_errors=True)
-        os.makedirs(directory, mode=0o700)
-
-
-def import_volume(qubes: QubesPort, pair: VolumePair) -> None:
-    """Import a received scratch copy into the qube's volume (qubesd keeps the old one)."""
-    qubes.import_volume(pair.qube, pair.kind, pair.scratch, pair.size)
-
-
-def discard_copy(pair: VolumePair) -> bool:
-    """Remove one scratch copy; return False if it is still there."""
-    if pair.scratch.startswith("/dev/"):
-        volume = pair.store.split("/")[0] + "/" + pair.local_name
-        done = process.run(["lvremove", "-f", volume])
-        return done.returncode == 0 or not os.path.exists(pair.scratch)
-    try:
-        os.unlink(pair.scratch)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    return True
-
-
-def discard_scratch(pairs: Iterable[VolumePair]) -> list[str]:
-    """Remove scratch copies and directories; return what could not be removed."""
-    pairs = list(pairs)
-    leftovers = [p.scratch for p in pairs if not discard_copy(p)]
-    for directory in sorted({p.store for p in pairs if _is_scratch_dir(p.store)}):
+def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> dict[str, str]:
+    """Create each restored qube's scratch qube, its volumes in the pools of the
+    qube's volumes (one a crashed run left is removed first). Return the
+    restored qubes whose scratch qube could not be made, with the reason."""
+    failed: dict[str, str] = {}
+    for name, group in _by_scratch_qube(pairs).items():
+        target = group[0].qube
         try:
-            os.rmdir(directory)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            leftovers.append(directory)
+            _remove_leftover(qubes, name)
+            pools = {p.kind: p.pool for p in group}
+            single = next(iter(pools.values())) if len(set(pools.values())) == 1 else None
+            qubes.create_qube(name, QubeClass.STANDALONE, label=SCRATCH_LABEL, template=None, pool=single,
+                              pools={} if single else pools)
+            qubes.add_tag(name, SCRATCH_TAG)
+            made = {v.kind: v for v in qubes.qube(name).volumes}
+            for pair in group:
+                volume = made.get(pair.kind)
+                if volume is None or volume.pool != pair.pool or not _is_at(pair, volume.vid):
+                    raise QubesError(f"its {pair.kind} volume is not where Wyng is to write it ({pair.local_name})")
+        except QubesError as err:
+            failed[target] = f"cannot prepare the scratch qube {name}: {err.message}"
+    return failed
+
+
+def clone_volume(qubes: QubesPort, pair: VolumePair) -> None:
+    """Clone a received scratch volume into the qube's volume (qubesd keeps the old one)."""
+    qubes.clone_volume(pair.qube, pair.kind, pair.scratch_qube)
+
+
+def discard_scratch(qubes: QubesPort, pairs: Iterable[VolumePair]) -> list[str]:
+    """Remove the scratch qubes of `pairs` that exist; return those that could not be removed."""
+    leftovers = []
+    for name in _by_scratch_qube(pairs):
+        try:
+            _remove_leftover(qubes, name)
+        except QubesError:
+            leftovers.append(name)
     return leftovers
 
 
-def _is_scratch_dir(store: str) -> bool:
-    return os.path.basename(store) == SCRATCH_DIR
+def _remove_leftover(qubes: QubesPort, name: str) -> None:
+    """Remove the scratch qube `name` if there is one; refuse a qube of that name
+    that is not wyngq's."""
+    try:
+        found = qubes.qube(name)
+    except QubesError:
+        return  # none
+    if SCRATCH_TAG not in found.tags:
+        raise QubesError(f"a qube named {name!r} exists and is not a wyngq scratch qube",
+                         hint=f"rename or remove {name!r}")
+    qubes.remove_qube(name)
+
+
+def _by_scratch_qube(pairs: Iterable[VolumePair]) -> dict[str, list[VolumePair]]:
+    groups: dict[str, list[VolumePair]] = {}
+    for pair in pairs:
+        groups.setdefault(pair.scratch_qube, []).append(pair)
+    return groups
+
+
+def _is_at(pair: VolumePair, vid: str) -> bool:
+    """Whether the scratch volume `vid` is the file or LV Wyng writes (`local_name`)."""
+    return pair.local_name in (f"{vid}.img", vid.split("/")[-1])

@@ -112,10 +112,12 @@ class Problem:
 class VolumePair:
     """An archive volume and where its data goes.
 
-    Wyng writes `local_name` under `store` (a `--local-from` key): a scratch
-    copy at `scratch`, which is then imported into the qube's `kind` volume
-    through the Admin API. `replaces`: the volume holds data now (qubesd keeps
-    it as a revision when the volume keeps revisions)."""
+    Wyng writes `local_name` under `store` (a `--local-from` key): the `kind`
+    volume of `scratch_qube`, a hidden StandaloneVM in the same pool, whose
+    volume file or LV is at `scratch`. That volume is then cloned into the
+    qube's `kind` volume through the Admin API (restore.data). `replaces`: the
+    volume holds data now (qubesd keeps it as a revision when the volume keeps
+    revisions)."""
 
     qube: str
     kind: str
@@ -125,6 +127,7 @@ class VolumePair:
     store: str
     local_name: str
     scratch: str
+    scratch_qube: str = ""
     replaces: bool = False
 
 

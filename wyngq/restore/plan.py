@@ -9,8 +9,8 @@ problems and how each is resolved, its volume pairs, and the ordered steps
 2. missing qubes created: templates, standalones, disposable templates,
    netvms, other qubes (each tagged right after creation); capabilities
    (`provides_network`, `template_for_dispvms`) switched on; then disposables;
-3. one Wyng receive of every data volume into scratch copies, then their
-   imports through the Admin API (restore.data says why);
+3. one Wyng receive of every data volume into the volumes of scratch qubes,
+   then their clones into place through the Admin API (restore.data says why);
 4. plain properties, then references in dependency order, then capabilities
    switched off (after nobody points at them any more);
 5. features, tags, firewall, notes, devices; the guard tag removed last.
@@ -20,9 +20,11 @@ Any blocking problem refuses the whole restore before anything changes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 
+from wyngq import volnames
 from wyngq.model import PoolDriver, QubeClass, QubeSettings
 from wyngq.restore import ops as opsmod
 from wyngq.restore.model import (
@@ -40,8 +42,8 @@ from wyngq.restore.model import (
 )
 from wyngq.restore.resolve import Decision, World, decide_targets, dependency_order, rank, running_dependants
 
-SCRATCH_DIR = ".wyngq-restore"  # inside a file-reflink pool: same filesystem, removed after use
-SCRATCH_LV_PREFIX = "wyngq-restore-"
+SCRATCH_PREFIX = "wyngq-tmp-"  # the hidden StandaloneVMs Wyng receives into (restore.data)
+SCRATCH_TAG = "wyngq-restore-scratch"
 _PER_QUBE_TAIL = (StepKind.FEATURES, StepKind.TAGS, StepKind.FIREWALL, StepKind.NOTES, StepKind.DEVICES)
 
 
@@ -177,21 +179,30 @@ def _pair(
     target: str, kind: str, archive_name: str, data: SessionData, live: LiveSystem, pool_name: str | None,
     replaces: bool, problems: list[Problem],
 ) -> VolumePair | None:
-    """Where Wyng writes the volume's data: a scratch copy in the volume's own
-    pool, imported afterwards through the Admin API (restore.data)."""
+    """Where Wyng writes the volume's data: the same volume of a scratch qube in
+    the volume's own pool, cloned into place afterwards through the Admin API
+    (restore.data)."""
     pool = live.pools.get(pool_name or "")
     if pool is None or not pool.supported or pool.wyng_path is None:
         problems.append(Problem("unsupported_pool", f"its {kind} volume's pool {pool_name!r} cannot be written by Wyng",
                                 "refused: use a file-reflink or lvm_thin pool (--pool for new qubes)", blocking=True))
         return None
     size = data.sizes.get(archive_name, 0)
-    if PoolDriver(pool.driver) is PoolDriver.LVM_THIN:
-        local = f"{SCRATCH_LV_PREFIX}{target}-{kind}"
+    scratch_qube = scratch_name(target)
+    driver = PoolDriver(pool.driver)
+    local = volnames.archive_name(scratch_qube, kind, driver, f"appvms/{scratch_qube}/{kind}")
+    if driver is PoolDriver.LVM_THIN:
         scratch = f"/dev/{pool.wyng_path.split('/')[0]}/{local}"
-        return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local, scratch, replaces)
-    store = os.path.join(pool.wyng_path, SCRATCH_DIR)
-    local = f"{target}.{kind}.img"
-    return VolumePair(target, kind, archive_name, size, pool.name, store, local, os.path.join(store, local), replaces)
+    else:
+        scratch = os.path.join(pool.wyng_path, local)
+    return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local, scratch, scratch_qube,
+                      replaces)
+
+
+def scratch_name(target: str) -> str:
+    """The scratch qube of a restored qube: short (qubesd allows 31 characters),
+    fixed for a target (a crashed run's is found again), and unlike a user's."""
+    return SCRATCH_PREFIX + hashlib.sha256(target.encode()).hexdigest()[:12]
 
 
 def _order(plans: list[QubePlan], settings: Mapping[str, QubeSettings]) -> list[QubePlan]:
@@ -223,7 +234,7 @@ def _steps(ordered: list[QubePlan], qube_ops: Mapping[str, Mapping[StepKind, tup
     if any(p.volumes for p in ordered):
         steps.append(Step(StepKind.RECEIVE, None))
     for plan in ordered:
-        imports = tuple(Op("import", v.kind, v.scratch, None) for v in plan.volumes if v.scratch)
+        imports = tuple(Op("import", v.kind, v.scratch_qube, None) for v in plan.volumes)
         if imports:
             steps.append(Step(StepKind.IMPORT, plan.target, imports))
     steps += _per_qube(ordered, qube_ops, StepKind.VOLUMES)

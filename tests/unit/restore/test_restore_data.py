@@ -1,25 +1,32 @@
-"""wyngq.restore.data: the --local-from document and reading Wyng's receive output."""
+"""wyngq.restore.data: the --local-from document, reading Wyng's receive output, and
+the scratch qubes (against the fake Qubes)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tests.conftest import FIXTURES
+from tests.fakes.qubes import FakeQubes
+from wyngq.model import QubeClass
 from wyngq.restore.data import ReceiveTracker, discard_scratch, local_from, prepare_scratch
 from wyngq.restore.model import VolumePair
-from wyngq.restore.plan import SCRATCH_DIR
+from wyngq.restore.plan import SCRATCH_TAG, scratch_name
 
 
-def pair(qube: str, kind: str, store: str, archive: str | None = None) -> VolumePair:
-    local = f"{qube}.{kind}.img"
-    return VolumePair(qube, kind, archive or f"appvms/{qube}/{kind}.img", 10, "p", store, local, f"{store}/{local}")
+def pair(qube: str, kind: str, store: str, archive: str | None = None, pool: str = "p") -> VolumePair:
+    scratch = scratch_name(qube)
+    local = f"appvms/{scratch}/{kind}.img"
+    return VolumePair(qube, kind, archive or f"appvms/{qube}/{kind}.img", 10, pool, store, local, f"{store}/{local}",
+                      scratch)
 
 
 def test_local_from_groups_by_store_and_aliases_every_scratch_copy() -> None:
     doc = local_from([pair("a", "private", "/p1/s"), pair("b", "private", "/p2/s"),
                       pair("c", "root", "/p1/s", archive="c.root.img")])
-    assert doc == {"/p1/s": [["appvms/a/private.img", "a.private.img"], ["c.root.img", None]],
-                   "/p2/s": [["appvms/b/private.img", "b.private.img"]]}
+    a, b, c = (scratch_name(q) for q in "abc")
+    assert doc == {"/p1/s": [["appvms/a/private.img", f"appvms/{a}/private.img"],
+                             ["c.root.img", f"appvms/{c}/root.img"]],
+                   "/p2/s": [["appvms/b/private.img", f"appvms/{b}/private.img"]]}
 
 
 def test_tracker_reads_real_wyng_receive_output() -> None:
@@ -39,13 +46,31 @@ def test_tracker_does_not_count_a_volume_that_failed() -> None:
     assert tracker.done == {"a"} and len(seen) == 5
 
 
-def test_scratch_directories_are_made_empty_and_removed(tmp_path: Path) -> None:
-    store = tmp_path / SCRATCH_DIR
-    store.mkdir()
-    (store / "left-by-a-crash.img").write_bytes(b"x")
-    pairs = [pair("a", "private", str(store))]
-    prepare_scratch(pairs)
-    assert list(store.iterdir()) == []
-    Path(pairs[0].scratch).write_bytes(b"data")
-    assert discard_scratch(pairs) == []
-    assert not store.exists()
+def test_scratch_qubes_are_made_tagged_in_the_pool_and_removed(tmp_path: Path) -> None:
+    pool_dir = tmp_path / "pool"
+    pool_dir.mkdir()
+    qubes = FakeQubes({"main": str(pool_dir)})
+    pairs = [pair("a", "private", str(pool_dir), pool="main"), pair("a", "root", str(pool_dir), pool="main")]
+
+    assert prepare_scratch(qubes, pairs) == {}
+
+    made = qubes.qube(scratch_name("a"))
+    assert made.klass is QubeClass.STANDALONE and SCRATCH_TAG in made.tags
+    assert {v.kind: v.pool for v in made.volumes} == {"private": "main", "root": "main"}
+    assert all(Path(p.scratch).exists() for p in pairs)
+    assert discard_scratch(qubes, pairs) == []
+    assert scratch_name("a") not in qubes.domains
+    assert not any(Path(p.scratch).exists() for p in pairs)
+    assert discard_scratch(qubes, pairs) == []  # nothing left: nothing to do
+
+
+def test_a_scratch_volume_not_where_wyng_writes_fails_that_qube(tmp_path: Path) -> None:
+    pool_dir = tmp_path / "pool"
+    pool_dir.mkdir()
+    qubes = FakeQubes({"main": str(pool_dir)})
+    wrong = VolumePair("a", "private", "appvms/a/private.img", 10, "main", str(pool_dir), "elsewhere/private.img",
+                       "x", scratch_name("a"))
+
+    failed = prepare_scratch(qubes, [wrong])
+
+    assert "is not where Wyng is to write it" in failed["a"]

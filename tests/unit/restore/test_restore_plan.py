@@ -25,7 +25,7 @@ from tests.unit.restore.restore_builders import (
 )
 from wyngq.model import DeviceAssignment, PropertyValue
 from wyngq.restore.model import Action, ConflictPolicy, StepKind
-from wyngq.restore.plan import SCRATCH_DIR
+from wyngq.restore.plan import SCRATCH_PREFIX, scratch_name
 
 CHAIN = ("fedora", "dvm", "sys-net", "sys-fw", "work", "disp1")
 
@@ -298,19 +298,28 @@ def test_the_qube_holding_the_archive_is_never_stopped() -> None:
 
 
 # -- data volumes --------------------------------------------------------------------------
-def test_every_volume_goes_through_a_scratch_copy_and_an_import() -> None:
+def test_every_volume_goes_through_a_scratch_qubes_volume_and_a_clone() -> None:
     live = live_from(chain()[:1])
     result = plan(session(chain()), live, qubes=("fedora", "work"), on_conflict=ConflictPolicy.REPLACE)
     (private,) = result.qube("work").volumes
-    assert (private.store, private.local_name, private.scratch, private.replaces) == (
-        f"{POOL_DIR}/{SCRATCH_DIR}", "work.private.img", f"{POOL_DIR}/{SCRATCH_DIR}/work.private.img", False)
+    work_scratch, fedora_scratch = scratch_name("work"), scratch_name("fedora")
+    assert (private.store, private.local_name, private.scratch, private.scratch_qube, private.replaces) == (
+        POOL_DIR, f"appvms/{work_scratch}/private.img", f"{POOL_DIR}/appvms/{work_scratch}/private.img",
+        work_scratch, False)
     fedora = {v.kind: v for v in result.qube("fedora").volumes}
-    assert fedora["root"].scratch == f"{POOL_DIR}/{SCRATCH_DIR}/fedora.root.img"
+    assert fedora["root"].scratch == f"{POOL_DIR}/appvms/{fedora_scratch}/root.img"
     assert fedora["root"].replaces and fedora["root"].size == 4096
     assert [o.key for o in step(result, StepKind.IMPORT, "fedora").ops] == ["private", "root"]
-    assert [o.key for o in step(result, StepKind.IMPORT, "work").ops] == ["private"]
+    assert [o.value for o in step(result, StepKind.IMPORT, "work").ops] == [work_scratch]
     sequence = kinds(result)
     assert sequence.index("receive") < sequence.index("import") < sequence.index("properties")
+
+
+def test_scratch_names_are_short_fixed_and_distinct() -> None:
+    names = {scratch_name(q) for q in ("work", "work2", "a" * 31, "fedora-42-xfce")}
+    assert len(names) == 4
+    assert all(n.startswith(SCRATCH_PREFIX) and len(n) <= 31 for n in names)
+    assert scratch_name("work") == scratch_name("work")
 
 
 def test_volume_keeping_no_revisions_is_refused_unless_opted_out() -> None:
@@ -322,13 +331,14 @@ def test_volume_keeping_no_revisions_is_refused_unless_opted_out() -> None:
     assert not allowed.blocking
 
 
-def test_lvm_scratch_is_a_thin_volume() -> None:
+def test_lvm_scratch_is_the_scratch_qubes_thin_volume() -> None:
     live = live_from(chain()[:1])
     live = replace(live, volumes={"fedora": tuple(replace(v, pool="lvm") for v in live.volumes["fedora"])})
     result = plan(session(chain()), live, qubes=("fedora",), on_conflict=ConflictPolicy.REPLACE)
     root = {v.kind: v for v in result.qube("fedora").volumes}["root"]
+    name = scratch_name("fedora")
     assert (root.store, root.local_name, root.scratch) == (
-        "qubes_dom0/vm-pool", "wyngq-restore-fedora-root", "/dev/qubes_dom0/wyngq-restore-fedora-root")
+        "qubes_dom0/vm-pool", f"vm-{name}-root", f"/dev/qubes_dom0/vm-{name}-root")
 
 
 def test_incomplete_session_is_refused() -> None:
@@ -340,13 +350,13 @@ def test_new_qube_pools_backup_pool_default_pool_and_pool_option() -> None:
     backup = [qube("fedora", T, pool="pool2"), qube("gone", T, pool="elsewhere")]
     result = plan(session(backup))
     assert result.qube("fedora").pools == (("private", "pool2"), ("root", "pool2"))
-    assert {v.store for v in result.qube("fedora").volumes} == {f"/pool2/{SCRATCH_DIR}"}
+    assert {v.store for v in result.qube("fedora").volumes} == {"/pool2"}
     assert problems(result, "gone") == {"missing_pool": False}
     assert {v.pool for v in result.qube("gone").volumes} == {"varlibqubes"}
     chosen = plan(session(backup), pool="lvm")
     assert chosen.qube("gone").pool == "lvm"
     assert {v.local_name for v in chosen.qube("gone").volumes} == {
-        "wyngq-restore-gone-private", "wyngq-restore-gone-root"}
+        f"vm-{scratch_name('gone')}-private", f"vm-{scratch_name('gone')}-root"}
     assert problems(plan(session(backup), pool="nope"), "fedora") == {"missing_pool": True}
 
 
