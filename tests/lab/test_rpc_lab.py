@@ -230,6 +230,17 @@ class Dom0:
         return [json.loads(x) for x in (self.paths["log"] / "audit.log").read_text().splitlines()]
 
 
+def create_encrypted_archive(lab: Lab, name: str, passphrase_file: Path) -> str:
+    """An encrypted archive made by the dom0 command; its URL."""
+    dest = f"file:{lab.archive_dir}/{name}.wyng"
+    created = subprocess.run([sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}",
+                              f"--meta-dir={lab.meta_dir}", f"--passphrase-file={passphrase_file}", "--json",
+                              "create"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
+    assert created.returncode == 0, created.stdout + created.stderr
+    return dest
+
+
 def volume_sha(lab: Lab, name: str, kind: str) -> str:
     vol = lab.app.domains[name].volumes[kind]
     path = os.path.join(dict(lab.app.pools[vol.pool].config)["dir_path"], vol.vid + ".img")
@@ -310,11 +321,7 @@ def test_a_restore_over_qrexec_from_an_encrypted_archive(lab: Lab, tmp_path: Pat
     secret = tmp_path / "enc.pass"
     secret.write_text("correct horse battery staple\n")
     secret.chmod(0o600)
-    dest = f"file:{lab.archive_dir}/enc-restore.wyng"
-    created = subprocess.run([sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}",
-                              f"--meta-dir={lab.meta_dir}", f"--passphrase-file={secret}", "--json", "create"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
-    assert created.returncode == 0, created.stdout + created.stderr
+    dest = create_encrypted_archive(lab, "enc-restore", secret)
     (dom0.paths["profiles"] / "enc.toml").write_text(
         f'dest = "{dest}"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
         f'[passphrase]\nfile = "{secret}"\n[qubes]\ninclude = ["{app.name}"]\n'
@@ -353,11 +360,7 @@ def test_a_key_agent_left_in_dom0_does_not_authenticate_a_qrexec_call(lab: Lab, 
     wrong.write_text("not the passphrase at all\n")
     for path in (good, wrong):
         path.chmod(0o600)
-    dest = f"file:{lab.archive_dir}/enc.wyng"
-    created = subprocess.run([sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={lab.wyng}",
-                              f"--meta-dir={lab.meta_dir}", f"--passphrase-file={good}", "--json", "create"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
-    assert created.returncode == 0, created.stdout + created.stderr
+    dest = create_encrypted_archive(lab, "enc", good)
     for name, secret in (("enc-wrong", wrong), ("enc-good", good)):
         (dom0.paths["profiles"] / f"{name}.toml").write_text(
             f'dest = "{dest}"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import qubesadmin
 import qubesadmin.exc
@@ -54,7 +54,10 @@ class AdminQubes:
         return result
 
     def list_qubes(self) -> dict[str, tuple[QubeClass, bool]]:
-        result: dict[str, tuple[QubeClass, bool]] = {}
+        return {vm.name: (klass, _running(vm)) for vm, klass in self._domains()}
+
+    def _domains(self) -> Iterator[tuple[qubesadmin.vm.QubesVM, QubeClass]]:
+        """Every qube but dom0, with its class; qubes of a class wyngq does not know are skipped."""
         for vm in self.app.domains:
             if vm.name == "dom0":
                 continue
@@ -63,8 +66,7 @@ class AdminQubes:
             except ValueError:
                 log.warning("skipping qube %s of unknown class %s", vm.name, vm.klass)
                 continue
-            result[vm.name] = (klass, _running(vm))
-        return result
+            yield vm, klass
 
     def qube(self, name: str) -> Qube:
         vm = self._vm(name)
@@ -148,13 +150,7 @@ class AdminQubes:
     # -- restore: reading the whole system, then writing ------------------------
     def overview(self) -> dict[str, LiveQube]:
         result: dict[str, LiveQube] = {}
-        for vm in self.app.domains:
-            if vm.name == "dom0":
-                continue
-            try:
-                klass = QubeClass(vm.klass)
-            except ValueError:
-                continue
+        for vm, klass in self._domains():
             with _qubes_errors(vm.name):
                 props = {name: value.value for name, (_, value) in _all_properties(vm).items()}
             result[vm.name] = LiveQube(

@@ -70,13 +70,13 @@ class _Run:
     imported: dict[str, list[str]] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)
+    scratch: list[str] = field(default_factory=list)  # scratch qubes made and not removed yet
     warnings: list[str] = field(default_factory=list)
 
 
 def apply_plan(plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, reporter: Reporter) -> Applied:
     """Execute `plan`; return every qube's outcome (in plan order) and warnings."""
     run = _Run(plan, qubes, wyng, workdir, reporter)
-    pairs = [p for q in plan.qubes if q.changes for p in q.volumes]
     interrupted: int | None = None
     try:
         for index, step in enumerate(plan.steps):
@@ -89,9 +89,7 @@ def apply_plan(plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, re
                 interrupted = err.signum
                 break
     finally:
-        leftovers = data.discard_scratch(qubes, pairs)
-        run.warnings += [f"could not remove the scratch qube {name}; remove it with `qvm-remove {name}`"
-                         for name in leftovers]
+        _discard(run, run.scratch)
     return Applied(tuple(_outcome(run, q) for q in plan.qubes), tuple(run.warnings), interrupted)
 
 
@@ -227,9 +225,15 @@ def _import(run: _Run, step: Step) -> None:
             raise _Failed(f"importing the {op.key} volume: {err.message}") from err
         run.imported.setdefault(step.qube, []).append(op.key)
         _count(run, step.qube)
-    # free the space now; what is left goes at the end
-    run.warnings += [f"could not remove the scratch qube {name} yet" for name in data.discard_scratch(
-        run.qubes, plan.volumes)]
+    _discard(run, [pair.scratch_qube for pair in plan.volumes[:1]])  # free the space now
+
+
+def _discard(run: _Run, names: list[str]) -> None:
+    """Remove scratch qubes made by this run; a failure is a warning with the fix."""
+    names = [n for n in dict.fromkeys(names) if n in run.scratch]
+    for name in data.discard_scratch(run.qubes, names):
+        run.warnings.append(f"could not remove the scratch qube {name}; remove it with `qvm-remove {name}`")
+    run.scratch = [n for n in run.scratch if n not in names]
 
 
 def _finish(run: _Run, step: Step) -> None:
@@ -245,7 +249,9 @@ def _describe(op: Op) -> str:
 
 def _receive(run: _Run) -> None:
     pairs = [p for q in run.plan.qubes if q.changes and q.target not in run.failed for p in q.volumes]
-    for target, message in data.prepare_scratch(run.qubes, pairs).items():
+    failed, made = data.prepare_scratch(run.qubes, pairs)
+    run.scratch += made
+    for target, message in failed.items():
         _fail(run, target, StepKind.RECEIVE, message)
     pairs = [p for p in pairs if p.qube not in run.failed]
     if not pairs:

@@ -96,11 +96,13 @@ def receive(
     return failed
 
 
-def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> dict[str, str]:
+def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> tuple[dict[str, str], list[str]]:
     """Create each restored qube's scratch qube, its volumes in the pools of the
     qube's volumes (one a crashed run left is removed first). Return the
-    restored qubes whose scratch qube could not be made, with the reason."""
+    restored qubes whose scratch qube could not be made, with the reason, and
+    the scratch qubes made."""
     failed: dict[str, str] = {}
+    made: list[str] = []
     for name, group in _by_scratch_qube(pairs).items():
         target = group[0].qube
         try:
@@ -109,15 +111,16 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> dict[str, 
             single = next(iter(pools.values())) if len(set(pools.values())) == 1 else None
             qubes.create_qube(name, QubeClass.STANDALONE, label=SCRATCH_LABEL, template=None, pool=single,
                               pools={} if single else pools)
+            made.append(name)
             qubes.add_tag(name, SCRATCH_TAG)
-            made = {v.kind: v for v in qubes.qube(name).volumes}
+            volumes = {v.kind: v for v in qubes.qube(name).volumes}
             for pair in group:
-                volume = made.get(pair.kind)
+                volume = volumes.get(pair.kind)
                 if volume is None or volume.pool != pair.pool or not _is_at(pair, volume.vid):
                     raise QubesError(f"its {pair.kind} volume is not where Wyng is to write it ({pair.local_name})")
         except QubesError as err:
             failed[target] = f"cannot prepare the scratch qube {name}: {err.message}"
-    return failed
+    return failed, made
 
 
 def clone_volume(qubes: QubesPort, pair: VolumePair) -> None:
@@ -125,12 +128,12 @@ def clone_volume(qubes: QubesPort, pair: VolumePair) -> None:
     qubes.clone_volume(pair.qube, pair.kind, pair.scratch_qube)
 
 
-def discard_scratch(qubes: QubesPort, pairs: Iterable[VolumePair]) -> list[str]:
-    """Remove the scratch qubes of `pairs` that exist; return those that could not be removed."""
+def discard_scratch(qubes: QubesPort, names: Iterable[str]) -> list[str]:
+    """Remove the scratch qubes `names`; return those that could not be removed."""
     leftovers = []
-    for name in _by_scratch_qube(pairs):
+    for name in names:
         try:
-            _remove_leftover(qubes, name)
+            qubes.remove_qube(name)
         except QubesError:
             leftovers.append(name)
     return leftovers

@@ -52,16 +52,16 @@ def test_scratch_qubes_are_made_tagged_in_the_pool_and_removed(tmp_path: Path) -
     qubes = FakeQubes({"main": str(pool_dir)})
     pairs = [pair("a", "private", str(pool_dir), pool="main"), pair("a", "root", str(pool_dir), pool="main")]
 
-    assert prepare_scratch(qubes, pairs) == {}
+    assert prepare_scratch(qubes, pairs) == ({}, [scratch_name("a")])
 
     made = qubes.qube(scratch_name("a"))
     assert made.klass is QubeClass.STANDALONE and SCRATCH_TAG in made.tags
     assert {v.kind: v.pool for v in made.volumes} == {"private": "main", "root": "main"}
     assert all(Path(p.scratch).exists() for p in pairs)
-    assert discard_scratch(qubes, pairs) == []
+    assert discard_scratch(qubes, [scratch_name("a")]) == []
     assert scratch_name("a") not in qubes.domains
     assert not any(Path(p.scratch).exists() for p in pairs)
-    assert discard_scratch(qubes, pairs) == []  # nothing left: nothing to do
+    assert discard_scratch(qubes, [scratch_name("a")]) == [scratch_name("a")]  # gone: reported, not raised
 
 
 def test_a_scratch_volume_not_where_wyng_writes_fails_that_qube(tmp_path: Path) -> None:
@@ -71,6 +71,7 @@ def test_a_scratch_volume_not_where_wyng_writes_fails_that_qube(tmp_path: Path) 
     wrong = VolumePair("a", "private", "appvms/a/private.img", 10, "main", str(pool_dir), "elsewhere/private.img",
                        "x", scratch_name("a"))
 
-    failed = prepare_scratch(qubes, [wrong])
+    failed, made = prepare_scratch(qubes, [wrong])
 
     assert "is not where Wyng is to write it" in failed["a"]
+    assert made == [scratch_name("a")]  # made, so that the restore removes it
