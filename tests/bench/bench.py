@@ -259,6 +259,7 @@ def counting_proxy(real_socket: str, directory: Path) -> Iterator[tuple[str, lis
         stop.set()
         thread.join()
         server.close()
+        os.unlink(path)  # the next proxy binds the same path
 
 
 def main() -> None:

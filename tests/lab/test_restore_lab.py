@@ -298,6 +298,33 @@ def test_e_failure_mid_way_exit_8_tags_and_nothing_lost(scenario: Scenario) -> N
     assert scenario.sha(n("work"), "private") == hashlib.sha256(changed).hexdigest()
 
 
+def test_restore_over_a_qube_starts_from_wyngs_snapshot(scenario: Scenario) -> None:
+    """The newest session restored over an existing qube: Wyng starts from its own
+    snapshot of the volume (lent to the scratch volume) and writes nothing
+    ("Snapshot retrieved."); the qube gets the backed-up data, its previous data is
+    a revision, and neither the scratch qube nor the lent snapshot is left."""
+    scenario.backup()
+    n = scenario.n
+    work = scenario.lab.app.domains[n("work")]
+    backed_up = scenario.sha(n("work"), "private")
+    changed = os.urandom(SMALL // 2)
+    scenario.lab.fill(work, "private", changed)
+    recorder = Recorder()
+
+    result = run_restore(scenario.port, scenario.wyng(), RestoreRequest(
+        qubes=(n("work"),), on_conflict=ConflictPolicy.REPLACE), recorder, scenario.workdir)
+
+    assert result.exit_code is ExitCode.OK, result.qubes
+    assert "Snapshot retrieved." in [str(e["line"]).strip() for e in recorder.of("wyng_output")]
+    assert scenario.sha(n("work"), "private") == backed_up
+    work.volumes["private"].revert(work.volumes["private"].revisions[-1])
+    assert scenario.sha(n("work"), "private") == hashlib.sha256(changed).hexdigest()
+    pool = Path(os.environ["WYNGQ_LAB_POOL_DIR"])
+    assert not list(pool.glob(f"appvms/{SCRATCH_PREFIX}*"))
+    scenario.lab.app.domains.refresh_cache(force=True)
+    assert not [q.name for q in scenario.lab.app.domains if q.name.startswith(SCRATCH_PREFIX)]
+
+
 def test_e_corrupt_archive_chunk_never_touches_the_live_volume(scenario: Scenario) -> None:
     scenario.backup()
     n = scenario.n
@@ -307,7 +334,9 @@ def test_e_corrupt_archive_chunk_never_touches_the_live_volume(scenario: Scenari
     vid = scenario.wyng().catalog().volumes[f"appvms/{n('work')}/private.img"].vid
     _corrupt_chunks(Path(scenario.lab.archive_dir) / "restore.wyng", vid)
 
-    result = scenario.restore(n("work"), on_conflict=ConflictPolicy.REPLACE)
+    # Wyng's local snapshot would give back the backed-up data without reading the
+    # archive (test_restore_over_a_qube_starts_from_wyngs_snapshot): read the archive
+    result = scenario.restore(n("work"), on_conflict=ConflictPolicy.REPLACE, use_snapshot=False)
 
     assert result.exit_code is ExitCode.PARTIAL
     (outcome,) = result.qubes

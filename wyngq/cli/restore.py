@@ -36,6 +36,9 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     parser.add_argument("--force", action="store_true", help="like --shutdown, and kill a qube that does not stop")
     parser.add_argument("--include-disposable", nargs="?", const="on", default="off", choices=("on", "off"),
                         help="also restore named disposables when restoring a whole session")
+    parser.add_argument("--no-snapshot-restore", action="store_true",
+                        help="read every volume from the archive, even where Wyng's local snapshot of the "
+                             "backed-up state could be used")
     parser.add_argument("--no-keep-previous", action="store_true",
                         help="also replace volumes that keep no revisions (their current data is then lost)")
     parser.add_argument("--pref", action="append", default=[], metavar="NAME::x",
@@ -79,6 +82,7 @@ def restore_request(args: argparse.Namespace) -> RestoreRequest:
         dry_run=args.dry_run,
         skip_properties=frozenset(skip),
         keep_previous=not args.no_keep_previous,
+        use_snapshot=not args.no_snapshot_restore,
     )
 
 

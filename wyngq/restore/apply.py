@@ -13,6 +13,7 @@ says by which signal. Scratch copies are always removed.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -231,6 +232,8 @@ def _import(run: _Run, step: Step) -> None:
 def _discard(run: _Run, names: list[str]) -> None:
     """Remove scratch qubes made by this run; a failure is a warning with the fix."""
     names = [n for n in dict.fromkeys(names) if n in run.scratch]
+    for pair in (p for q in run.plan.qubes for p in q.volumes if p.scratch_qube in names):
+        data.return_snapshot(pair)
     for name in data.discard_scratch(run.qubes, names):
         run.warnings.append(f"could not remove the scratch qube {name}; remove it with `qvm-remove {name}`")
     run.scratch = [n for n in run.scratch if n not in names]
@@ -258,7 +261,8 @@ def _receive(run: _Run) -> None:
         return
     owner = {p.archive_name: p.qube for p in pairs}
     progress = wyng_progress(run.reporter, lambda v: {"qube": owner[v]} if v in owner else {})
-    failed = data.receive(run.wyng, pairs, run.plan.session, run.workdir, progress)
+    lent = any(p.scratch_snapshot and os.path.exists(p.scratch_snapshot) for p in pairs)
+    failed = data.receive(run.wyng, pairs, run.plan.session, run.workdir, progress, use_snapshot=lent)
     for pair in pairs:
         if pair.archive_name in failed and pair.qube not in run.failed:
             _fail(run, pair.qube, StepKind.RECEIVE, f"{pair.kind} volume: {failed[pair.archive_name]}")

@@ -26,7 +26,10 @@ qube's volume after a reflink clone or snapshot) until the scratch qube goes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +42,9 @@ from wyngq.restore.plan import SCRATCH_TAG
 from wyngq.wyng.runner import Wyng
 
 SCRATCH_LABEL = "gray"
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+
+log = logging.getLogger(__name__)
 
 _RECEIVING = re.compile(r"^Receiving volume '(?P<name>[^']+)'")
 
@@ -67,13 +73,14 @@ class ReceiveTracker:
         match = _RECEIVING.match(text)
         if match:
             self.current = match["name"]
-        elif self.current is not None and ": OK" in text:
+        elif self.current is not None and (": OK" in text or text == "Snapshot retrieved."):
             self.done.add(self.current)
             self.current = None
 
 
 def receive(
-    wyng: Wyng, pairs: Sequence[VolumePair], session: str, workdir: str, forward: Callable[[str], None] | None = None
+    wyng: Wyng, pairs: Sequence[VolumePair], session: str, workdir: str, forward: Callable[[str], None] | None = None,
+    *, use_snapshot: bool = False,
 ) -> dict[str, str]:
     """Receive every pair's archive volume in one Wyng call; return the archive
     volumes that did not arrive, with the reason. The scratch qubes are ready."""
@@ -84,7 +91,7 @@ def receive(
     previous = wyng.on_output
     wyng.on_output = tracker
     try:
-        run = wyng.receive(local_from=path, session=session)
+        run = wyng.receive(local_from=path, session=session, use_snapshot=use_snapshot)
     except (WyngError, BusyError, AuthError) as err:  # an interruption stops the whole restore instead
         return {p.archive_name: err.message for p in pairs if p.archive_name not in tracker.done}
     finally:
@@ -118,9 +125,42 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> tuple[dict
                 volume = volumes.get(pair.kind)
                 if volume is None or volume.pool != pair.pool or not _is_at(pair, volume.vid):
                     raise QubesError(f"its {pair.kind} volume is not where Wyng is to write it ({pair.local_name})")
+                lend_snapshot(pair)
         except QubesError as err:
             failed[target] = f"cannot prepare the scratch qube {name}: {err.message}"
     return failed, made
+
+
+def lend_snapshot(pair: VolumePair) -> bool:
+    """Give the scratch volume Wyng's snapshot of the volume as last sent to this
+    archive, if there is one: a reflink copy with the same mtime (how Wyng pairs a
+    snapshot with its own record). With `--use-snapshot` Wyng then starts from it
+    and writes only what differs from the session, nothing at all for the newest
+    session ("Snapshot retrieved."), instead of every byte. Wyng checks the pairing
+    itself; without one it receives in full. The copy is removed with the scratch
+    qube (`return_snapshot`)."""
+    if not pair.snapshot or not pair.scratch_snapshot:
+        return False
+    try:
+        with open(pair.snapshot, "rb") as source:
+            stat = os.fstat(source.fileno())
+            with open(pair.scratch_snapshot, "wb") as copy:
+                fcntl.ioctl(copy.fileno(), FICLONE, source.fileno())
+        os.chmod(pair.scratch_snapshot, stat.st_mode & 0o7777)
+        os.utime(pair.scratch_snapshot, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    except OSError as err:  # none, or no reflink here: Wyng receives in full
+        if not isinstance(err, FileNotFoundError):
+            log.info("not using Wyng's snapshot %s: %s", pair.snapshot, err)
+        return_snapshot(pair)
+        return False
+    return True
+
+
+def return_snapshot(pair: VolumePair) -> None:
+    """Remove the scratch volume's copy of Wyng's snapshot (if any)."""
+    if pair.scratch_snapshot:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pair.scratch_snapshot)
 
 
 def clone_volume(qubes: QubesPort, pair: VolumePair) -> None:

@@ -68,6 +68,7 @@ class RestoreRequest:
     keep_previous: bool = True  # False: also replace volumes that keep no revisions
     # only from an archive Wyng authenticates (encrypted), for the whole restore (qrexec; DESIGN §4)
     require_authenticated: bool = False
+    use_snapshot: bool = True  # start from Wyng's local snapshot where it pairs (restore.data.lend_snapshot)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class SessionData:
     sizes: Mapping[str, int]  # archive volume name -> size in this session
     settings: Mapping[str, QubeSettings]
     source: str = "manifest"  # or "qubes.xml"
+    archive_uuid: str = ""
+    vids: Mapping[str, str] = field(default_factory=dict)  # archive volume name -> Wyng's volume id
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,10 @@ class VolumePair:
     scratch: str
     scratch_qube: str = ""
     replaces: bool = False
+    # Wyng's snapshot of the volume as last sent to this archive (beside a file-reflink
+    # volume), and where Wyng looks for it beside the scratch volume (restore.data)
+    snapshot: str = ""
+    scratch_snapshot: str = ""
 
 
 @dataclass(frozen=True)

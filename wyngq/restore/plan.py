@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 
 from wyngq import volnames
 from wyngq.model import PoolDriver, QubeClass, QubeSettings
@@ -51,6 +52,8 @@ def plan_restore(
     data: SessionData, live: LiveSystem, request: RestoreRequest, chosen: tuple[str, ...]
 ) -> RestorePlan:
     """Plan restoring `chosen` (names as in the backup) from `data` onto `live`."""
+    if not request.use_snapshot:
+        data = replace(data, vids={})  # no volume ids: no snapshot is lent, Wyng reads the archive
     decisions = decide_targets(chosen, data.settings, live, request)
     world = World(decisions, data.settings, live)
     plans: dict[str, QubePlan] = {}
@@ -193,10 +196,23 @@ def _pair(
     local = volnames.archive_name(scratch_qube, kind, driver, f"appvms/{scratch_qube}/{kind}")
     if driver is PoolDriver.LVM_THIN:
         scratch = f"/dev/{pool.wyng_path.split('/')[0]}/{local}"
-    else:
-        scratch = os.path.join(pool.wyng_path, local)
-    return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local, scratch, scratch_qube,
-                      replaces)
+        return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local, scratch, scratch_qube,
+                          replaces)
+    snapshot, scratch_snapshot = _snapshots(pool.wyng_path, archive_name, local, data)
+    return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local,
+                      os.path.join(pool.wyng_path, local), scratch_qube, replaces, snapshot, scratch_snapshot)
+
+
+def _snapshots(store: str, archive_name: str, local: str, data: SessionData) -> tuple[str, str]:
+    """Where Wyng keeps its snapshot of a file-reflink volume as last sent to this
+    archive (`sn<archive uuid>_<volume id>.wyng1` beside the volume: facts/wyng.md),
+    and where it looks for one beside the scratch volume; ("", "") when unknown."""
+    vid = data.vids.get(archive_name, "")
+    if not (data.archive_uuid and vid and "/" in archive_name):
+        return "", ""
+    name = f"sn{data.archive_uuid}_{vid}.wyng1"
+    return (os.path.join(store, os.path.dirname(archive_name), name),
+            os.path.join(store, os.path.dirname(local), name))
 
 
 def scratch_name(target: str) -> str:

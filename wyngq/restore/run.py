@@ -134,7 +134,9 @@ def session_data(
         name: archive.volumes[name].sessions[session].volsize
         for kinds in volumes.values() for name in kinds.values()
     }
-    return SessionData(session=session, volumes=volumes, sizes=sizes, settings=settings, source=source)
+    vids = {name: archive.volumes[name].vid for name in sizes}
+    return SessionData(session=session, volumes=volumes, sizes=sizes, settings=settings, source=source,
+                       archive_uuid=archive.uuid, vids=vids)
 
 
 def live_system(qubes: QubesPort, chosen: tuple[str, ...], request: RestoreRequest, archive_qube: str | None

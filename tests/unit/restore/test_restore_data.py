@@ -3,12 +3,21 @@ the scratch qubes (against the fake Qubes)."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from tests.conftest import FIXTURES
 from tests.fakes.qubes import FakeQubes
 from wyngq.model import QubeClass
-from wyngq.restore.data import ReceiveTracker, discard_scratch, local_from, prepare_scratch
+from wyngq.restore.data import (
+    ReceiveTracker,
+    discard_scratch,
+    lend_snapshot,
+    local_from,
+    prepare_scratch,
+    return_snapshot,
+)
 from wyngq.restore.model import VolumePair
 from wyngq.restore.plan import SCRATCH_TAG, scratch_name
 
@@ -75,3 +84,39 @@ def test_a_scratch_volume_not_where_wyng_writes_fails_that_qube(tmp_path: Path) 
 
     assert "is not where Wyng is to write it" in failed["a"]
     assert made == [scratch_name("a")]  # made, so that the restore removes it
+
+
+def snapshot_pair(tmp_path: Path) -> VolumePair:
+    (tmp_path / "appvms" / "work").mkdir(parents=True)
+    (tmp_path / "appvms" / scratch_name("work")).mkdir(parents=True)
+    base = pair("work", "private", str(tmp_path), pool="main")
+    return replace(base, snapshot=str(tmp_path / "appvms/work/snU_0001.wyng1"),
+                   scratch_snapshot=str(tmp_path / f"appvms/{scratch_name('work')}/snU_0001.wyng1"))
+
+
+def test_no_snapshot_to_lend_means_a_full_receive(tmp_path: Path) -> None:
+    lent = snapshot_pair(tmp_path)
+    assert lend_snapshot(lent) is False
+    assert not Path(lent.scratch_snapshot).exists()
+
+
+def test_a_snapshot_is_lent_by_reflink_with_its_mtime_or_not_at_all(tmp_path: Path) -> None:
+    lent = snapshot_pair(tmp_path)
+    Path(lent.snapshot).write_bytes(b"s" * 8192)
+    os.chmod(lent.snapshot, 0o444)
+    os.utime(lent.snapshot, ns=(1_700_000_000_123_456_789, 1_700_000_000_987_654_321))
+
+    if lend_snapshot(lent):  # a filesystem with reflinks (Btrfs, XFS)
+        copied = os.stat(lent.scratch_snapshot)
+        assert copied.st_mtime_ns == 1_700_000_000_987_654_321 and copied.st_mode & 0o777 == 0o444
+        assert Path(lent.scratch_snapshot).read_bytes() == b"s" * 8192
+        return_snapshot(lent)
+    assert not Path(lent.scratch_snapshot).exists()  # none half made, and none left after return
+    assert Path(lent.snapshot).read_bytes() == b"s" * 8192  # Wyng's own snapshot untouched
+
+
+def test_receive_output_of_a_snapshot_restore_counts_as_received() -> None:
+    tracker = ReceiveTracker()
+    for line in (FIXTURES / "cmd" / "057_recv_pool_latest_usesnap.stdout").read_text().splitlines():
+        tracker(line)
+    assert "appvms/work/private.img" in tracker.done and len(tracker.done) == 5

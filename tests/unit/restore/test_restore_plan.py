@@ -315,6 +315,24 @@ def test_every_volume_goes_through_a_scratch_qubes_volume_and_a_clone() -> None:
     assert sequence.index("receive") < sequence.index("import") < sequence.index("properties")
 
 
+def test_wyngs_snapshot_of_a_reflink_volume_is_lent_to_the_scratch_volume() -> None:
+    live = live_from(chain()[:1])
+    data = session(chain())
+    data = replace(data, archive_uuid="u1", vids={name: f"v-{name[-11:-4]}" for name in data.sizes})
+    result = plan(data, live, qubes=("work",), on_conflict=ConflictPolicy.REPLACE)
+    (private,) = result.qube("work").volumes
+    vid = data.vids["appvms/work/private.img"]
+    assert private.snapshot == f"{POOL_DIR}/appvms/work/snu1_{vid}.wyng1"
+    assert private.scratch_snapshot == f"{POOL_DIR}/appvms/{scratch_name('work')}/snu1_{vid}.wyng1"
+    lvm = replace(live, volumes={"fedora": tuple(replace(v, pool="lvm") for v in live.volumes["fedora"])})
+    in_lvm = plan(data, lvm, qubes=("fedora",), on_conflict=ConflictPolicy.REPLACE)
+    assert {(v.snapshot, v.scratch_snapshot) for v in in_lvm.qube("fedora").volumes} == {("", "")}
+    unknown = plan(session(chain()), live, qubes=("work",), on_conflict=ConflictPolicy.REPLACE)
+    assert unknown.qube("work").volumes[0].snapshot == ""
+    refused = plan(data, live, qubes=("work",), on_conflict=ConflictPolicy.REPLACE, use_snapshot=False)
+    assert refused.qube("work").volumes[0].snapshot == ""  # --no-snapshot-restore
+
+
 def test_scratch_names_are_short_fixed_and_distinct() -> None:
     names = {scratch_name(q) for q in ("work", "work2", "a" * 31, "fedora-42-xfce")}
     assert len(names) == 4
