@@ -43,6 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
+SETTLE_SECONDS = 2.0
 
 
 def env(name: str) -> str:
@@ -53,6 +54,11 @@ def env(name: str) -> str:
 
 
 def timed(fn: Callable[[], Any]) -> float:
+    """Wall time of `fn`, started with no dirty pages left by the previous run and a
+    pause for the filesystem's own background work (either would otherwise slow
+    whichever contender comes next; the contenders also take turns going first)."""
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -148,36 +154,54 @@ class Bench:
 
     # -- (a) ---------------------------------------------------------------------
     def backup_times(self, names: list[str]) -> None:
+        """wyngq's backup against bare `wyng send` of the same volumes, and against the
+        same send with the settings volume and tag wyngq adds (`bare+settings`): what
+        Wyng spends on the settings volume, and what is wyngq's own."""
         print(f"\n(a) backup: {len(names)} qubes, {self.size // MIB} MiB of random data, unencrypted archives,"
               f" median of {self.runs} runs")
         local_from = self.local_from(names)
-        rows: dict[str, dict[str, list[float]]] = {"full": {"ours": [], "bare": []}, "incr": {"ours": [], "bare": []}}
+        settings = self.work / "settings.tgz"
+        settings.write_bytes(os.urandom(16 * 1024))  # about the size of the settings bundle of 4 qubes
+        contenders = ("bare", "meta", "ours")
+        rows: dict[str, dict[str, list[float]]] = {kind: {c: [] for c in contenders} for kind in ("full", "incr")}
         for run in range(self.runs):
-            ours = f"file:{self.archives}/ours-{run}.wyng"
-            bare = f"file:{self.archives}/bare-{run}.wyng"
-            (self.archives / f"ours-{run}.wyng").mkdir()
-            (self.archives / f"bare-{run}.wyng").mkdir()
-            self.wyngq(ours, "create", "--encrypt=off")
-            self.bare(bare, "--encrypt=off", "arch-init")
-            def send_bare(dest: str = bare) -> None:
-                self.bare(dest, f"--local-from={local_from}", "--send-unchanged", "send")
-
-            def send_ours(dest: str = ours) -> None:
-                self.wyngq(dest, "backup", *names)
-
-            rows["full"]["bare"].append(timed(send_bare))
-            rows["full"]["ours"].append(timed(send_ours))
+            dests = {c: f"file:{self.archives}/{c}-{run}.wyng" for c in contenders}
+            for contender in contenders:
+                (self.archives / f"{contender}-{run}.wyng").mkdir()
+            self.wyngq(dests["ours"], "create", "--encrypt=off")
+            self.bare(dests["bare"], "--encrypt=off", "arch-init")
+            self.bare(dests["meta"], "--encrypt=off", "arch-init")
+            sends = self.sends(dests, local_from, settings, names)
+            order = contenders[run % 3:] + contenders[:run % 3]  # each goes first once in 3 runs
+            for contender in order:
+                rows["full"][contender].append(timed(sends[contender]))
             self.change_some_data(names)
             time.sleep(1.1)  # session ids have one-second resolution
-            rows["incr"]["bare"].append(timed(send_bare))
-            rows["incr"]["ours"].append(timed(send_ours))
-            shutil.rmtree(self.archives / f"ours-{run}.wyng")
-            shutil.rmtree(self.archives / f"bare-{run}.wyng")
+            for contender in order:
+                rows["incr"][contender].append(timed(sends[contender]))
+            for contender in contenders:
+                shutil.rmtree(self.archives / f"{contender}-{run}.wyng")
         for kind, label in (("full", "full backup"), ("incr", "incremental, 8 MiB changed")):
-            ours_t, bare_t = median(rows[kind]["ours"]), median(rows[kind]["bare"])
+            ours_t, meta_t, bare_t = (median(rows[kind][c]) for c in ("ours", "meta", "bare"))
             self.ours[f"{kind}_backup_s"] = ours_t
-            print(f"  {label:<28} wyngq {ours_t:6.2f} s   bare send {bare_t:6.2f} s   "
-                  f"ratio {ours_t / bare_t:5.2f}   constant cost {ours_t - bare_t:+.2f} s")
+            print(f"  {label:<28} wyngq {ours_t:6.2f} s   bare send {bare_t:6.2f} s   ratio {ours_t / bare_t:5.2f}"
+                  f"   constant cost {ours_t - bare_t:+.2f} s")
+            print(f"  {'':<28} bare send with the settings volume {meta_t:6.2f} s: Wyng's part "
+                  f"{meta_t - bare_t:+.2f} s, wyngq's own {ours_t - meta_t:+.2f} s (ratio {ours_t / meta_t:.2f})")
+
+    def sends(self, dests: dict[str, str], local_from: str, settings: Path, names: list[str]
+              ) -> dict[str, Callable[[], None]]:
+        def bare() -> None:
+            self.bare(dests["bare"], f"--local-from={local_from}", "--send-unchanged", "send")
+
+        def meta() -> None:
+            self.bare(dests["meta"], f"--local-from={local_from}", "--send-unchanged", "--tag=qubes",
+                      f"--import-other-from=wyng-qubes-metadata:|:{settings}", "send")
+
+        def ours() -> None:
+            self.wyngq(dests["ours"], "backup", *names)
+
+        return {"bare": bare, "meta": meta, "ours": ours}
 
     # -- (c) ---------------------------------------------------------------------
     def list_times(self, sessions: int = 400, qubes: int = 40) -> None:
@@ -299,13 +323,18 @@ def restore_figures(bench: Bench, names: list[str]) -> None:
     session = bench.wyngq(dest, "backup", *names)["session"]
     local_from = bench.local_from(names)
     ours_t, bare_t = [], []
-    for _ in range(bench.runs):
-        bench.change_some_data(names)
-        bare_t.append(timed(lambda: bench.bare(dest, f"--local-from={local_from}", f"--session={session}",
-                                               "--force", "--sparse-write", "receive")))
-        bench.change_some_data(names)
-        ours_t.append(timed(lambda: bench.wyngq(dest, "restore", "--on-conflict=replace", f"--session={session}",
-                                                *names)))
+    def bare() -> None:
+        bench.bare(dest, f"--local-from={local_from}", f"--session={session}", "--force", "--sparse-write",
+                   "receive")
+
+    def ours() -> None:
+        bench.wyngq(dest, "restore", "--on-conflict=replace", f"--session={session}", *names)
+
+    for run in range(bench.runs):
+        turns: list[tuple[Callable[[], None], list[float]]] = [(bare, bare_t), (ours, ours_t)]
+        for fn, times in turns[::1 if run % 2 else -1]:  # taking turns going first
+            bench.change_some_data(names)
+            times.append(timed(fn))
     ours, bare = median(ours_t), median(bare_t)
     bench.ours["restore_s"] = ours
     print(f"  restore (replace, 8 MiB changed)   wyngq {ours:6.2f} s   bare receive {bare:6.2f} s   "

@@ -215,6 +215,7 @@ def tail(text: str, lines: int = 12) -> str:
 
 
 def run_timed(argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    os.sync()  # as bench.timed: no writeback of an earlier run inside this one's time
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
     elapsed = time.perf_counter() - start

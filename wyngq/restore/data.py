@@ -110,10 +110,13 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> tuple[dict
     the scratch qubes made."""
     failed: dict[str, str] = {}
     made: list[str] = []
-    for name, group in _by_scratch_qube(pairs).items():
+    groups = _by_scratch_qube(pairs)
+    existing = set(qubes.list_qubes()) if groups else set()
+    for name, group in groups.items():
         target = group[0].qube
         try:
-            _remove_leftover(qubes, name)
+            if name in existing:
+                _remove_leftover(qubes, name)
             pools = {p.kind: p.pool for p in group}
             single = next(iter(pools.values())) if len(set(pools.values())) == 1 else None
             qubes.create_qube(name, QubeClass.STANDALONE, label=SCRATCH_LABEL, template=None, pool=single,
@@ -180,13 +183,9 @@ def discard_scratch(qubes: QubesPort, names: Iterable[str]) -> list[str]:
 
 
 def _remove_leftover(qubes: QubesPort, name: str) -> None:
-    """Remove the scratch qube `name` if there is one; refuse a qube of that name
-    that is not wyngq's."""
-    try:
-        found = qubes.qube(name)
-    except QubesError:
-        return  # none
-    if SCRATCH_TAG not in found.tags:
+    """Remove the scratch qube `name` a crashed run left; refuse a qube of that
+    name that is not wyngq's."""
+    if SCRATCH_TAG not in qubes.qube(name).tags:
         raise QubesError(f"a qube named {name!r} exists and is not a wyngq scratch qube",
                          hint=f"rename or remove {name!r}")
     qubes.remove_qube(name)
