@@ -333,6 +333,16 @@ def test_wyngs_snapshot_of_a_reflink_volume_is_lent_to_the_scratch_volume() -> N
     assert refused.qube("work").volumes[0].snapshot == ""  # --no-snapshot-restore
 
 
+@pytest.mark.parametrize(("uuid", "vid"), [("u1", "../../../etc/x"), ("u1", "a/b"), ("../u", "v1"), ("u1", ""),
+                                           ("", "v1"), ("u1", ".hidden"), ("u1", "v" * 65)])
+def test_a_catalogue_value_that_is_not_a_plain_token_never_becomes_a_path(uuid: str, vid: str) -> None:
+    live = live_from(chain()[:1])
+    data = session(chain())
+    data = replace(data, archive_uuid=uuid, vids={name: vid for name in data.sizes})
+    result = plan(data, live, qubes=("work",), on_conflict=ConflictPolicy.REPLACE)
+    assert (result.qube("work").volumes[0].snapshot, result.qube("work").volumes[0].scratch_snapshot) == ("", "")
+
+
 def test_scratch_names_are_short_fixed_and_distinct() -> None:
     names = {scratch_name(q) for q in ("work", "work2", "a" * 31, "fedora-42-xfce")}
     assert len(names) == 4
