@@ -223,12 +223,13 @@ def plan_backup(qubes: Sequence[Qube], pools: Mapping[str, Pool], known: Collect
     )
 
 
-def new_session(before: Collection[str], after: Archive) -> str | None:
+def new_session(before: Collection[str], after: Archive, not_before: str = "") -> str | None:
     """The session the send just made: the newest one holding the settings bundle
-    that was not among the archive's sessions `before`."""
+    that was not among the archive's sessions `before`, and not older than the
+    send (`not_before`, a session id: another writer's session never counts)."""
     old = set(before)
     meta = after.volumes.get(volnames.METADATA_VOLUME)
-    candidates = sorted(set(meta.sessions) - old) if meta is not None else []
+    candidates = sorted(s for s in set(meta.sessions) - old if s >= not_before) if meta is not None else []
     return candidates[-1] if candidates else None
 
 
@@ -290,6 +291,7 @@ def run_backup(
         json.dump(plan.local_from(), handle)
 
     _wait_for_new_second(known.newest)
+    started = session_id_now()
     wyng.on_output = wyng_progress(reporter, lambda v: {"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
     sent = wyng.send(
         local_from=local_from,
@@ -304,7 +306,7 @@ def run_backup(
         outcomes = _outcomes(plan, failed_by_wyng, {})
         return BackupResult(session=None, dry_run=True, qubes=outcomes)
 
-    session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout)
+    session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started)
     outcomes = _outcomes(plan, failed_by_wyng, missing)
     if known_archives is not None:
         known_archives.put(wyng.target, known.with_session(session, [*plan.sent_names(), volnames.METADATA_VOLUME]))
@@ -351,7 +353,7 @@ _VOLUME_HEADER = re.compile(r"^Volume '(?P<name>[^']+)'")
 
 
 def _confirm_session(
-    wyng: Wyng, before: Collection[str], plan: BackupPlan, stdout: str
+    wyng: Wyng, before: Collection[str], plan: BackupPlan, stdout: str, started: str = ""
 ) -> tuple[str, dict[str, list[str]]]:
     """The new session and the planned volumes missing from it.
 
@@ -363,10 +365,10 @@ def _confirm_session(
     """
     session, finished = sent_volumes(stdout)
     expected = {v.local_name for v in plan.volumes} | {volnames.METADATA_VOLUME}
-    if session is not None and expected <= finished and session not in before:
+    if session is not None and expected <= finished and session not in before and session >= started:
         return session, {}
     after = wyng.catalog()
-    confirmed = new_session(before, after)
+    confirmed = new_session(before, after, not_before=started)
     if confirmed is None:
         raise WyngError("Wyng reported success but recorded no new session", hint="run `list` and check the archive")
     return confirmed, _missing_volumes(plan, after, confirmed)

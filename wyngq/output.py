@@ -54,7 +54,7 @@ class JsonLines:
             "action": action,
             "ok": exit_code == 0,
             "exit_code": exit_code,
-            "code": error.code if error is not None else _result_code(exit_code, data),
+            "code": error.code if error is not None else result_code(exit_code, data),
             # for Salt's `stateful` protocol, and anyone who only wants to know
             # whether something was changed, in one line
             "changed": bool(_field(data, "changed")),
@@ -87,7 +87,7 @@ def report_error(presenter: JsonLines | Human, action: str, error: WyngqError) -
     return status
 
 
-def _result_code(exit_code: int, data: Any) -> str:
+def result_code(exit_code: int, data: Any) -> str:
     """`ok`, or for a result that failed without an error (partial failure, a
     refused plan) the code the result gives, else the exit code's name."""
     if exit_code == 0:

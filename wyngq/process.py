@@ -132,20 +132,25 @@ class _ForwardSignals:
     """While a child runs, pass SIGINT/SIGTERM on to it instead of dying first.
 
     The child (Wyng) then stops cleanly, and its exit status (8 for SIGINT, 143
-    for SIGTERM) reaches the caller, who turns it into Interrupted. A signal that
-    comes before the child exists is passed on as soon as it does. When the child
-    could not be started, or exited 0 anyway (the signal came as it finished, or
-    after), the signal is raised again once the previous handlers are back, so the
-    caller still sees it: none is ever dropped. Only the main thread can handle
-    signals; elsewhere this does nothing.
+    for SIGTERM) reaches the caller, who turns it into Interrupted. Each kind of
+    signal is passed on once (Wyng stops on the first; a SIGTERM after a SIGINT
+    still gets through). A signal that comes before the child exists is passed
+    on as soon as it does. When the child could not be started, or did not end
+    as interrupted (it exited 0, or failed in some other way, as the signal came),
+    the signal is raised again once the previous handlers are back, so the caller
+    still sees it: none is ever dropped. Only the main thread can handle signals;
+    elsewhere this does nothing.
     """
 
     _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # how a child ends when a signal stopped it: Wyng's 8 for SIGINT, 128+N, or killed by N
+    _INTERRUPTED = frozenset({8, 128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM})
 
     def __init__(self) -> None:
         self._child: subprocess.Popen[bytes] | None = None
         self._previous: dict[int, object] = {}
         self._received: list[int] = []
+        self._sent: set[int] = set()
 
     def __enter__(self) -> _ForwardSignals:
         if threading.current_thread() is threading.main_thread():
@@ -155,24 +160,25 @@ class _ForwardSignals:
 
     def attach(self, child: subprocess.Popen[bytes]) -> None:
         self._child = child
-        if self._received:
-            self._send(self._received[0])
+        for signum in list(self._received):
+            self._send(signum)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        first = not self._received
         self._received.append(signum)
-        if first and self._child is not None:
-            self._send(signum)  # once: Wyng stops on the first one
+        if self._child is not None:
+            self._send(signum)
 
     def _send(self, signum: int) -> None:
         assert self._child is not None
-        if self._child.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._child.pid, signum)
+        if signum in self._sent or self._child.returncode is not None:
+            return
+        self._sent.add(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._child.pid, signum)
 
     def __exit__(self, *_exc: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
         child = self._child
-        if self._received and (child is None or child.returncode == 0):
+        if self._received and (child is None or child.returncode not in self._INTERRUPTED):
             signal.raise_signal(self._received[0])

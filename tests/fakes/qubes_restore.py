@@ -144,6 +144,8 @@ class RestoreOps:
         qube = self._get(name)
         if prop in READ_ONLY:
             raise QubesError(f"qube {name!r}: property {prop!r} on {qube.klass.value} instance cannot be set")
+        if prop == "include_in_backups":  # an attribute of FakeQube, as qube() reports it
+            qube.include_in_backups = value == "True"
         if prop == "label":
             if value not in LABELS:
                 raise QubesError(f"qube {name!r}: no such label {value!r}")

@@ -495,3 +495,24 @@ def test_prune_without_qubes_stays_within_the_profiles_selection(rpc: RpcWorld) 
     assert first in sessions
     prune_calls = [c["argv"] for c in rpc.wyng_calls() if "prune" in c["argv"]]
     assert prune_calls and all("--all" not in argv and "-a" not in argv for argv in prune_calls)
+
+
+def test_an_interrupted_restore_ends_with_a_result_line_a_record_and_an_audit_line(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    rpc = make_rpc_world(tmp_path, fake_wyng)
+    rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
+    interrupting = fake_wyng("wyng-interrupting", FAKE_WYNG_FAIL="interrupt")
+    wrapper = tmp_path / "bin" / "wyng-interrupt-data"  # only the data receive is interrupted
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *--local-from*) exec "{interrupting}" "$@";; esac\n'
+                       f'exec "{rpc.dom0.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    rpc.profile(PROFILE.format(dest=rpc.dom0.dest, wyng=wrapper, actions=ALL_ACTIONS))
+
+    reply = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "replace"})
+
+    assert reply.status == 130
+    assert (reply.result["code"], reply.result["ok"]) == ("interrupted", False)
+    assert reply.result["qubes"][0]["failed_step"] == "receive"
+    (job,) = [j for j in rpc.jobs() if j.action == "restore"]
+    assert (job.state, job.code, job.exit_code) == ("finished", "interrupted", 130)
+    assert rpc.audit()[-1]["outcome"] == "interrupted"

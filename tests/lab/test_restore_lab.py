@@ -345,6 +345,7 @@ def test_e_corrupt_archive_chunk_never_touches_the_live_volume(scenario: Scenari
     assert GUARD_TAG in work.tags
     scenario.lab.app.domains.refresh_cache(force=True)
     assert not [q.name for q in scenario.lab.app.domains if q.name.startswith(SCRATCH_PREFIX)]
+    assert not list(Path(os.environ["WYNGQ_LAB_POOL_DIR"]).glob(f"appvms/{SCRATCH_PREFIX}*"))  # nor their files
 
 
 def _corrupt_chunks(archive: Path, vid: str) -> None:

@@ -382,3 +382,10 @@ def test_sent_volumes_counts_no_change_and_not_an_unfinished_volume() -> None:
     )
     assert sent_volumes(stdout) == ("20261126-151147", {"a/private.img"})
     assert sent_volumes("Sending backup session 20261126-151147:\nSending backup session 20261126-151148:\n")[0] is None
+
+
+def test_a_session_older_than_the_send_is_never_taken_for_it() -> None:
+    after = _archive("list_04_after_incr1")
+    before = _archive("list_03_after_nochange_unchanged").sessions()
+    assert new_session(before, after) is not None
+    assert new_session(before, after, not_before="99991231-000000") is None

@@ -156,3 +156,34 @@ def test_the_caller_handlers_are_back_afterwards(caller_handlers: None) -> None:
     process.run(child(0))
     assert signal.getsignal(signal.SIGINT) is _raise_stop
     assert signal.getsignal(signal.SIGTERM) is _raise_stop
+
+
+@pytest.mark.usefixtures("caller_handlers")
+def test_a_signal_the_child_ends_on_with_another_failure_reaches_the_caller() -> None:
+    """Wyng may fail otherwise (exit 1) as the signal comes: the signal is not lost."""
+    failing = [sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: None); "
+               "print('started', flush=True); time.sleep(0.3); sys.exit(1)"]
+
+    def on_line(line: str) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Stop) as stopped:
+        process.run(failing, on_stdout_line=on_line)
+
+    assert stopped.value.signum == signal.SIGTERM
+
+
+@pytest.mark.usefixtures("caller_handlers")
+def test_a_sigterm_after_a_sigint_still_reaches_a_child_that_ignored_the_first() -> None:
+    stubborn = [sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "signal.signal(signal.SIGTERM, lambda *a: sys.exit(143)); print('started', flush=True); "
+                "time.sleep(30)"]
+    started = time.monotonic()
+
+    def on_line(line: str) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    done = process.run(stubborn, on_stdout_line=on_line)
+
+    assert done.returncode == 143 and time.monotonic() - started < 20

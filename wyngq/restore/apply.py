@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from wyngq.errors import Interrupted, QubesError, WyngError
+from wyngq.errors import Interrupted, QubesError, UnauthenticatedArchiveError, WyngError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.model import DeviceAssignment
 from wyngq.qubes.port import QubesPort
@@ -101,7 +101,7 @@ def _do(run: _Run, step: Step) -> None:
             _receive(run)
         else:
             _HANDLERS[step.kind](run, step)
-    except Interrupted:
+    except (Interrupted, UnauthenticatedArchiveError):  # the whole restore stops
         raise
     except _Failed as failure:
         message = failure.message
@@ -252,9 +252,7 @@ def _describe(op: Op) -> str:
 
 def _receive(run: _Run) -> None:
     pairs = [p for q in run.plan.qubes if q.changes and q.target not in run.failed for p in q.volumes]
-    failed, made = data.prepare_scratch(run.qubes, pairs)
-    run.scratch += made
-    for target, message in failed.items():
+    for target, message in data.prepare_scratch(run.qubes, pairs, run.scratch).items():
         _fail(run, target, StepKind.RECEIVE, message)
     pairs = [p for p in pairs if p.qube not in run.failed]
     if not pairs:

@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Sequence
 from wyngq.errors import AuthError, BusyError, QubesError, WyngError
 from wyngq.model import QubeClass
 from wyngq.qubes.port import QubesPort
-from wyngq.restore.model import VolumePair
+from wyngq.restore.model import GUARD_TAG, VolumePair
 from wyngq.restore.plan import SCRATCH_TAG
-from wyngq.wyng.runner import Wyng
+from wyngq.wyng.runner import HEADER, Wyng
 
 SCRATCH_LABEL = "gray"
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -70,6 +70,10 @@ class ReceiveTracker:
         if self.forward is not None:
             self.forward(line)
         text = line.strip()
+        if HEADER.match(text):  # Wyng's own output starts here; what came before may quote the archive
+            self.done.clear()
+            self.current = None
+            return
         match = _RECEIVING.match(text)
         if match:
             self.current = match["name"]
@@ -103,13 +107,14 @@ def receive(
     return failed
 
 
-def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> tuple[dict[str, str], list[str]]:
+def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair], made: list[str]) -> dict[str, str]:
     """Create each restored qube's scratch qube, its volumes in the pools of the
-    qube's volumes (one a crashed run left is removed first). Return the
-    restored qubes whose scratch qube could not be made, with the reason, and
-    the scratch qubes made."""
+    qube's volumes (one a crashed run left is removed first), and add each to
+    `made` as soon as it exists (so it is removed whatever happens next). A
+    scratch qube holds a copy of a qube's data: it carries the guard tag (qubesd
+    will not start it) and is left out of backups. Return the restored qubes
+    whose scratch qube could not be made, with the reason."""
     failed: dict[str, str] = {}
-    made: list[str] = []
     groups = _by_scratch_qube(pairs)
     existing = set(qubes.list_qubes()) if groups else set()
     for name, group in groups.items():
@@ -123,6 +128,8 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> tuple[dict
                               pools={} if single else pools)
             made.append(name)
             qubes.add_tag(name, SCRATCH_TAG)
+            qubes.add_tag(name, GUARD_TAG)
+            qubes.set_property(name, "include_in_backups", "False")
             volumes = {v.kind: v for v in qubes.qube(name).volumes}
             for pair in group:
                 volume = volumes.get(pair.kind)
@@ -131,7 +138,7 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair]) -> tuple[dict
                 lend_snapshot(pair)
         except QubesError as err:
             failed[target] = f"cannot prepare the scratch qube {name}: {err.message}"
-    return failed, made
+    return failed
 
 
 def lend_snapshot(pair: VolumePair) -> bool:
@@ -160,10 +167,12 @@ def lend_snapshot(pair: VolumePair) -> bool:
 
 
 def return_snapshot(pair: VolumePair) -> None:
-    """Remove the scratch volume's copy of Wyng's snapshot (if any)."""
+    """Remove the snapshot files beside the scratch volume: the lent copy, and the
+    one a full receive makes Wyng leave there (`.wyng1`, or `.wyng2` if it stopped)."""
     if pair.scratch_snapshot:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pair.scratch_snapshot)
+        for path in (pair.scratch_snapshot, pair.scratch_snapshot.removesuffix(".wyng1") + ".wyng2"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def clone_volume(qubes: QubesPort, pair: VolumePair) -> None:

@@ -54,14 +54,14 @@ def plan_restore(
     data: SessionData, live: LiveSystem, request: RestoreRequest, chosen: tuple[str, ...]
 ) -> RestorePlan:
     """Plan restoring `chosen` (names as in the backup) from `data` onto `live`."""
-    if not request.use_snapshot:
-        data = replace(data, vids={})  # no volume ids: no snapshot is lent, Wyng reads the archive
     decisions = decide_targets(chosen, data.settings, live, request)
     world = World(decisions, data.settings, live)
     plans: dict[str, QubePlan] = {}
     qube_ops: dict[str, dict[StepKind, tuple[Op, ...]]] = {}
     for source in chosen:
         plan, ops = _plan_qube(decisions[source], data, live, world, request)
+        if not request.use_snapshot:  # nothing lent: Wyng reads the archive (its own snapshot is still cleaned up)
+            plan = replace(plan, volumes=tuple(replace(v, snapshot="") for v in plan.volumes))
         plans[source] = plan
         qube_ops[plan.target] = ops
     ordered = _order([p for p in plans.values() if p.changes], data.settings)

@@ -39,7 +39,7 @@ from typing import IO, Any, BinaryIO, cast
 from wyngq import lock, names, passphrase, process
 from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError
 from wyngq.model import Qube
-from wyngq.output import JsonLines, exit_status, to_data
+from wyngq.output import JsonLines, exit_status, result_code, to_data
 from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, load_profile, profile_dir
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
@@ -191,8 +191,10 @@ def serve(
     stdout: BinaryIO,
     *,
     qubes_factory: Callable[[], QubesPort] = connect,
+    quiet_signals: bool = False,
 ) -> int:
-    """Answer one qrexec call; return its exit status. `caller` and `action` are
+    """Answer one qrexec call; return its exit status. With `quiet_signals` (the
+    service's own process), SIGINT/SIGTERM are ignored once the work is over. `caller` and `action` are
     qrexec's (trusted) values; `stdin` is the caller's, `stdout` goes to it."""
     out = CallerStream(stdout)
     call = _Call(config, caller, action, JsonLines(cast(IO[str], out)), qubes_factory)
@@ -215,7 +217,7 @@ def serve(
             value = getattr(outcome.data, key, None)
             if value is not None:
                 data[key] = value
-    code = error.code if error is not None else ExitCode(status).name.lower()
+    code = error.code if error is not None else result_code(status, data)
     message = error.message if error is not None else None
 
     def record_job(caller_gone: bool) -> None:
@@ -223,6 +225,9 @@ def serve(
             call.jobs.finish(call.job, exit_code=status, code=code, message=message, session=outcome.session,
                              caller_gone=caller_gone, qubes=outcome.qubes or None)
 
+    if quiet_signals:  # the work is over: nothing may now stop the record, the result or the audit line
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     gone_before_result = out.gone
     record_job(gone_before_result)  # before the result: a caller that asks `status` next sees the outcome
     out.finish()
@@ -373,7 +378,7 @@ def main(
         out.drain(config.result_timeout)
         return int(ExitCode.USAGE)
     caller, action = args
-    return serve(config, caller, action, sys.stdin.buffer, stdout, qubes_factory=qubes_factory)
+    return serve(config, caller, action, sys.stdin.buffer, stdout, qubes_factory=qubes_factory, quiet_signals=True)
 
 
 def drop_key_agent(target: WyngTarget) -> None:

@@ -8,10 +8,14 @@ where a stale record is harmless:
 
 - the archive's volume names: a planned volume whose name the record holds
   needs no LVM <-> reflink alias. A name the record lacks (a new qube, a pool
-  changed) makes the backup read the real catalogue, so a stale record can only
-  name volumes that are gone, and for those no alias is wanted anyway;
+  changed) makes the backup read the real catalogue. So a stale record can only
+  name volumes that are gone: one another program renamed since (upstream's
+  LVM <-> reflink aliasing) is then sent in full under its own name, beside the
+  renamed one, instead of incrementally; nothing is sent wrong or lost;
 - its session ids: not to start a send in the same second as the newest one
-  (Wyng refuses a duplicate), and to check that the session Wyng reports is new;
+  (Wyng refuses a duplicate), and to check that the session Wyng reports is new
+  (it must also be no older than the send itself, so another writer's session
+  is never taken for it);
 - the Wyng executable (path, size, mtime) whose version passed the check: a
   changed executable makes the backup read the catalogue, which checks it again.
 

@@ -164,8 +164,8 @@ class Wyng:
         if done.returncode == 2 and error_file is not None:
             failed = _read_error_file(error_file)
         run = WyngRun(done.returncode, done.stdout, done.stderr, failed)
-        if self.encrypted_only and done.returncode in (0, 2, *accept):
-            check_encrypted(done.stdout)
+        if self.encrypted_only:
+            check_encrypted(done.stdout, header_required=done.returncode in (0, 2, *accept))
         if done.returncode == 0:
             return run
         error = error_for(done.returncode, done.stderr, done.stdout)
@@ -179,11 +179,16 @@ class Wyng:
 HEADER = re.compile(r"^(Encrypted|Un-encrypted) archive '", re.MULTILINE)
 
 
-def check_encrypted(stdout: str) -> None:
-    """Raise unless Wyng's header (facts/wyng.md: line 2) says `Encrypted archive`."""
-    found = HEADER.search(stdout[:4096])
-    if found is None or found.group(1) != "Encrypted":
-        kind = "an unencrypted" if found is not None else "an unidentified"
+def check_encrypted(stdout: str, *, header_required: bool = True) -> None:
+    """Raise unless Wyng's header says `Encrypted archive`. Wyng prints it once, after
+    anything taken from the archive itself (a "Prior operation in progress" line
+    quotes archive.ini and could carry a forged header), so the LAST header line
+    is Wyng's own; any run that printed one is checked, whatever its exit status."""
+    found = HEADER.findall(stdout)
+    if not found and not header_required:
+        return
+    if not found or found[-1] != "Encrypted":
+        kind = "an unencrypted" if found else "an unidentified"
         raise UnauthenticatedArchiveError(
             f"Wyng reported {kind} archive in the middle of a job that requires an encrypted one",
             hint="the archive was changed or replaced while the job ran; check who can write to it",

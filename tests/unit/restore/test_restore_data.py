@@ -18,7 +18,7 @@ from wyngq.restore.data import (
     prepare_scratch,
     return_snapshot,
 )
-from wyngq.restore.model import VolumePair
+from wyngq.restore.model import GUARD_TAG, VolumePair
 from wyngq.restore.plan import SCRATCH_TAG, scratch_name
 
 
@@ -61,11 +61,14 @@ def test_scratch_qubes_are_made_tagged_in_the_pool_and_removed(tmp_path: Path) -
     qubes = FakeQubes({"main": str(pool_dir)})
     pairs = [pair("a", "private", str(pool_dir), pool="main"), pair("a", "root", str(pool_dir), pool="main")]
 
-    assert prepare_scratch(qubes, pairs) == ({}, [scratch_name("a")])
+    made: list[str] = []
+    assert prepare_scratch(qubes, pairs, made) == {}
+    assert made == [scratch_name("a")]
 
-    made = qubes.qube(scratch_name("a"))
-    assert made.klass is QubeClass.STANDALONE and SCRATCH_TAG in made.tags
-    assert {v.kind: v.pool for v in made.volumes} == {"private": "main", "root": "main"}
+    scratch = qubes.qube(scratch_name("a"))
+    assert scratch.klass is QubeClass.STANDALONE and {SCRATCH_TAG, GUARD_TAG} <= scratch.tags
+    assert not scratch.include_in_backups  # a copy of a qube's data: never started, never backed up
+    assert {v.kind: v.pool for v in scratch.volumes} == {"private": "main", "root": "main"}
     assert all(Path(p.scratch).exists() for p in pairs)
     assert discard_scratch(qubes, [scratch_name("a")]) == []
     assert scratch_name("a") not in qubes.domains
@@ -80,7 +83,8 @@ def test_a_scratch_volume_not_where_wyng_writes_fails_that_qube(tmp_path: Path) 
     wrong = VolumePair("a", "private", "appvms/a/private.img", 10, "main", str(pool_dir), "elsewhere/private.img",
                        "x", scratch_name("a"))
 
-    failed, made = prepare_scratch(qubes, [wrong])
+    made: list[str] = []
+    failed = prepare_scratch(qubes, [wrong], made)
 
     assert "is not where Wyng is to write it" in failed["a"]
     assert made == [scratch_name("a")]  # made, so that the restore removes it

@@ -330,7 +330,8 @@ def test_wyngs_snapshot_of_a_reflink_volume_is_lent_to_the_scratch_volume() -> N
     unknown = plan(session(chain()), live, qubes=("work",), on_conflict=ConflictPolicy.REPLACE)
     assert unknown.qube("work").volumes[0].snapshot == ""
     refused = plan(data, live, qubes=("work",), on_conflict=ConflictPolicy.REPLACE, use_snapshot=False)
-    assert refused.qube("work").volumes[0].snapshot == ""  # --no-snapshot-restore
+    assert refused.qube("work").volumes[0].snapshot == ""  # --no-snapshot-restore: nothing lent
+    assert refused.qube("work").volumes[0].scratch_snapshot == private.scratch_snapshot  # what Wyng leaves goes
 
 
 @pytest.mark.parametrize(("uuid", "vid"), [("u1", "../../../etc/x"), ("u1", "a/b"), ("../u", "v1"), ("u1", ""),
