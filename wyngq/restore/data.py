@@ -34,6 +34,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 
+from wyngq import process
 from wyngq.errors import AuthError, BusyError, QubesError, WyngError
 from wyngq.model import QubeClass
 from wyngq.qubes.port import QubesPort
@@ -167,8 +168,15 @@ def lend_snapshot(pair: VolumePair) -> bool:
 
 
 def return_snapshot(pair: VolumePair) -> None:
-    """Remove the snapshot files beside the scratch volume: the lent copy, and the
-    one a full receive makes Wyng leave there (`.wyng1`, or `.wyng2` if it stopped)."""
+    """Remove the snapshots beside the scratch volume: the lent copy, and the one a
+    full receive makes Wyng leave there (`.wyng1`, or `.wyng2` if it stopped; in an
+    lvm_thin pool the LVs `<name>.tick` / `.tock`, which qubesd does not remove with
+    the scratch qube; not checked outside a real dom0: the lab has no LVM)."""
+    if pair.scratch.startswith("/dev/"):
+        group = pair.store.split("/")[0]
+        for ext in (".tick", ".tock"):  # absent: lvremove says so and exits non-zero, which is fine
+            process.run(["lvremove", "-f", f"{group}/{pair.local_name}{ext}"])
+        return
     if pair.scratch_snapshot:
         for path in (pair.scratch_snapshot, pair.scratch_snapshot.removesuffix(".wyng1") + ".wyng2"):
             with contextlib.suppress(FileNotFoundError):

@@ -7,6 +7,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FIXTURES
 from tests.fakes.qubes import FakeQubes
 from wyngq.model import QubeClass
@@ -124,3 +126,21 @@ def test_receive_output_of_a_snapshot_restore_counts_as_received() -> None:
     for line in (FIXTURES / "cmd" / "057_recv_pool_latest_usesnap.stdout").read_text().splitlines():
         tracker(line)
     assert "appvms/work/private.img" in tracker.done and len(tracker.done) == 5
+
+
+def test_wyngs_snapshot_lvs_beside_an_lvm_scratch_volume_are_removed(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "lvremove.log"
+    fake = tmp_path / "bin" / "lvremove"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\nexit 5\n")  # 5: no such LV
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    name = scratch_name("work")
+    lvm = VolumePair("work", "private", "vm-work-private", 10, "lvm", "qubes_dom0/vm-pool",
+                     f"vm-{name}-private", f"/dev/qubes_dom0/vm-{name}-private", name)
+
+    return_snapshot(lvm)
+
+    assert log.read_text().splitlines() == [f"-f qubes_dom0/vm-{name}-private.tick",
+                                            f"-f qubes_dom0/vm-{name}-private.tock"]
