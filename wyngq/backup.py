@@ -365,7 +365,7 @@ def _confirm_session(
     """
     session, finished = sent_volumes(stdout)
     expected = {v.local_name for v in plan.volumes} | {volnames.METADATA_VOLUME}
-    if session is not None and expected <= finished and session not in before and session >= started:
+    if session is not None and expected <= finished and session not in before:
         return session, {}
     after = wyng.catalog()
     confirmed = new_session(before, after, not_before=started)
