@@ -53,6 +53,16 @@ class FakeWyngFactory:
         wrapper.chmod(0o755)
         return str(wrapper)
 
+    def interrupting_receive(self, otherwise: str) -> str:
+        """A `wyng` whose data receive (`--local-from`) is interrupted (as by Ctrl-C);
+        every other call goes to the executable `otherwise`."""
+        interrupting = self("wyng-interrupting", FAKE_WYNG_FAIL="interrupt")
+        wrapper = self.root / "bin" / "wyng-interrupt-data"
+        wrapper.write_text(f'#!/bin/sh\ncase "$*" in *--local-from*) exec "{interrupting}" "$@";; esac\n'
+                           f'exec "{otherwise}" "$@"\n')
+        wrapper.chmod(0o755)
+        return str(wrapper)
+
     def calls(self) -> list[dict[str, object]]:
         import json
 

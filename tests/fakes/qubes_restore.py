@@ -38,6 +38,9 @@ INT = frozenset({"memory", "maxmem", "vcpus", "qrexec_timeout", "shutdown_timeou
 VM = frozenset({"netvm", "default_dispvm", "management_dispvm", "audiovm", "guivm"})
 
 
+_Fault = tuple[str, tuple[str, ...], str, BaseException | None]  # method, leading arguments, message, error
+
+
 class RestoreOps:
     """Mixed into FakeQubes: the QubesPort methods restore uses."""
 
@@ -293,9 +296,9 @@ class RestoreOps:
             qube.volumes[kind] = FakeVolume(pool or "", f"appvms/{name}/{kind}", 0)
         return qube.volumes[kind]
 
-    def _faults(self) -> list[tuple[str, tuple[str, ...], str, BaseException | None]]:
+    def _faults(self) -> list[_Fault]:
         if not hasattr(self, "_fault_list"):
-            self._fault_list: list[tuple[str, tuple[str, ...], str]] = []
+            self._fault_list: list[_Fault] = []
         return self._fault_list
 
     def _revisions(self) -> dict[tuple[str, str], list[tuple[str, bytes]]]:

@@ -150,12 +150,7 @@ def test_an_interruption_stops_the_restore_and_says_where_each_qube_stopped(
         tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
     world = make_restore_world(tmp_path, fake_wyng)
     prepare(world)
-    interrupting = fake_wyng("wyng-interrupting", FAKE_WYNG_FAIL="interrupt")
-    wrapper = tmp_path / "bin" / "wyng-interrupt-data"  # only the data receive is interrupted
-    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *--local-from*) exec "{interrupting}" "$@";; esac\n'
-                       f'exec "{world.executable}" "$@"\n')
-    wrapper.chmod(0o755)
-    world.executable = str(wrapper)
+    world.executable = fake_wyng.interrupting_receive(world.executable)
 
     result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
 

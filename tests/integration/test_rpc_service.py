@@ -501,11 +501,7 @@ def test_an_interrupted_restore_ends_with_a_result_line_a_record_and_an_audit_li
         tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
     rpc = make_rpc_world(tmp_path, fake_wyng)
     rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
-    interrupting = fake_wyng("wyng-interrupting", FAKE_WYNG_FAIL="interrupt")
-    wrapper = tmp_path / "bin" / "wyng-interrupt-data"  # only the data receive is interrupted
-    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *--local-from*) exec "{interrupting}" "$@";; esac\n'
-                       f'exec "{rpc.dom0.executable}" "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = fake_wyng.interrupting_receive(rpc.dom0.executable)
     rpc.profile(PROFILE.format(dest=rpc.dom0.dest, wyng=wrapper, actions=ALL_ACTIONS))
 
     reply = rpc.call("restore", {**LAPTOP, "qubes": ["work"], "on_conflict": "replace"})

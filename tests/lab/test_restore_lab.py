@@ -111,9 +111,18 @@ class Scenario:
         assert result.session and all(q.ok for q in result.qubes), result
         return result.session
 
-    def restore(self, *names: str, port: Any = None, **options: Any) -> RestoreResult:
+    def change_work_data(self) -> tuple[Any, bytes]:
+        """Give work's private volume new random data (behind qubesd, as a running qube
+        would); return the qube and the data."""
+        work = self.lab.app.domains[self.n("work")]
+        changed = os.urandom(SMALL // 2)
+        self.lab.fill(work, "private", changed)
+        return work, changed
+
+    def restore(self, *names: str, port: Any = None, reporter: Recorder | None = None,
+                **options: Any) -> RestoreResult:
         request = RestoreRequest(qubes=names or self.names, **options)
-        result = run_restore(port or self.port, self.wyng(), request, Recorder(), self.workdir)
+        result = run_restore(port or self.port, self.wyng(), request, reporter or Recorder(), self.workdir)
         for outcome in result.qubes:
             if outcome.target not in self.lab.made:
                 self.lab.made.append(outcome.target)
@@ -188,9 +197,7 @@ def test_b_replace_changed_qubes_and_previous_data_is_recoverable(scenario: Scen
     before = scenario.state()
     scenario.backup()
     app, n = scenario.lab.app, scenario.n
-    work = app.domains[n("work")]
-    changed = os.urandom(SMALL // 2)
-    scenario.lab.fill(work, "private", changed)
+    work, changed = scenario.change_work_data()
     work.label = "purple"
     work.memory = 700
     work.vcpus = 1
@@ -276,9 +283,7 @@ def test_e_failure_mid_way_exit_8_tags_and_nothing_lost(scenario: Scenario) -> N
     before = scenario.state()
     scenario.backup()
     app, n = scenario.lab.app, scenario.n
-    work = app.domains[n("work")]
-    changed = os.urandom(SMALL // 2)
-    scenario.lab.fill(work, "private", changed)
+    work, changed = scenario.change_work_data()
     work.set_notes("changed")
 
     result = scenario.restore(on_conflict=ConflictPolicy.REPLACE, port=FailingNotes(app, n("work")))
@@ -305,32 +310,24 @@ def test_restore_over_a_qube_starts_from_wyngs_snapshot(scenario: Scenario) -> N
     a revision, and neither the scratch qube nor the lent snapshot is left."""
     scenario.backup()
     n = scenario.n
-    work = scenario.lab.app.domains[n("work")]
     backed_up = scenario.sha(n("work"), "private")
-    changed = os.urandom(SMALL // 2)
-    scenario.lab.fill(work, "private", changed)
+    work, changed = scenario.change_work_data()
     recorder = Recorder()
 
-    result = run_restore(scenario.port, scenario.wyng(), RestoreRequest(
-        qubes=(n("work"),), on_conflict=ConflictPolicy.REPLACE), recorder, scenario.workdir)
+    result = scenario.restore(n("work"), on_conflict=ConflictPolicy.REPLACE, reporter=recorder)
 
     assert result.exit_code is ExitCode.OK, result.qubes
     assert "Snapshot retrieved." in [str(e["line"]).strip() for e in recorder.of("wyng_output")]
     assert scenario.sha(n("work"), "private") == backed_up
     work.volumes["private"].revert(work.volumes["private"].revisions[-1])
     assert scenario.sha(n("work"), "private") == hashlib.sha256(changed).hexdigest()
-    pool = Path(os.environ["WYNGQ_LAB_POOL_DIR"])
-    assert not list(pool.glob(f"appvms/{SCRATCH_PREFIX}*"))
-    scenario.lab.app.domains.refresh_cache(force=True)
-    assert not [q.name for q in scenario.lab.app.domains if q.name.startswith(SCRATCH_PREFIX)]
+    assert_no_scratch_left(scenario)
 
 
 def test_e_corrupt_archive_chunk_never_touches_the_live_volume(scenario: Scenario) -> None:
     scenario.backup()
     n = scenario.n
-    work = scenario.lab.app.domains[n("work")]
-    current = os.urandom(SMALL // 2)
-    scenario.lab.fill(work, "private", current)
+    work, current = scenario.change_work_data()
     vid = scenario.wyng().catalog().volumes[f"appvms/{n('work')}/private.img"].vid
     _corrupt_chunks(Path(scenario.lab.archive_dir) / "restore.wyng", vid)
 
@@ -343,9 +340,14 @@ def test_e_corrupt_archive_chunk_never_touches_the_live_volume(scenario: Scenari
     assert (outcome.ok, outcome.failed_step) == (False, "receive")
     assert scenario.sha(n("work"), "private") == hashlib.sha256(current).hexdigest()
     assert GUARD_TAG in work.tags
+    assert_no_scratch_left(scenario)
+
+
+def assert_no_scratch_left(scenario: Scenario) -> None:
+    """No scratch qube is left, in qubesd or as files in the pool."""
     scenario.lab.app.domains.refresh_cache(force=True)
     assert not [q.name for q in scenario.lab.app.domains if q.name.startswith(SCRATCH_PREFIX)]
-    assert not list(Path(os.environ["WYNGQ_LAB_POOL_DIR"]).glob(f"appvms/{SCRATCH_PREFIX}*"))  # nor their files
+    assert not list(Path(os.environ["WYNGQ_LAB_POOL_DIR"]).glob(f"appvms/{SCRATCH_PREFIX}*"))
 
 
 def _corrupt_chunks(archive: Path, vid: str) -> None:

@@ -124,20 +124,29 @@ def test_a_signal_before_the_child_exists_is_passed_on_when_it_does(monkeypatch:
     assert done.returncode in (8, -signal.SIGINT)  # by its handler, or before it had one
 
 
+# Children the signal does not stop: one ignores it and exits 0 (the signal came as it
+# finished), one fails in another way (exit 1) as it comes.
+NOT_STOPPED = {
+    "ignored, exit 0": (signal.SIGINT, "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                                       "print('started', flush=True); time.sleep(0.5)"),
+    "other failure, exit 1": (signal.SIGTERM, "import signal, sys, time; "
+                                              "signal.signal(signal.SIGTERM, lambda *a: None); "
+                                              "print('started', flush=True); time.sleep(0.3); sys.exit(1)"),
+}
+
+
 @pytest.mark.usefixtures("caller_handlers")
-def test_a_signal_the_child_never_acted_on_reaches_the_caller_afterwards() -> None:
-    """A signal that comes as the child finishes (here: one it ignores) must not be
-    lost: the child's success is returned to nobody, the caller is interrupted."""
-    ignoring = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-                "print('started', flush=True); time.sleep(0.5)"]
+@pytest.mark.parametrize(("signum", "script"), NOT_STOPPED.values(), ids=NOT_STOPPED.keys())
+def test_a_signal_the_child_did_not_end_on_reaches_the_caller_afterwards(signum: int, script: str) -> None:
+    """The child's own outcome is returned to nobody: the caller is interrupted."""
 
     def on_line(line: str) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
 
     with pytest.raises(Stop) as stopped:
-        process.run(ignoring, on_stdout_line=on_line)
+        process.run([sys.executable, "-c", script], on_stdout_line=on_line)
 
-    assert stopped.value.signum == signal.SIGINT
+    assert stopped.value.signum == signum
 
 
 @pytest.mark.usefixtures("caller_handlers")
@@ -156,21 +165,6 @@ def test_the_caller_handlers_are_back_afterwards(caller_handlers: None) -> None:
     process.run(child(0))
     assert signal.getsignal(signal.SIGINT) is _raise_stop
     assert signal.getsignal(signal.SIGTERM) is _raise_stop
-
-
-@pytest.mark.usefixtures("caller_handlers")
-def test_a_signal_the_child_ends_on_with_another_failure_reaches_the_caller() -> None:
-    """Wyng may fail otherwise (exit 1) as the signal comes: the signal is not lost."""
-    failing = [sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: None); "
-               "print('started', flush=True); time.sleep(0.3); sys.exit(1)"]
-
-    def on_line(line: str) -> None:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    with pytest.raises(Stop) as stopped:
-        process.run(failing, on_stdout_line=on_line)
-
-    assert stopped.value.signum == signal.SIGTERM
 
 
 @pytest.mark.usefixtures("caller_handlers")

@@ -8,8 +8,9 @@ import os
 from wyngq.cli.common import Presenter, finish
 from wyngq.errors import ExitCode
 from wyngq.output import Human, format_time
+from wyngq.paths import state_dir
 from wyngq.profile import is_profile_name, profile_dir
-from wyngq.rpc.jobs import JobRecord, JobStore, records_as_data, state_dir
+from wyngq.rpc.jobs import JobRecord, JobStore, records_as_data
 
 NEEDS_ARCHIVE = False
 

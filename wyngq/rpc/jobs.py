@@ -22,9 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wyngq.errors import UsageError
-from wyngq.paths import STATE_DIR, state_dir
-
-__all__ = ["STATE_DIR", "JobRecord", "JobStore", "records_as_data", "state_dir"]
+from wyngq.paths import STATE_DIR
 
 KEEP = 50
 SHOWN = 20

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
-from wyngq import lock, names, passphrase, process
+from wyngq import lock, names, passphrase, paths, process
 from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError
 from wyngq.model import Qube
 from wyngq.output import JsonLines, exit_status, result_code, to_data
@@ -73,7 +73,7 @@ class Config:
 
     profile_dir: str = PROFILE_DIR
     log_dir: str = audit.LOG_DIR
-    state_dir: str = jobs.STATE_DIR
+    state_dir: str = paths.STATE_DIR
     lock_path: str = lock.LOCK_PATH
     max_request_bytes: int = MAX_REQUEST_BYTES
     read_timeout: float = READ_TIMEOUT
@@ -85,7 +85,7 @@ class Config:
         that both always share one operation lock, one set of profiles and one
         job store. (sudo resets the environment: in dom0 these are the defaults.
         The caller has no way to set them.)"""
-        return cls(profile_dir=profile_dir(), state_dir=jobs.state_dir(), lock_path=lock.lock_path())
+        return cls(profile_dir=profile_dir(), state_dir=paths.state_dir(), lock_path=lock.lock_path())
 
 
 class InternalError(WyngqError):
