@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,7 +242,7 @@ def synthetic_listing(sessions: int, qubes: int) -> str:
 @contextmanager
 def counting_proxy(real_socket: str, directory: Path) -> Iterator[tuple[str, list[bytes]]]:
     """A UNIX socket in front of qubesd that records each Admin API call's
-    method (every call is one connection: `METHOD\\0DEST\\0ARG\\0…`)."""
+    header (every call is one connection: `METHOD+ARG dom0 name DEST\\0`)."""
     path = str(directory / "qubesd-proxy.sock")
     calls: list[bytes] = []
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -291,7 +292,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--only", default="a,b,c,u")
+    parser.add_argument("--calls-detail", action="store_true",
+                        help="with (b) and (u): also print the Admin API calls per qube by method")
     args = parser.parse_args()
+    global CALLS_DETAIL
+    CALLS_DETAIL = args.calls_detail
     parts = set(args.only.split(","))
     bench = Bench(args.size_mib, args.runs)
     try:
@@ -308,6 +313,7 @@ def main() -> None:
         bench.cleanup()
 
 
+CALLS_DETAIL = False
 WRITES = ("Set", "Add", "Remove", "Create", "Import", "Assign", "Unassign", "Attach", "Detach", "Revert",
           "Resize", "Shutdown", "Kill", "Start", "Delete", "Reset")
 
@@ -370,6 +376,10 @@ def print_calls(label: str, seen: list[bytes], qubes: int) -> None:
     writes = [m for m in seen if any(w in m.decode() for w in WRITES)]
     print(f"  Admin API calls, {label:<26} {len(seen) / qubes:6.1f} per qube, "
           f"{len(writes) / qubes:5.1f} writes per qube")
+    if CALLS_DETAIL:
+        methods = Counter(m.split(b" ", 1)[0] for m in seen)  # METHOD+ARG, without the qube
+        for method, count in sorted(methods.items(), key=lambda item: (-item[1], item[0])):
+            print(f"      {count / qubes:5.1f}  {method.decode()}")
 
 
 def upstream_figures(bench: Bench, names: list[str]) -> None:

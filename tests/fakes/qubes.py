@@ -127,11 +127,19 @@ class FakeQubes(RestoreOps):
             klass=q.klass,
             running=q.running,
             include_in_backups=q.include_in_backups,
-            volumes=tuple(
-                Volume(kind, v.pool, v.vid, self.file_size(name, kind), True, v.revisions_to_keep)
-                for kind, v in sorted(q.volumes.items())
-            ),
+            volumes=self._volumes(name),
             tags=frozenset(q.tags),
+        )
+
+    def volumes(self, name: str) -> tuple[Volume, ...]:
+        self.calls.append(("volumes", name))
+        return self._volumes(name)
+
+    def _volumes(self, name: str) -> tuple[Volume, ...]:
+        q = self._get(name)
+        return tuple(
+            Volume(kind, v.pool, v.vid, self.file_size(name, kind), True, v.revisions_to_keep)
+            for kind, v in sorted(q.volumes.items())
         )
 
     def settings(self, name: str) -> QubeSettings:

@@ -28,6 +28,7 @@ from wyngq.model import (
     Volume,
     VolumeSettings,
 )
+from wyngq.qubes.replies import is_running, parse_get_all, parse_vm_list, parse_volume_info, split_property
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,14 @@ class AdminQubes:
         return result
 
     def list_qubes(self) -> dict[str, tuple[QubeClass, bool]]:
-        return {vm.name: (klass, _running(vm)) for vm, klass in self._domains()}
+        return {vm.name: (klass, running) for vm, klass, running in self._domains()}
 
-    def _domains(self) -> Iterator[tuple[qubesadmin.vm.QubesVM, QubeClass]]:
-        """Every qube but dom0, with its class; qubes of a class wyngq does not know are skipped."""
+    def _domains(self) -> Iterator[tuple[qubesadmin.vm.QubesVM, QubeClass, bool]]:
+        """Every qube but dom0, with its class and whether it is running (the power
+        states of one `admin.vm.List`, not one call per qube); qubes of a class
+        wyngq does not know are skipped."""
+        with _qubes_errors("dom0"):
+            listed = parse_vm_list(self.app.qubesd_call("dom0", "admin.vm.List"))
         for vm in self.app.domains:
             if vm.name == "dom0":
                 continue
@@ -66,31 +71,34 @@ class AdminQubes:
             except ValueError:
                 log.warning("skipping qube %s of unknown class %s", vm.name, vm.klass)
                 continue
-            yield vm, klass
+            state = listed[vm.name].state if vm.name in listed else None
+            yield vm, klass, is_running(state) if state is not None else _running(vm)
 
     def qube(self, name: str) -> Qube:
         vm = self._vm(name)
         with _qubes_errors(name):
-            klass = QubeClass(vm.klass)
-            volumes = tuple(
-                Volume(
-                    kind=kind,
-                    pool=vol.pool,
-                    vid=vol.vid,
-                    size=int(vol.size),
-                    save_on_stop=bool(vol.save_on_stop),
-                    revisions_to_keep=int(vol.revisions_to_keep),
-                )
-                for kind, vol in sorted(vm.volumes.items())
-                if kind in klass.backed_up_volumes
-            )
             return Qube(
                 name=name,
-                klass=klass,
+                klass=QubeClass(vm.klass),
                 running=_running(vm),
                 include_in_backups=bool(getattr(vm, "include_in_backups", False)),
-                volumes=volumes,
+                volumes=self.volumes(name),
                 tags=frozenset(vm.tags),
+            )
+
+    def volumes(self, name: str) -> tuple[Volume, ...]:
+        vm = self._vm(name)
+        with _qubes_errors(name):
+            return tuple(
+                Volume(
+                    kind=kind,
+                    pool=info["pool"],
+                    vid=info["vid"],
+                    size=int(info["size"]),
+                    save_on_stop=info["save_on_stop"] == "True",
+                    revisions_to_keep=int(info["revisions_to_keep"]),
+                )
+                for kind, info in _volume_infos(vm, QubeClass(vm.klass).backed_up_volumes).items()
             )
 
     def settings(self, name: str) -> QubeSettings:
@@ -116,9 +124,8 @@ class AdminQubes:
                 notes=_notes(vm),
                 devices=_devices(vm),
                 volumes=tuple(
-                    VolumeSettings(kind, vol.pool, int(vol.size), int(vol.revisions_to_keep))
-                    for kind, vol in sorted(vm.volumes.items())
-                    if kind in ("private", "root", "volatile")
+                    VolumeSettings(kind, info["pool"], int(info["size"]), int(info["revisions_to_keep"]))
+                    for kind, info in _volume_infos(vm, ("private", "root", "volatile")).items()
                 ),
             )
 
@@ -150,13 +157,13 @@ class AdminQubes:
     # -- restore: reading the whole system, then writing ------------------------
     def overview(self) -> dict[str, LiveQube]:
         result: dict[str, LiveQube] = {}
-        for vm, klass in self._domains():
+        for vm, klass, running in self._domains():
             with _qubes_errors(vm.name):
                 props = {name: value.value for name, (_, value) in _all_properties(vm).items()}
             result[vm.name] = LiveQube(
                 name=vm.name,
                 klass=klass,
-                running=_running(vm),
+                running=running,
                 template=props.get("template") or None,
                 netvm=props.get("netvm") or None,
                 audiovm=props.get("audiovm") or None,
@@ -332,7 +339,7 @@ class _qubes_errors:
 
 def _running(vm: qubesadmin.vm.QubesVM) -> bool:
     try:
-        return vm.get_power_state() not in ("Halted", "NA")
+        return is_running(vm.get_power_state())
     except qubesadmin.exc.QubesException:
         return False
 
@@ -344,44 +351,19 @@ def _all_properties(vm: qubesadmin.vm.QubesVM) -> dict[str, tuple[bool, Property
         raw = vm.qubesd_call(vm.name, "admin.vm.property.GetAll")
     except qubesadmin.exc.QubesException:
         return {
-            prop: _split_property(vm.qubesd_call(vm.name, "admin.vm.property.Get", prop))
+            prop: split_property(vm.qubesd_call(vm.name, "admin.vm.property.Get", prop))
             for prop in vm.property_list()
         }
     return parse_get_all(raw)
 
 
-def parse_get_all(raw: bytes) -> dict[str, tuple[bool, PropertyValue]]:
-    """Parse qubesd's `property.GetAll` reply: one `NAME default=B type=T VALUE`
-    line per property, with newlines and backslashes in values escaped."""
-    result = {}
-    for line in raw.split(b"\n"):
-        if not line:
-            continue
-        name, _, rest = _unescape(line).partition(b" ")
-        result[name.decode()] = _split_property(rest)
-    return result
-
-
-def _split_property(text: bytes) -> tuple[bool, PropertyValue]:
-    default, prop_type, value = text.split(b" ", 2)
-    return (
-        default == b"default=True",
-        PropertyValue(prop_type.decode().removeprefix("type="), value.decode("utf-8")),
-    )
-
-
-def _unescape(line: bytes) -> bytes:
-    out = bytearray()
-    escaped = False
-    for char in line:
-        if escaped:
-            out.append(0x0A if char == ord("n") else char)
-            escaped = False
-        elif char == ord("\\"):
-            escaped = True
-        else:
-            out.append(char)
-    return bytes(out)
+def _volume_infos(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each of `kinds` the qube has: its `volume.Info`, one call per volume
+    (qubesadmin's Volume makes one per attribute read)."""
+    return {
+        kind: parse_volume_info(vm.qubesd_call(vm.name, "admin.vm.volume.Info", kind))
+        for kind in sorted(vm.volumes) if kind in kinds
+    }
 
 
 def _firewall(vm: qubesadmin.vm.QubesVM) -> tuple[str, ...] | None:

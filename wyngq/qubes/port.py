@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from wyngq.model import DeviceAssignment, LiveQube, Pool, Qube, QubeClass, QubeSettings
+from wyngq.model import DeviceAssignment, LiveQube, Pool, Qube, QubeClass, QubeSettings, Volume
 
 
 class QubesPort(Protocol):
@@ -23,6 +23,10 @@ class QubesPort(Protocol):
 
     def qube(self, name: str) -> Qube:
         """One qube with its volumes; raise QubesError if there is none."""
+        ...
+
+    def volumes(self, name: str) -> tuple[Volume, ...]:
+        """`qube(name).volumes` alone, read with fewer calls."""
         ...
 
     def settings(self, name: str) -> QubeSettings:

@@ -131,7 +131,7 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair], made: list[st
             qubes.add_tag(name, SCRATCH_TAG)
             qubes.add_tag(name, GUARD_TAG)
             qubes.set_property(name, "include_in_backups", "False")
-            volumes = {v.kind: v for v in qubes.qube(name).volumes}
+            volumes = {v.kind: v for v in qubes.volumes(name)}
             for pair in group:
                 volume = volumes.get(pair.kind)
                 if volume is None or volume.pool != pair.pool or not _is_at(pair, volume.vid):

@@ -150,7 +150,7 @@ def live_system(qubes: QubesPort, chosen: tuple[str, ...], request: RestoreReque
     return LiveSystem(
         qubes=overview,
         settings={name: qubes.settings(name) for name in existing},
-        volumes={name: qubes.qube(name).volumes for name in existing},
+        volumes={name: qubes.volumes(name) for name in existing},
         pools=qubes.pools(),
         default_pool=qubes.default_pool(),
         labels=qubes.labels(),
