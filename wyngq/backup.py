@@ -262,12 +262,11 @@ def run_backup(
 
     names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
     selected, pools = [load(n) for n in names], qubes.pools()
-    plan = plan_backup(selected, pools, known.volumes if known is not None else ())
-    if known is None or any(v.local_name not in known.volumes for v in plan.volumes):
+    if known is None:
         known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
         if known_archives is not None:
             known_archives.put(wyng.target, known)
-        plan = plan_backup(selected, pools, known.volumes)
+    plan = plan_backup(selected, pools, known.volumes)
     if not plan.volumes:
         raise UsageError(
             "only disposable qubes selected: a backup needs at least one qube with data",
@@ -309,7 +308,10 @@ def run_backup(
     session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started)
     outcomes = _outcomes(plan, failed_by_wyng, missing)
     if known_archives is not None:
-        known_archives.put(wyng.target, known.with_session(session, [*plan.sent_names(), volnames.METADATA_VOLUME]))
+        if all(outcome.ok for outcome in outcomes):
+            known_archives.put(wyng.target, known.with_session(session, [*plan.sent_names(), volnames.METADATA_VOLUME]))
+        else:  # perhaps the record misled the plan (wyngq.wyng.known): the next backup reads the catalogue
+            known_archives.forget(wyng.target)
 
     warnings: list[str] = []
     check = None

@@ -17,6 +17,7 @@ from wyngq.events import Reporter, wyng_progress
 from wyngq.listing import newest_session_holding, qube_volumes, read_session_bundle
 from wyngq.names import LATEST
 from wyngq.wyng.catalog import Archive
+from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
 
@@ -228,13 +229,16 @@ def qube_archive_volumes(archive: Archive, qube: str) -> tuple[str, ...]:
     return tuple(sorted(name for name in archive.volumes if (p := volnames.parse(name)) and p.qube == qube))
 
 
-def delete(wyng: Wyng, qube: str, reporter: Reporter) -> DeleteResult:
+def delete(wyng: Wyng, qube: str, reporter: Reporter, known_archives: KnownArchives | None = None) -> DeleteResult:
     """Remove every archive volume of `qube` (all its sessions). Its settings stay in
-    the shared settings bundles of the sessions, which other qubes need."""
+    the shared settings bundles of the sessions, which other qubes need. The
+    archive's record is dropped first: the next backup reads the catalogue."""
     volumes = qube_archive_volumes(wyng.catalog(), qube)
     if not volumes:
         raise UsageError(f"no backups of {qube} in the archive", hint="`list` shows the qubes in the archive")
     reporter.event("plan", action="delete", qube=qube, volumes=list(volumes))
+    if known_archives is not None:
+        known_archives.forget(wyng.target)
     for volume in volumes:
         wyng.delete(volume)
         reporter.event("volume", volume=volume, state="deleted", qube=qube)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,14 @@ from tests.conftest import ROOT, FakeWyngFactory
 from tests.integration.helpers import Recorder, World, make_world, sha
 from wyngq import bundle, volnames
 from wyngq.backup import BackupRequest, run_backup
+from wyngq.create import create_archive
 from wyngq.errors import AuthError, BusyError, ConfigError, ExitCode, Interrupted
 from wyngq.listing import ListRequest, list_archive, read_session_bundle
+from wyngq.model import PoolDriver
 from wyngq.secret import Secret
-from wyngq.wyng.known import KnownArchives
+from wyngq.wyng.commands import InitOptions, WyngTarget
+from wyngq.wyng.known import KnownArchive, KnownArchives, executable_stamp
+from wyngq.wyng.runner import Wyng
 
 ALL = ("fedora", "work", "vault", "disp1")
 
@@ -249,8 +254,60 @@ def test_with_an_archive_record_a_repeated_backup_is_one_wyng_call(
     assert read_back(world, "appvms/work/private.img", second.session) == b"changed" * 1000  # type: ignore[attr-defined]
 
     start = len(fake_wyng.calls())
-    back_up("work", "fedora")  # fedora's volumes are not in the record: read the catalogue again
+    third = back_up("work", "fedora")  # fedora is new to the archive: the record says so, no catalogue read
+    assert wyng_actions(fake_wyng, start) == ["send"]
+    assert read_back(world, "vm-templates/fedora/root.img", third.session) == (  # type: ignore[attr-defined]
+        world.qubes.read_volume("fedora", "root"))
+
+
+def test_the_first_backup_into_an_archive_wyngq_created_is_one_wyng_call(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_world(tmp_path, fake_wyng)
+    (tmp_path / "new.wyng").mkdir()
+    world = replace(world, dest=f"file:{tmp_path / 'new.wyng'}")
+    known = KnownArchives(str(tmp_path / "state"))
+    create_archive(world.wyng(), InitOptions(encrypt=False), known)
+
+    start = len(fake_wyng.calls())
+    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+
+    assert done.exit_code == ExitCode.OK
+    assert wyng_actions(fake_wyng, start) == ["send"]
+    assert read_back(world, "appvms/work/private.img", done.session or "") == world.qubes.read_volume("work", "private")
+
+
+def test_create_refuses_to_record_an_archive_made_by_a_too_old_wyng(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    (tmp_path / "old.wyng").mkdir()
+    old = fake_wyng("wyng-old", FAKE_WYNG_DATE="20250101")
+    target = WyngTarget(executable=old, dest=f"file:{tmp_path / 'old.wyng'}")
+    known = KnownArchives(str(tmp_path / "state"))
+    with pytest.raises(ConfigError, match=r"the archive was created, but Wyng .* is too old"):
+        create_archive(Wyng(target), InitOptions(encrypt=False), known)
+    assert known.get(target) is None
+
+
+def test_a_record_that_misleads_an_alias_is_dropped_after_the_failed_backup(
+        world: World, fake_wyng: FakeWyngFactory, tmp_path: Path) -> None:
+    """Another program sent `work` under its LVM name and deleted that volume again,
+    behind wyngq's back: the record still names it, so the plan takes it for an
+    alias. That volume fails (reported, nothing lost), the record is dropped, and
+    the next backup reads the catalogue and succeeds."""
+    known = KnownArchives(str(tmp_path / "state"))
+    target = world.wyng().target
+    lvm_name = volnames.convert("appvms/work/private.img", PoolDriver.LVM_THIN, False)
+    assert lvm_name is not None
+    known.put(target, KnownArchive(frozenset({lvm_name}), frozenset(), executable_stamp(target.executable)))
+
+    failed = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    assert failed.exit_code != ExitCode.OK and not failed.qubes[0].ok
+    assert known.get(target) is None
+
+    start = len(fake_wyng.calls())
+    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    assert done.exit_code == ExitCode.OK
     assert wyng_actions(fake_wyng, start) == ["list", "send"]
+    assert read_back(world, "appvms/work/private.img", done.session or "") == world.qubes.read_volume("work", "private")
 
 
 def test_a_stale_record_does_no_harm(world: World, fake_wyng: FakeWyngFactory, tmp_path: Path) -> None:

@@ -132,9 +132,12 @@ def test_prune_refuses_bad_selections(world: CliWorld) -> None:
 
 
 def test_delete_removes_every_backup_of_one_qube(world: CliWorld) -> None:
+    records = world.tmp / "state" / "archives"
+    assert len(list(records.glob("*.json"))) == 1  # `create` recorded the new archive
     backup_sessions(world, 2)
     code, lines = world.run("-u", "delete", "work")
     assert code == 0 and lines[-1]["volumes"] == ["appvms/work/private.img"]
+    assert list(records.glob("*.json")) == []  # the next backup reads the catalogue
     listed = world.result("list", "--all")["qubes"]
     assert "work" not in listed and "vault" in listed  # type: ignore[operator]
     assert world.run("-u", "delete", "work")[0] == 2

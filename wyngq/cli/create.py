@@ -7,7 +7,9 @@ import argparse
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.create import create_archive
 from wyngq.errors import ExitCode
+from wyngq.paths import state_dir
 from wyngq.wyng.commands import InitOptions
+from wyngq.wyng.known import KnownArchives
 
 NEEDS_ARCHIVE = True
 
@@ -28,5 +30,6 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
         hashtype=args.hashtype,
         chunk_factor=args.chunk_factor,
     )
-    created = with_wyng(context, lambda wyng: create_archive(wyng, options), new_archive=options.encrypt)
+    known = KnownArchives(state_dir())
+    created = with_wyng(context, lambda wyng: create_archive(wyng, options, known), new_archive=options.encrypt)
     return finish(presenter, "create", ExitCode.OK, created, lambda out: out.say(f"Created archive {created.dest}"))

@@ -8,6 +8,8 @@ from wyngq import names
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import ExitCode, UsageError
 from wyngq.maintenance import DeleteResult, delete
+from wyngq.paths import state_dir
+from wyngq.wyng.known import KnownArchives
 
 NEEDS_ARCHIVE = True
 
@@ -24,7 +26,8 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
         answer = input(f"Delete every backup of {qube} from {context.target.dest}? This cannot be undone. [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             raise UsageError("not confirmed; nothing was deleted")
-    done: DeleteResult = with_wyng(context, lambda wyng: delete(wyng, qube, presenter))
+    known = KnownArchives(state_dir())
+    done: DeleteResult = with_wyng(context, lambda wyng: delete(wyng, qube, presenter, known))
     return finish(
         presenter, "delete", ExitCode.OK, done,
         lambda out: out.say(f"Deleted {len(done.volumes)} volume(s) of {qube}: {', '.join(done.volumes)}"),

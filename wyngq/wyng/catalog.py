@@ -9,6 +9,7 @@ once, and nothing below this module sees the raw dictionary.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from wyngq.errors import ConfigError, WyngError
 
 MIN_WYNG_DATE = "20250820"
+RELEASE_LINE = re.compile(r"\S+ (?P<version>.+) release (?P<date>\S+)")
 SESSION_PREFIX = "S_"
 
 
@@ -84,12 +86,27 @@ def parse_list_output(stdout: str) -> Archive:
 
 
 def check_version(archive: Archive) -> None:
-    """Raise ConfigError unless Wyng is 0.8 release MIN_WYNG_DATE or newer."""
-    major = archive.wversion.split()[0] if archive.wversion else ""
-    date_ok = len(archive.wdate) == 8 and archive.wdate.isascii() and archive.wdate.isdigit()
-    if not _at_least(major, (0, 8)) or not date_ok or archive.wdate < MIN_WYNG_DATE:
+    """Raise ConfigError unless the Wyng that listed `archive` is 0.8 release
+    MIN_WYNG_DATE or newer."""
+    check_wyng_version(archive.wversion, archive.wdate)
+
+
+def check_header_version(stdout: str) -> None:
+    """The same check on the release line Wyng prints first on every run
+    (`Wyng 0.8 rc4 release 20251028`); no such line fails it too."""
+    first = stdout.lstrip("\n").split("\n", 1)[0]
+    match = RELEASE_LINE.fullmatch(first.strip())
+    if match is None:
+        raise ConfigError("Wyng printed no release line", hint=f"install Wyng 0.8 release {MIN_WYNG_DATE} or newer")
+    check_wyng_version(match["version"], match["date"])
+
+
+def check_wyng_version(wversion: str, wdate: str) -> None:
+    major = wversion.split()[0] if wversion else ""
+    date_ok = len(wdate) == 8 and wdate.isascii() and wdate.isdigit()
+    if not _at_least(major, (0, 8)) or not date_ok or wdate < MIN_WYNG_DATE:
         raise ConfigError(
-            f"Wyng {archive.wversion} release {archive.wdate} is too old",
+            f"Wyng {wversion} release {wdate} is too old",
             hint=f"install Wyng 0.8 release {MIN_WYNG_DATE} or newer",
         )
 

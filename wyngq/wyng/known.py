@@ -6,12 +6,18 @@ Reading the catalogue (`wyng --json list`) before a send costs a Wyng start,
 (facts/wyng.md). A backup needs from it only what this record keeps, and only
 where a stale record is harmless:
 
-- the archive's volume names: a planned volume whose name the record holds
-  needs no LVM <-> reflink alias. A name the record lacks (a new qube, a pool
-  changed) makes the backup read the real catalogue. So a stale record can only
-  name volumes that are gone: one another program renamed since (upstream's
-  LVM <-> reflink aliasing) is then sent in full under its own name, beside the
-  renamed one, instead of incrementally; nothing is sent wrong or lost;
+- the archive's volume names, for one thing only: whether a volume now named
+  for a reflink pool is in the archive under its LVM name, or the other way
+  round (upstream's aliasing; Wyng renames it and sends incrementally). The
+  record holds every name wyngq has seen in the catalogue or sent; `create`
+  starts it empty and `delete` drops it. Only another program writing into
+  the same archive can make it stale, and then:
+  - a name it lacks that the archive has (an alias that program added) makes
+    that volume go in full under its own name, beside the other one;
+  - a name it keeps that is gone from the archive, taken for an alias, makes
+    that volume fail (Wyng finds no such local volume); a backup with any
+    failed volume drops the record, so the next one reads the catalogue;
+  so nothing is sent wrong or lost;
 - its session ids: not to start a send in the same second as the newest one
   (Wyng refuses a duplicate), and to check that the session Wyng reports is new
   (it must also be no older than the send itself, so another writer's session
@@ -20,9 +26,9 @@ where a stale record is harmless:
   changed executable makes the backup read the catalogue, which checks it again.
 
 One JSON file per archive, `STATE_DIR/archives/<key>.json` (root only), key
-from the destination URL and the meta dir; written atomically after each
-catalogue read and each backup. A missing, unreadable or malformed record is
-simply not used.
+from the destination URL and the meta dir; written atomically by `create`,
+after each catalogue read a backup makes, and after each backup. A missing,
+unreadable or malformed record is simply not used.
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ class KnownArchive:
     def of(cls, archive: Archive, executable: str) -> KnownArchive:
         """The record of a catalogue just read (and version-checked) with `executable`."""
         return cls(frozenset(archive.volumes), frozenset(archive.sessions()), executable_stamp(executable))
+
+    @classmethod
+    def empty(cls, executable: str) -> KnownArchive:
+        """The record of an archive just created (by a Wyng whose version passed the check)."""
+        return cls(frozenset(), frozenset(), executable_stamp(executable))
 
     @property
     def newest(self) -> str | None:
@@ -98,6 +109,13 @@ class KnownArchives:
         if known is None or known.wyng is None or known.wyng != executable_stamp(target.executable):
             return None
         return known
+
+    def forget(self, target: WyngTarget) -> None:
+        """Drop the record of `target`'s archive (volumes were deleted from it)."""
+        path = self._path(target)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def put(self, target: WyngTarget, known: KnownArchive) -> None:
         path = self._path(target)

@@ -30,7 +30,7 @@ from wyngq.errors import (
 )
 from wyngq.secret import Secret
 from wyngq.wyng import commands
-from wyngq.wyng.catalog import Archive, check_version, parse_list_output
+from wyngq.wyng.catalog import Archive, check_header_version, check_version, parse_list_output
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,12 @@ class Wyng:
         return archive
 
     def arch_init(self, options: commands.InitOptions) -> None:
-        self._run(commands.arch_init_command(self.target, options))
+        """Create the archive; raise ConfigError if the Wyng that made it is too old."""
+        made = self._run(commands.arch_init_command(self.target, options))
+        try:
+            check_header_version(made.stdout)
+        except ConfigError as err:
+            raise ConfigError(f"the archive was created, but {err.message}", hint=err.hint) from err
 
     def send(
         self,

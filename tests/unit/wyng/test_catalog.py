@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES
 from wyngq.errors import ConfigError, WyngError
-from wyngq.wyng.catalog import Archive, check_version, parse_list_output
+from wyngq.wyng.catalog import Archive, check_header_version, check_version, parse_list_output
 
 LIST_JSON = sorted((FIXTURES / "json").glob("list_*.json"))
 LIST_STDOUT = sorted((FIXTURES / "cmd").glob("list_json_*.stdout"))
@@ -309,3 +309,22 @@ def test_version_gate_rejects_old_or_garbled_versions(wversion: str, wdate: str)
     with pytest.raises(ConfigError) as caught:
         check_version(_versioned(wversion, wdate))
     assert "20250820" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("name", ["010_version.stdout", "012_init_U_unencrypted.stdout", "020_send_full.stdout"])
+def test_release_line_of_recorded_runs_passes(name: str) -> None:
+    check_header_version(_text(FIXTURES / "cmd" / name))
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        "Wyng 0.8 beta release 20250819\n\nCreate new archive: 'file:/x'\n",
+        "Wyng 0.7.5 release 20251028\n",
+        "Create new archive: 'file:/x'\nWyng 0.8 rc4 release 20251028\n",  # not the first line
+        "",
+    ],
+)
+def test_release_line_missing_or_too_old_fails(stdout: str) -> None:
+    with pytest.raises(ConfigError):
+        check_header_version(stdout)

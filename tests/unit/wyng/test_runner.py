@@ -271,7 +271,7 @@ def test_catalog_with_garbage_output_is_a_wyng_error(tmp_path: Path) -> None:
 
 def test_passphrase_goes_on_stdin_as_one_line_and_never_in_argv(tmp_path: Path) -> None:
     passphrase = "  -x 'single' \"double\" $HOME ünïcødé € \\ end "
-    program = Program(tmp_path, "exit 0")
+    program = Program(tmp_path, f'cat "{CMD}/011_init_A_passcmd.stdout"')
     program.wyng(passphrase=Secret(passphrase)).arch_init(InitOptions())
     assert program.stdin == passphrase.encode("utf-8") + b"\n"
     assert program.argv == [f"--dest={DEST}", "--config=/dev/null", "-u", "--authmin=0", "arch-init"]
@@ -279,10 +279,18 @@ def test_passphrase_goes_on_stdin_as_one_line_and_never_in_argv(tmp_path: Path) 
 
 
 def test_without_passphrase_stdin_is_empty(tmp_path: Path) -> None:
-    program = Program(tmp_path, "exit 0")
+    program = Program(tmp_path, f'cat "{CMD}/012_init_U_unencrypted.stdout"')
     program.wyng().arch_init(InitOptions(encrypt=False))
     assert program.stdin == b""
     assert program.argv[-2:] == ["--encrypt=off", "arch-init"]
+
+
+@pytest.mark.parametrize("stdout", ["Wyng 0.8 beta release 20240528", "no release line"])
+def test_arch_init_by_a_too_old_or_unknown_wyng_says_the_archive_was_made(tmp_path: Path, stdout: str) -> None:
+    program = Program(tmp_path, f"echo '{stdout}'; echo; echo \"Create new archive: '{DEST}'\"")
+    with pytest.raises(ConfigError, match="the archive was created, but") as caught:
+        program.wyng().arch_init(InitOptions(encrypt=False))
+    assert "20250820" in (caught.value.hint or "")
 
 
 def test_send_streams_progress_lines(tmp_path: Path) -> None:
