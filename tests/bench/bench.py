@@ -15,6 +15,8 @@ Prints figures; asserts nothing. Run as root with the lab up:
 (c) `list` of a large archive: wyngq's own time (parsing and indexing
     Wyng's JSON) for hundreds of sessions and tens of qubes, and the real
     Wyng `--json list` time on the benchmark archive for comparison.
+(s) with --scale-mib 256,1024: (a)'s full backup at several sizes, and the
+    overhead fitted as a constant cost plus a share per GiB.
 (u) upstream wyng-util-qubes on the same qubes in the same run (tests/bench/
     upstream.py says how it runs in the lab): its backup and restore wall
     times beside ours, and its Admin API calls per restored qube.
@@ -154,7 +156,7 @@ class Bench:
         return str(path)
 
     # -- (a) ---------------------------------------------------------------------
-    def backup_times(self, names: list[str]) -> None:
+    def backup_times(self, names: list[str]) -> dict[str, dict[str, float]]:
         """wyngq's backup against bare `wyng send` of the same volumes, and against the
         same send with the settings volume and tag wyngq adds (`bare+settings`): what
         Wyng spends on the settings volume, and what is wyngq's own."""
@@ -182,13 +184,15 @@ class Bench:
                 rows["incr"][contender].append(timed(sends[contender]))
             for contender in contenders:
                 shutil.rmtree(self.archives / f"{contender}-{run}.wyng")
+        medians = {kind: {c: median(times) for c, times in row.items()} for kind, row in rows.items()}
         for kind, label in (("full", "full backup"), ("incr", "incremental, 8 MiB changed")):
-            ours_t, meta_t, bare_t = (median(rows[kind][c]) for c in ("ours", "meta", "bare"))
+            ours_t, meta_t, bare_t = (medians[kind][c] for c in ("ours", "meta", "bare"))
             self.ours[f"{kind}_backup_s"] = ours_t
             print(f"  {label:<28} wyngq {ours_t:6.2f} s   bare send {bare_t:6.2f} s   ratio {ours_t / bare_t:5.2f}"
                   f"   constant cost {ours_t - bare_t:+.2f} s")
             print(f"  {'':<28} bare send with the settings volume {meta_t:6.2f} s: Wyng's part "
                   f"{meta_t - bare_t:+.2f} s, wyngq's own {ours_t - meta_t:+.2f} s (ratio {ours_t / meta_t:.2f})")
+        return medians
 
     def sends(self, dests: dict[str, str], local_from: str, settings: Path, names: list[str]
               ) -> dict[str, Callable[[], None]]:
@@ -294,9 +298,15 @@ def main() -> None:
     parser.add_argument("--only", default="a,b,c,u")
     parser.add_argument("--calls-detail", action="store_true",
                         help="with (b) and (u): also print the Admin API calls per qube by method")
+    parser.add_argument("--scale-mib", default="",
+                        help="(s): run (a) at each of these sizes, e.g. 256,1024, on fresh qubes, and fit "
+                             "the full backup's overhead as a constant plus a share of the data")
     args = parser.parse_args()
     global CALLS_DETAIL
     CALLS_DETAIL = args.calls_detail
+    if args.scale_mib:
+        scaling([int(size) for size in args.scale_mib.split(",")], args.runs)
+        return
     parts = set(args.only.split(","))
     bench = Bench(args.size_mib, args.runs)
     try:
@@ -311,6 +321,37 @@ def main() -> None:
             upstream_figures(bench, names)
     finally:
         bench.cleanup()
+
+
+def scaling(sizes: list[int], runs: int) -> None:
+    """(s) How the full backup's overhead over bare `send` grows with the data:
+    a least-squares line through (size, wyngq - bare) gives the constant cost and
+    the share per GiB (the ≤ 5 % target is about the share)."""
+    points: list[tuple[float, float, float]] = []  # (GiB, wyngq - bare, wyngq - bare with the settings volume)
+    for size in sorted(sizes):
+        bench = Bench(size, runs)
+        try:
+            medians = bench.backup_times(bench.make_qubes())["full"]
+        finally:
+            bench.cleanup()
+        points.append((size / 1024, medians["ours"] - medians["bare"], medians["ours"] - medians["meta"]))
+        bare_per_gib = medians["bare"] / (size / 1024)
+    print(f"\n(s) full backup overhead against data size, median of {runs} runs per size")
+    for gib, over, own in points:
+        print(f"  {gib * 1024:6.0f} MiB   wyngq - bare send {over:+.2f} s   wyngq's own {own:+.2f} s")
+    for label, index in (("wyngq - bare send", 1), ("wyngq's own", 2)):
+        constant, per_gib = fit([(p[0], p[index]) for p in points])
+        print(f"  {label:<18} = {constant:+.2f} s + {per_gib:+.2f} s per GiB"
+              f" ({per_gib / bare_per_gib:+.1%} of bare send's {bare_per_gib:.2f} s per GiB)")
+
+
+def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares line y = a + b·x through `points`: (a, b)."""
+    n = len(points)
+    mean_x, mean_y = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx if sxx else 0.0
+    return mean_y - slope * mean_x, slope
 
 
 CALLS_DETAIL = False
