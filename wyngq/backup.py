@@ -101,6 +101,10 @@ class BackupPlan:
         """The names the volumes have in the archive once sent."""
         return [vol.local_name for vol in self.volumes]
 
+    def renamed_names(self) -> list[str]:
+        """The archive names Wyng renames away when it sends (aliasing)."""
+        return [vol.archive_name for vol in self.volumes if vol.archive_name != vol.local_name]
+
     def volume_owner(self, name: str) -> str | None:
         for vol in self.volumes:
             if name in (vol.local_name, vol.archive_name):
@@ -292,24 +296,31 @@ def run_backup(
     _wait_for_new_second(known.newest)
     started = session_id_now()
     wyng.on_output = wyng_progress(reporter, lambda v: {"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
-    sent = wyng.send(
-        local_from=local_from,
-        metadata_file=bundle_path,
-        tags=(TAG,),
-        dedup=request.dedup,
-        autoprune=request.autoprune,
-        dry_run=request.dry_run,
-    )
-    failed_by_wyng = {plan.volume_owner(v) or v for v in sent.failed_volumes}
-    if request.dry_run:
-        outcomes = _outcomes(plan, failed_by_wyng, {})
-        return BackupResult(session=None, dry_run=True, qubes=outcomes)
-
-    session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started)
+    try:
+        sent = wyng.send(
+            local_from=local_from,
+            metadata_file=bundle_path,
+            tags=(TAG,),
+            dedup=request.dedup,
+            autoprune=request.autoprune,
+            dry_run=request.dry_run,
+        )
+        failed_by_wyng = {plan.volume_owner(v) or v for v in sent.failed_volumes}
+        if request.dry_run:
+            outcomes = _outcomes(plan, failed_by_wyng, {})
+            return BackupResult(session=None, dry_run=True, qubes=outcomes)
+        session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started)
+    except BaseException:
+        # a send that stopped may have renamed volumes already (Wyng writes that first):
+        # the next backup reads the catalogue instead of trusting the record
+        if known_archives is not None and not request.dry_run:
+            known_archives.forget(wyng.target)
+        raise
     outcomes = _outcomes(plan, failed_by_wyng, missing)
     if known_archives is not None:
         if all(outcome.ok for outcome in outcomes):
-            known_archives.put(wyng.target, known.with_session(session, [*plan.sent_names(), volnames.METADATA_VOLUME]))
+            known_archives.put(wyng.target, known.with_session(
+                session, [*plan.sent_names(), volnames.METADATA_VOLUME], renamed=plan.renamed_names()))
         else:  # perhaps the record misled the plan (wyngq.wyng.known): the next backup reads the catalogue
             known_archives.forget(wyng.target)
 

@@ -136,10 +136,11 @@ class FakeQubes(RestoreOps):
         return self._volumes(name)
 
     def _volumes(self, name: str) -> tuple[Volume, ...]:
+        """The class's backed-up volume kinds only, as AdminQubes reads them."""
         q = self._get(name)
         return tuple(
             Volume(kind, v.pool, v.vid, self.file_size(name, kind), True, v.revisions_to_keep)
-            for kind, v in sorted(q.volumes.items())
+            for kind, v in sorted(q.volumes.items()) if kind in q.klass.backed_up_volumes
         )
 
     def settings(self, name: str) -> QubeSettings:

@@ -321,3 +321,27 @@ def test_a_stale_record_does_no_harm(world: World, fake_wyng: FakeWyngFactory, t
 
     assert done.exit_code == ExitCode.OK and done.session is not None
     assert read_back(world, "appvms/work/private.img", done.session) == world.qubes.read_volume("work", "private")
+
+
+@pytest.mark.parametrize(("fault", "error"), [("interrupt", Interrupted), ("crash", Exception)])
+def test_a_send_that_stops_midway_drops_the_record(
+        world: World, fake_wyng: FakeWyngFactory, tmp_path: Path, fault: str, error: type[Exception]) -> None:
+    """Wyng renames aliased volumes in the archive before it sends them: after a send
+    that stopped, the record may be wrong, so the next backup reads the catalogue."""
+    known = KnownArchives(str(tmp_path / "state"))
+    target = world.wyng().target
+    run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    assert known.get(target) is not None
+
+    stopping = world.wyng(fake_wyng(f"wyng-{fault}", FAKE_WYNG_FAIL=fault))
+    known.put(stopping.target, KnownArchive.of(world.wyng().catalog(), stopping.target.executable))
+    start = len(fake_wyng.calls())
+    with pytest.raises(error):
+        run_backup(world.qubes, stopping, BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    assert wyng_actions(fake_wyng, start) == ["send"]  # the record was trusted: straight to the send
+    assert known.get(stopping.target) is None and known.get(target) is None
+
+    start = len(fake_wyng.calls())
+    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    assert done.exit_code == ExitCode.OK
+    assert wyng_actions(fake_wyng, start) == ["list", "send"]

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from wyngq.model import PropertyValue
-from wyngq.qubes.replies import Listed, is_running, parse_get_all, parse_vm_list, parse_volume_info, split_property
+from wyngq.model import PropertyValue, Volume
+from wyngq.qubes.replies import (
+    BadReply,
+    Listed,
+    is_running,
+    parse_get_all,
+    parse_vm_list,
+    parse_volume_info,
+    split_property,
+    volume_from_info,
+)
 
 VM_LIST = (
     b"dom0 class=AdminVM state=Running uuid=00000000-0000-0000-0000-000000000000\n"
@@ -67,3 +76,20 @@ def test_get_all_unescapes_values_and_keeps_defaults_apart() -> None:
 
 def test_property_get_reply() -> None:
     assert split_property(b"default=False type=vm sys-firewall") == (False, PropertyValue("vm", "sys-firewall"))
+
+
+def test_volume_from_info() -> None:
+    assert volume_from_info("private", parse_volume_info(VOLUME_INFO)) == Volume(
+        "private", "varlibqubes", "appvms/xt-app/private", 2147483648, True, 1)
+
+
+@pytest.mark.parametrize("drop", ["pool", "vid", "size", "save_on_stop", "revisions_to_keep"])
+def test_volume_from_an_incomplete_info_is_a_bad_reply(drop: str) -> None:
+    info = {k: v for k, v in parse_volume_info(VOLUME_INFO).items() if k != drop}
+    with pytest.raises(BadReply, match="private volume"):
+        volume_from_info("private", info)
+
+
+def test_volume_from_a_garbled_size_is_a_bad_reply() -> None:
+    with pytest.raises(BadReply):
+        volume_from_info("root", {**parse_volume_info(VOLUME_INFO), "size": ""})

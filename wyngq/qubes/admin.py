@@ -28,7 +28,15 @@ from wyngq.model import (
     Volume,
     VolumeSettings,
 )
-from wyngq.qubes.replies import is_running, parse_get_all, parse_vm_list, parse_volume_info, split_property
+from wyngq.qubes.replies import (
+    BadReply,
+    is_running,
+    parse_get_all,
+    parse_vm_list,
+    parse_volume_info,
+    split_property,
+    volume_from_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +97,8 @@ class AdminQubes:
     def volumes(self, name: str) -> tuple[Volume, ...]:
         vm = self._vm(name)
         with _qubes_errors(name):
-            return tuple(
-                Volume(
-                    kind=kind,
-                    pool=info["pool"],
-                    vid=info["vid"],
-                    size=int(info["size"]),
-                    save_on_stop=info["save_on_stop"] == "True",
-                    revisions_to_keep=int(info["revisions_to_keep"]),
-                )
-                for kind, info in _volume_infos(vm, QubeClass(vm.klass).backed_up_volumes).items()
-            )
+            infos = _volume_infos(vm, QubeClass(vm.klass).backed_up_volumes)
+            return tuple(volume_from_info(kind, info) for kind, info in infos.items())
 
     def settings(self, name: str) -> QubeSettings:
         vm = self._vm(name)
@@ -124,8 +123,9 @@ class AdminQubes:
                 notes=_notes(vm),
                 devices=_devices(vm),
                 volumes=tuple(
-                    VolumeSettings(kind, info["pool"], int(info["size"]), int(info["revisions_to_keep"]))
-                    for kind, info in _volume_infos(vm, ("private", "root", "volatile")).items()
+                    VolumeSettings(vol.kind, vol.pool, vol.size, vol.revisions_to_keep)
+                    for vol in (volume_from_info(kind, info)
+                                for kind, info in _volume_infos(vm, ("private", "root", "volatile")).items())
                 ),
             )
 
@@ -333,7 +333,9 @@ class _qubes_errors:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
         # qubesd's protocol errors (e.g. an unknown label, an empty payload) come as
         # qubesadmin.exc.ProtocolError, an AssertionError rather than a QubesException
-        if exc is not None and isinstance(exc, qubesadmin.exc.QubesException | qubesadmin.exc.ProtocolError):
+        if exc is not None and isinstance(
+            exc, qubesadmin.exc.QubesException | qubesadmin.exc.ProtocolError | BadReply
+        ):
             raise QubesError(f"qube {self.name!r}: {exc}") from exc
 
 

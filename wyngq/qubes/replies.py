@@ -9,9 +9,14 @@ every volume attribute (one `volume.Info` each) and every power state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wyngq.model import PropertyValue
+from wyngq.model import PropertyValue, Volume
+
+
+class BadReply(ValueError):
+    """A reply of qubesd that lacks what wyngq reads from it."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,21 @@ def parse_volume_info(raw: bytes) -> dict[str, str]:
     """`admin.vm.volume.Info`: one `key=value` per line (pool, vid, size,
     save_on_stop, revisions_to_keep, …)."""
     return dict(line.split("=", 1) for line in raw.decode("utf-8").splitlines() if "=" in line)
+
+
+def volume_from_info(kind: str, info: Mapping[str, str]) -> Volume:
+    """A `Volume` from a parsed `volume.Info`; BadReply naming what is missing or garbled."""
+    try:
+        return Volume(
+            kind=kind,
+            pool=info["pool"],
+            vid=info["vid"],
+            size=int(info["size"]),
+            save_on_stop=info["save_on_stop"] == "True",
+            revisions_to_keep=int(info["revisions_to_keep"]),
+        )
+    except (KeyError, ValueError) as err:
+        raise BadReply(f"qubesd's description of the {kind} volume is incomplete or garbled ({err})") from err
 
 
 def parse_get_all(raw: bytes) -> dict[str, tuple[bool, PropertyValue]]:

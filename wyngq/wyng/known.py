@@ -9,9 +9,12 @@ where a stale record is harmless:
 - the archive's volume names, for one thing only: whether a volume now named
   for a reflink pool is in the archive under its LVM name, or the other way
   round (upstream's aliasing; Wyng renames it and sends incrementally). The
-  record holds every name wyngq has seen in the catalogue or sent; `create`
-  starts it empty and `delete` drops it. Only another program writing into
-  the same archive can make it stale, and then:
+  record holds every name wyngq has seen in the catalogue or sent, less the
+  names Wyng renamed away; `create` starts it empty; `delete`, a backup with a
+  failed qube and a backup that stopped midway (Wyng may have renamed volumes
+  already) drop it. What can still make it stale is another writer to the same
+  archive (another program, another dom0, or this one under another spelling
+  of the destination URL), and then:
   - a name it lacks that the archive has (an alias that program added) makes
     that volume go in full under its own name, beside the other one;
   - a name it keeps that is gone from the archive, taken for an alias, makes
@@ -71,8 +74,10 @@ class KnownArchive:
     def newest(self) -> str | None:
         return max(self.sessions) if self.sessions else None
 
-    def with_session(self, session: str, volumes: Iterable[str]) -> KnownArchive:
-        return KnownArchive(self.volumes | frozenset(volumes), self.sessions | {session}, self.wyng)
+    def with_session(self, session: str, volumes: Iterable[str], renamed: Iterable[str] = ()) -> KnownArchive:
+        """After a backup: its session, the volumes it sent, without the names Wyng renamed them from."""
+        return KnownArchive((self.volumes - frozenset(renamed)) | frozenset(volumes), self.sessions | {session},
+                            self.wyng)
 
 
 def executable_stamp(executable: str) -> tuple[str, int, int] | None:

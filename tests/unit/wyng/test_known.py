@@ -76,3 +76,22 @@ def test_with_session_adds_what_a_backup_sent(wyng: str) -> None:
     known = record(wyng).with_session("20260103-000000", ["appvms/new/private.img"])
     assert known.newest == "20260103-000000"
     assert known.volumes == {"appvms/work/private.img", "appvms/new/private.img"}
+
+
+def test_with_session_drops_the_names_wyng_renamed_away(wyng: str) -> None:
+    known = record(wyng).with_session("20260103-000000", ["appvms/work/private.img"],
+                                      renamed=["qubes_dom0/vm-work-private"])
+    before = KnownArchive(frozenset({"qubes_dom0/vm-work-private"}), frozenset(), executable_stamp(wyng))
+    after = before.with_session("20260103-000000", ["appvms/work/private.img"], renamed=["qubes_dom0/vm-work-private"])
+    assert after.volumes == {"appvms/work/private.img"}
+    assert known.volumes == {"appvms/work/private.img"}
+
+
+def test_an_empty_record_of_a_new_archive(tmp_path: Path, wyng: str) -> None:
+    records, target = KnownArchives(str(tmp_path)), WyngTarget(executable=wyng, dest="file:/new")
+    records.put(target, KnownArchive.empty(wyng))
+    known = records.get(target)
+    assert known is not None and known.volumes == frozenset() and known.newest is None
+    records.forget(target)
+    assert records.get(target) is None
+    records.forget(target)  # nothing there: no error
