@@ -4,7 +4,8 @@
 Prints figures; asserts nothing. Run as root with the lab up:
 
     ../shared/lab/lab up && eval "$(../shared/lab/lab env)"
-    flock /tmp/wyngq-wyng.lock python3 -m tests.bench.bench [--runs 3] [--size-mib 1024] [--only a,b,c]
+    flock /tmp/wyngq-wyng.lock python3 -m tests.bench.bench [--runs 3] [--size-mib 1024] [--only a,b,c,u]
+    flock /tmp/wyngq-wyng.lock python3 -m tests.bench.bench --runs 5 --scale-mib 128,512,1024
 
 (a) backup / restore wall time of wyng-util-qubes vs bare `wyng send` /
     `wyng receive` of the same volumes, full and incremental: ratio and the
@@ -15,7 +16,7 @@ Prints figures; asserts nothing. Run as root with the lab up:
 (c) `list` of a large archive: wyngq's own time (parsing and indexing
     Wyng's JSON) for hundreds of sessions and tens of qubes, and the real
     Wyng `--json list` time on the benchmark archive for comparison.
-(s) with --scale-mib 256,1024: (a)'s full backup at several sizes, and the
+(s) with --scale-mib 128,512,1024: (a)'s full backup at several sizes, and the
     overhead fitted as a constant cost plus a share per GiB.
 (u) upstream wyng-util-qubes on the same qubes in the same run (tests/bench/
     upstream.py says how it runs in the lab): its backup and restore wall
@@ -355,8 +356,19 @@ def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 CALLS_DETAIL = False
-WRITES = ("Set", "Add", "Remove", "Create", "Import", "Assign", "Unassign", "Attach", "Detach", "Revert",
-          "Resize", "Shutdown", "Kill", "Start", "Delete", "Reset")
+# The last word of every Admin API method qubesd marks `read=True` (qubes/api/admin.py);
+# every other call changes something (qubesd marks them `write=True`, or they start, stop
+# or attach), CloneFrom included.
+READS = frozenset({"List", "Get", "GetAll", "GetDefault", "Help", "Info", "ListSnapshots", "ListDrivers",
+                   "UsageDetails", "Index", "Available", "Assigned", "Attached", "CheckWithTemplate",
+                   "CheckWithNetvm", "CheckWithAdminVM", "CheckWithTemplateAndAdminVM", "Stats", "CurrentState",
+                   "Events"})
+
+
+def is_write(header: bytes) -> bool:
+    """Whether a call (`METHOD+ARG dom0 name DEST`) is not a read."""
+    method = header.decode().split("+", 1)[0]
+    return method.rsplit(".", 1)[-1] not in READS
 
 
 def restore_figures(bench: Bench, names: list[str]) -> None:
@@ -414,7 +426,7 @@ def change_settings(bench: Bench, names: list[str]) -> None:
 
 
 def print_calls(label: str, seen: list[bytes], qubes: int) -> None:
-    writes = [m for m in seen if any(w in m.decode() for w in WRITES)]
+    writes = [m for m in seen if is_write(m)]
     print(f"  Admin API calls, {label:<26} {len(seen) / qubes:6.1f} per qube, "
           f"{len(writes) / qubes:5.1f} writes per qube")
     if CALLS_DETAIL:
