@@ -10,6 +10,8 @@ Prints figures; asserts nothing. Run as root with the lab up:
 (a) backup / restore wall time of wyng-util-qubes vs bare `wyng send` /
     `wyng receive` of the same volumes, full and incremental: ratio and the
     constant cost (ours minus bare).
+(o) wyngq's own time in a backup: the backup's wall time less the time spent in
+    Wyng, which a wrapper around the Wyng executable logs.
 (b) Admin API calls per restored qube, counted at the qubesd socket (a
     counting proxy in front of it): a restore over changed settings and one
     where nothing changed.
@@ -129,9 +131,9 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
 
     # -- the two contenders ---------------------------------------------------
-    def wyngq(self, dest: str, *args: str) -> dict[str, Any]:
-        argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={self.wyng}", f"--meta-dir={self.meta}",
-                "--json", *args]
+    def wyngq(self, dest: str, *args: str, wyng: str | None = None) -> dict[str, Any]:
+        argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={wyng or self.wyng}",
+                f"--meta-dir={self.meta}", "--json", *args]
         done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
                               env={**os.environ, "WYNGQ_LOCK_PATH": str(self.work / "lock")})
         result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
@@ -208,6 +210,42 @@ class Bench:
             self.wyngq(dests["ours"], "backup", *names)
 
         return {"bare": bare, "meta": meta, "ours": ours}
+
+    # -- (o) ---------------------------------------------------------------------
+    def own_times(self, names: list[str]) -> None:
+        """wyngq's own time in a backup, without Wyng's: a wrapper around the real Wyng
+        logs when each Wyng call starts and ends, so what is left of the backup's wall
+        time is wyngq's (before the first call, between, after the last). Free of the
+        run-to-run noise of Wyng itself, which the differences in (a) carry."""
+        log = self.work / "wyng-spans"
+        wrapper = self.work / "timed-wyng"
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            f"start=$(date +%s.%N); {self.wyng} \"$@\"; rc=$?\n"
+            f"echo \"$start $(date +%s.%N)\" >> {log}; exit $rc\n"
+        )
+        wrapper.chmod(0o755)
+        archive = self.archives / "own.wyng"
+        archive.mkdir()
+        dest = f"file:{archive}"
+        self.wyngq(dest, "create", "--encrypt=off", wyng=str(wrapper))  # the archive record names this executable
+        print(f"\n(o) wyngq's own time in a backup of {len(names)} qubes ({self.size // MIB} MiB), Wyng's calls "
+              f"timed by a wrapper; first the full backup, then {self.runs} incremental ones")
+        owns: list[float] = []
+        for run in range(self.runs + 1):
+            if run:
+                self.change_some_data(names)
+                time.sleep(1.1)  # session ids have one-second resolution
+            log.unlink(missing_ok=True)
+            total = timed(lambda: self.wyngq(dest, "backup", *names, wyng=str(wrapper)))
+            spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
+            in_wyng = sum(end - start for start, end in spans)
+            own = total - in_wyng
+            if run:
+                owns.append(own)
+            print(f"  {'full' if not run else 'incremental':<12} total {total:6.2f} s   in Wyng ({len(spans)} call"
+                  f"{'s' if len(spans) != 1 else ''}) {in_wyng:6.2f} s   wyngq's own {own:5.2f} s")
+        print(f"  wyngq's own time, median of the incremental backups: {median(owns):.2f} s")
 
     # -- (c) ---------------------------------------------------------------------
     def list_times(self, sessions: int = 400, qubes: int = 40) -> None:
@@ -296,7 +334,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--only", default="a,b,c,u")
+    parser.add_argument("--only", default="a,o,b,c,u")
     parser.add_argument("--calls-detail", action="store_true",
                         help="with (b) and (u): also print the Admin API calls per qube by method")
     parser.add_argument("--scale-mib", default="",
@@ -311,11 +349,13 @@ def main() -> None:
     parts = set(args.only.split(","))
     bench = Bench(args.size_mib, args.runs)
     try:
-        names = bench.make_qubes() if parts & {"a", "b", "u"} else []
+        names = bench.make_qubes() if parts & {"a", "b", "o", "u"} else []
         if "a" in parts:
             bench.backup_times(names)
         if "b" in parts:
             restore_figures(bench, names)
+        if "o" in parts:
+            bench.own_times(names)
         if "c" in parts:
             bench.list_times()
         if "u" in parts:
