@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT, FakeWyngFactory
 from tests.integration.helpers import Recorder, World, make_world, sha
 from wyngq import bundle, volnames
-from wyngq.backup import BackupRequest, run_backup
+from wyngq.backup import BackupRequest, BackupResult, run_backup
 from wyngq.create import create_archive
 from wyngq.errors import AuthError, BusyError, ConfigError, ExitCode, Interrupted
 from wyngq.listing import ListRequest, list_archive, read_session_bundle
@@ -28,9 +28,10 @@ from wyngq.wyng.runner import Wyng
 ALL = ("fedora", "work", "vault", "disp1")
 
 
-def backup(world: World, *names: str, wyng_exe: str | None = None, **options: object) -> object:
+def backup(world: World, *names: str, wyng_exe: str | None = None, known: KnownArchives | None = None,
+           **options: object) -> BackupResult:
     request = BackupRequest(qubes=names, **options)  # type: ignore[arg-type]
-    return run_backup(world.qubes, world.wyng(wyng_exe), request, Recorder(), world.workdir)
+    return run_backup(world.qubes, world.wyng(wyng_exe), request, Recorder(), world.workdir, known)
 
 
 @pytest.fixture
@@ -237,9 +238,9 @@ def test_with_an_archive_record_a_repeated_backup_is_one_wyng_call(
         world: World, fake_wyng: FakeWyngFactory, tmp_path: Path) -> None:
     known = KnownArchives(str(tmp_path / "state"))
 
-    def back_up(*names: str) -> object:
-        done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=names), Recorder(), world.workdir, known)
-        assert done.exit_code == ExitCode.OK  # type: ignore[attr-defined]
+    def back_up(*names: str) -> BackupResult:
+        done = backup(world, *names, known=known)
+        assert done.exit_code == ExitCode.OK
         return done
 
     start = len(fake_wyng.calls())
@@ -269,7 +270,7 @@ def test_the_first_backup_into_an_archive_wyngq_created_is_one_wyng_call(
     create_archive(world.wyng(), InitOptions(encrypt=False), known)
 
     start = len(fake_wyng.calls())
-    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    done = backup(world, "work", known=known)
 
     assert done.exit_code == ExitCode.OK
     assert wyng_actions(fake_wyng, start) == ["send"]
@@ -299,12 +300,12 @@ def test_a_record_that_misleads_an_alias_is_dropped_after_the_failed_backup(
     assert lvm_name is not None
     known.put(target, KnownArchive(frozenset({lvm_name}), frozenset(), executable_stamp(target.executable)))
 
-    failed = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    failed = backup(world, "work", known=known)
     assert failed.exit_code != ExitCode.OK and not failed.qubes[0].ok
     assert known.get(target) is None
 
     start = len(fake_wyng.calls())
-    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    done = backup(world, "work", known=known)
     assert done.exit_code == ExitCode.OK
     assert wyng_actions(fake_wyng, start) == ["list", "send"]
     assert read_back(world, "appvms/work/private.img", done.session or "") == world.qubes.read_volume("work", "private")
@@ -314,10 +315,10 @@ def test_a_stale_record_does_no_harm(world: World, fake_wyng: FakeWyngFactory, t
     """The record names volumes the archive no longer has (deleted behind wyngq's back):
     the backup sends them as new volumes, and the session is still confirmed."""
     known = KnownArchives(str(tmp_path / "state"))
-    run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    backup(world, "work", known=known)
     world.wyng().delete("appvms/work/private.img")
 
-    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    done = backup(world, "work", known=known)
 
     assert done.exit_code == ExitCode.OK and done.session is not None
     assert read_back(world, "appvms/work/private.img", done.session) == world.qubes.read_volume("work", "private")
@@ -330,18 +331,18 @@ def test_a_send_that_stops_midway_drops_the_record(
     that stopped, the record may be wrong, so the next backup reads the catalogue."""
     known = KnownArchives(str(tmp_path / "state"))
     target = world.wyng().target
-    run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    backup(world, "work", known=known)
     assert known.get(target) is not None
 
     stopping = world.wyng(fake_wyng(f"wyng-{fault}", FAKE_WYNG_FAIL=fault))
     known.put(stopping.target, KnownArchive.of(world.wyng().catalog(), stopping.target.executable))
     start = len(fake_wyng.calls())
     with pytest.raises(error):
-        run_backup(world.qubes, stopping, BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+        backup(world, "work", wyng_exe=stopping.target.executable, known=known)
     assert wyng_actions(fake_wyng, start) == ["send"]  # the record was trusted: straight to the send
     assert known.get(stopping.target) is None and known.get(target) is None
 
     start = len(fake_wyng.calls())
-    done = run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir, known)
+    done = backup(world, "work", known=known)
     assert done.exit_code == ExitCode.OK
     assert wyng_actions(fake_wyng, start) == ["list", "send"]

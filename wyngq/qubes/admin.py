@@ -85,20 +85,20 @@ class AdminQubes:
     def qube(self, name: str) -> Qube:
         vm = self._vm(name)
         with _qubes_errors(name):
+            klass = QubeClass(vm.klass)
             return Qube(
                 name=name,
-                klass=QubeClass(vm.klass),
+                klass=klass,
                 running=_running(vm),
                 include_in_backups=bool(getattr(vm, "include_in_backups", False)),
-                volumes=self.volumes(name),
+                volumes=_volumes(vm, klass.backed_up_volumes),
                 tags=frozenset(vm.tags),
             )
 
     def volumes(self, name: str) -> tuple[Volume, ...]:
         vm = self._vm(name)
         with _qubes_errors(name):
-            infos = _volume_infos(vm, QubeClass(vm.klass).backed_up_volumes)
-            return tuple(volume_from_info(kind, info) for kind, info in infos.items())
+            return _volumes(vm, QubeClass(vm.klass).backed_up_volumes)
 
     def settings(self, name: str) -> QubeSettings:
         vm = self._vm(name)
@@ -124,8 +124,7 @@ class AdminQubes:
                 devices=_devices(vm),
                 volumes=tuple(
                     VolumeSettings(vol.kind, vol.pool, vol.size, vol.revisions_to_keep)
-                    for vol in (volume_from_info(kind, info)
-                                for kind, info in _volume_infos(vm, ("private", "root", "volatile")).items())
+                    for vol in _volumes(vm, ("private", "root", "volatile"))
                 ),
             )
 
@@ -359,13 +358,13 @@ def _all_properties(vm: qubesadmin.vm.QubesVM) -> dict[str, tuple[bool, Property
     return parse_get_all(raw)
 
 
-def _volume_infos(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Each of `kinds` the qube has: its `volume.Info`, one call per volume
+def _volumes(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str]) -> tuple[Volume, ...]:
+    """Each of `kinds` the qube has, read with one `volume.Info` call per volume
     (qubesadmin's Volume makes one per attribute read)."""
-    return {
-        kind: parse_volume_info(vm.qubesd_call(vm.name, "admin.vm.volume.Info", kind))
+    return tuple(
+        volume_from_info(kind, parse_volume_info(vm.qubesd_call(vm.name, "admin.vm.volume.Info", kind)))
         for kind in sorted(vm.volumes) if kind in kinds
-    }
+    )
 
 
 def _firewall(vm: qubesadmin.vm.QubesVM) -> tuple[str, ...] | None:
