@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures" / "wyng"
+# Real recorded Wyng outputs, kept in the repository (tests/fixtures/README.md).
+FIXTURES = ROOT / "tests" / "fixtures" / "wyng"
 FAKE_WYNG = ROOT / "tests" / "fakes" / "fake_wyng.py"
 
 IN_LAB = os.environ.get("WYNGQ_LAB") == "1" and os.path.exists(os.environ.get("QUBESD_SOCKET", ""))

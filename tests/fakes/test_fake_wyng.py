@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FIXTURES
+
 FAKE = Path(__file__).with_name("fake_wyng.py")
-FIXTURE_LIST = Path("/work/shared/fixtures/wyng/json/list_01_after_full.json")
+FIXTURE_LIST = FIXTURES / "json" / "list_01_after_full.json"
 PASS = "correct horse battery staple"
 META = "wyng-qubes-metadata"
 WORK = "appvms/work/private.img"
@@ -225,8 +227,7 @@ def test_usage_errors_exit_2_with_nothing_on_stdout(tmp_path: Path, args: list[s
 def test_json_list_has_the_real_structure(world: World, two_sessions: dict) -> None:
     listing = world.listing()
     assert shape(listing) == shape(REAL_LIST_SHAPE)
-    if FIXTURE_LIST.exists():
-        assert shape(listing) == shape(json.loads(FIXTURE_LIST.read_text()))
+    assert shape(listing) == shape(json.loads(FIXTURE_LIST.read_text()))
     assert listing["url"] == world.dest
     gate = parse_json_list(world.ok("--json", "list", env={"FAKE_WYNG_VERSION": "0.7.9", "FAKE_WYNG_DATE": "20240101"})
                            .stdout.decode())
