@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    skip = pytest.mark.skip(reason='needs the wyngq lab: ../shared/lab/lab up; eval "$(../shared/lab/lab env)"')
+    skip = pytest.mark.skip(reason='needs the wyngq lab: lab up; eval "$(lab env)" (docs/development.md)')
     for item in items:
         if "lab" in item.keywords and not IN_LAB:
             item.add_marker(skip)

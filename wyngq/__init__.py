@@ -1,8 +1,8 @@
 """wyngq: back up and restore Qubes OS qubes, data and settings, with Wyng.
 
 The package is the dom0 engine behind the `wyng-util-qubes` command, the
-`qubes.WyngBackup` qrexec service and the Salt module. See DESIGN in the
-README for the layers: entry points -> engine -> ports -> adapters.
+`qubes.WyngBackup` qrexec service and the Salt module. See docs/architecture.md
+for the layers: entry points -> engine -> ports -> adapters.
 """
 
 __all__ = ["__version__"]

@@ -1,9 +1,9 @@
 """Back up qubes: select, plan (pure), then one Wyng send for everything.
 
-DESIGN §5: all selected volumes of all pools go to Wyng in ONE `send`, the
+docs/architecture.md: all selected volumes of all pools go to Wyng in ONE `send`, the
 settings bundle in the same session, so data and settings share a session id.
 After the send the archive is listed again and every planned volume must be in
-the new session: Wyng can exit 0 without doing the work (facts/wyng.md).
+the new session: Wyng can exit 0 without doing the work (docs/facts.md).
 """
 
 from __future__ import annotations

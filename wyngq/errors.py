@@ -11,7 +11,7 @@ import enum
 
 
 class ExitCode(enum.IntEnum):
-    """The public exit-code contract (README and DESIGN §8)."""
+    """The public exit-code contract (docs/exit-codes.md)."""
 
     OK = 0
     INTERNAL = 1

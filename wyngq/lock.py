@@ -1,4 +1,4 @@
-"""One wyngq operation at a time on a system (DESIGN §7).
+"""One wyngq operation at a time on a system (docs/architecture.md).
 
 Wyng itself refuses a second Wyng process, but an operation of ours makes
 several Wyng calls (list, send, list again, …): without a lock of our own, a

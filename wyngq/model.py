@@ -21,7 +21,7 @@ class QubeClass(enum.StrEnum):
 
     @property
     def backed_up_volumes(self) -> tuple[str, ...]:
-        """Which volumes of a qube of this class hold data worth keeping (DESIGN §5)."""
+        """Which volumes of a qube of this class hold data worth keeping (docs/architecture.md)."""
         if self in (QubeClass.TEMPLATE, QubeClass.STANDALONE):
             return ("private", "root")
         if self is QubeClass.APP:

@@ -44,7 +44,7 @@ __opts__: dict[str, Any] = {}
 __context__: dict[str, Any] = {}
 
 DEFAULT_COMMAND = ("wyng-util-qubes",)
-# qubesd's rule for qube names (DESIGN §3); anything else never reaches an argv.
+# qubesd's rule for qube names (docs/security-model.md); anything else never reaches an argv.
 _QUBE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,30}")
 _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

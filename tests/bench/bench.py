@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Benchmarks (issue 6): wyngq against bare Wyng on the same data, in the lab.
+"""Benchmarks: wyngq against bare Wyng on the same data, in the lab.
 
 Prints figures; asserts nothing. Run as root with the lab up:
 
-    ../shared/lab/lab up && eval "$(../shared/lab/lab env)"
+    lab up && eval "$(lab env)"    # the lab: docs/development.md
     flock /tmp/wyngq-wyng.lock python3 -m tests.bench.bench [--runs 3] [--size-mib 1024] [--only a,b,c,u]
     flock /tmp/wyngq-wyng.lock python3 -m tests.bench.bench --runs 5 --scale-mib 128,512,1024
 
@@ -55,7 +55,7 @@ SETTLE_SECONDS = 2.0
 def env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        sys.exit(f"bench: {name} is not set; load the lab environment: eval \"$(../shared/lab/lab env)\"")
+        sys.exit(f"bench: {name} is not set; load the lab environment: eval \"$(lab env)\" (docs/development.md)")
     return value
 
 

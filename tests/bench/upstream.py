@@ -2,9 +2,9 @@
 """Upstream wyng-util-qubes (tasket/wyng-util-qubes), measured in the wyngq lab.
 
 So that the benchmark can set our figures beside upstream's, taken on the
-same machine in the same run. Run as root with the lab up, from /work/main:
+same machine in the same run. Run as root with the lab up, from the top of the repository:
 
-    eval "$(../shared/lab/lab env)"
+    eval "$(lab env)"
     flock /tmp/wyngq-wyng.lock python3 -m tests.bench.upstream [--runs 1] [--size-mib 32]
 
 `main()` makes a template and three AppVMs (prefix `up` + 4 hex digits) with
@@ -73,7 +73,9 @@ if TYPE_CHECKING:
     from qubesadmin.app import QubesBase
 
 MIB = 1024 * 1024
-UPSTREAM_REPO = Path(os.environ.get("WYNGQ_UPSTREAM_REPO", "/work/.mirror/tasket+wyng-util-qubes/repo"))
+# A git dir or tree of tasket/wyng-util-qubes; by default where the lab finds its sources.
+UPSTREAM_REPO = Path(os.environ.get("WYNGQ_UPSTREAM_REPO")
+                     or os.path.join(os.environ.get("WYNGQ_LAB_SOURCES", "."), "tasket+wyng-util-qubes", "repo"))
 UPSTREAM_SCRIPT = "src/wyng-util-qubes"
 QUBES_POOL = "varlibqubes"
 QUBES_VERSION_ID = "4.3"
@@ -410,7 +412,7 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=32, help="random data in the four qubes, in all")
     args = parser.parse_args()
     if os.environ.get("WYNGQ_LAB") != "1":
-        sys.exit('upstream bench: load the lab environment: eval "$(../shared/lab/lab env)"')
+        sys.exit('upstream bench: load the lab environment: eval "$(lab env)"')
     import qubesadmin
 
     app = qubesadmin.Qubes()

@@ -6,7 +6,7 @@ options are a usage error with exit 2; as in real Wyng the volume names must
 directly follow the action: ``send --local=P VOL`` is a usage error while
 ``--local=P send VOL`` is fine), keeps real state in a ``file:`` archive
 directory and returns the exact bytes that were sent.  Behaviour, messages and
-exit codes follow the measurements in shared/facts/wyng.md; where the fake
+exit codes follow the measurements in docs/facts.md; where the fake
 differs on purpose it says so below.
 
 Environment (all optional):

@@ -2,7 +2,7 @@
 
 Volumes are real files in real pool directories (so the fake `wyng` reads and
 writes real bytes), everything else lives in memory. It mimics the qubesd
-behaviours the lab showed (../shared/facts/qubes.md) where they matter to
+behaviours the lab showed (docs/facts.md) where they matter to
 wyngq; the lab tier checks the real thing.
 """
 

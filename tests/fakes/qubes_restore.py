@@ -1,7 +1,7 @@
 """The write side of the fake Qubes, for restore: what FakeQubes does when the
 engine creates qubes and changes their settings, power state and volumes.
 
-Each rule below is a qubesd behaviour seen in the lab (../shared/facts/qubes.md,
+Each rule below is a qubesd behaviour seen in the lab (docs/facts.md,
 tests/lab/test_restore_lab.py checks the same calls against real qubesd):
 qubes get `created-by-dom0`/`audiovm-dom0`/`guivm-dom0` tags; a template cannot
 change while the qube runs (even to the same value); a netvm must provide

@@ -1,6 +1,6 @@
 """Tests of tests/fakes/fake_wyng.py, always run as a real subprocess.
 
-The expected behaviour comes from shared/facts/wyng.md (measured on real Wyng 0.8 rc4).
+The expected behaviour comes from docs/facts.md (measured on real Wyng 0.8 rc4).
 Session ids are pinned with FAKE_WYNG_NOW so that several sends in one test never collide.
 """
 

@@ -1,5 +1,5 @@
 """CI tier, through the real CLI in subprocesses: verify, prune, delete, the
-operation lock, signals, and passphrase sources (issue 5)."""
+operation lock, signals, and passphrase sources."""
 
 from __future__ import annotations
 
@@ -247,7 +247,7 @@ def test_a_signal_during_a_restore_receive_loses_nothing(
     assert child.returncode == status and result["code"] == "interrupted"
     after = json.loads(world.spec_path.read_text())["after"]
     assert (world.tmp / "pool" / "appvms" / "work" / "private.img").read_bytes() == newer  # live data untouched
-    assert "backup-restore-in-progress" in after["work"]["tags"]  # left guarded, as DESIGN §6 says
+    assert "backup-restore-in-progress" in after["work"]["tags"]  # left guarded, as docs/restore-semantics.md says
     assert os.listdir(world.env["TMPDIR"]) == []
     assert world.run("list")[0] == 0  # the lock was released
 

@@ -29,7 +29,7 @@ COMMAND_LINES = [
 
 
 def qrexec_env(caller: str, action: str) -> dict[str, str]:
-    """What qrexec-daemon gives a dom0 service (facts/qrexec.md), on top of a minimal environment."""
+    """What qrexec-daemon gives a dom0 service (docs/facts.md), on top of a minimal environment."""
     return {
         "PATH": os.environ["PATH"],
         "QREXEC_REMOTE_DOMAIN": caller,

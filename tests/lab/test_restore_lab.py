@@ -1,4 +1,4 @@
-"""Lab tier: restore against real qubesd, real qubesadmin and real Wyng (issue 3).
+"""Lab tier: restore against real qubesd, real qubesadmin and real Wyng.
 
 A realistic set (template, disposable template and a named disposable, a
 sys-net-like and a sys-firewall-like netvm, app qubes with firewall rules,
@@ -33,7 +33,7 @@ from wyngq.backup import BackupRequest, run_backup
 from wyngq.errors import ExitCode, QubesError
 from wyngq.model import QubeSettings
 
-pytest.importorskip("qubesadmin", reason='needs the wyngq lab: ../shared/lab/lab up; eval "$(../shared/lab/lab env)"')
+pytest.importorskip("qubesadmin", reason='needs the wyngq lab: lab up; eval "$(lab env)" (docs/development.md)')
 from wyngq.qubes.admin import AdminQubes
 from wyngq.restore.model import GUARD_TAG, Action, ConflictPolicy, RestoreRequest
 from wyngq.restore.ops import IDENTITY, managed_tag

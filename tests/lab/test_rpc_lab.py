@@ -349,7 +349,7 @@ def agents() -> set[str]:
 
 
 def test_a_key_agent_left_in_dom0_does_not_authenticate_a_qrexec_call(lab: Lab, tmp_path: Path) -> None:
-    """Wyng's key agent accepts any passphrase while it lives (facts/wyng.md). One left
+    """Wyng's key agent accepts any passphrase while it lives (docs/facts.md). One left
     by a dom0 user's own Wyng run must not let a call over qrexec in with a wrong
     passphrase: the service ends it first, and the call fails authentication."""
     tpl = lab.create("tpl", "TemplateVM", label="black")
@@ -375,7 +375,7 @@ def test_a_key_agent_left_in_dom0_does_not_authenticate_a_qrexec_call(lab: Lab, 
         mine = agents() - others
         assert len(mine) == 1
         time.sleep(1)
-        # ... which lets a wrong passphrase in, as facts/wyng.md says (the danger is real here).
+        # ... which lets a wrong passphrase in, as docs/facts.md says (the danger is real here).
         rides = subprocess.run([*wyng, "--authmin=0", "list"], input=wrong.read_bytes(), capture_output=True,
                                timeout=300, env=wide_ps_env())
         assert rides.returncode == 0, rides.stderr

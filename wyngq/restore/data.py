@@ -1,6 +1,6 @@
 """Moving data: one Wyng receive for every volume, then Admin API clones.
 
-Nothing lost (DESIGN §6, issue 3 item 5). Wyng's `receive` rewrites a volume
+Nothing lost (docs/restore-semantics.md). Wyng's `receive` rewrites a volume
 file in place, behind qubesd: qubesd keeps no revision of what it overwrote,
 and on a corrupt chunk Wyng truncates its output to 0 bytes. So Wyng never
 writes a qube's volume. For each restored qube, wyngq creates a hidden
@@ -102,7 +102,7 @@ def receive(
     finally:
         wyng.on_output = previous
     failed = {name: "Wyng could not receive it" for name in run.failed_volumes}
-    for pair in pairs:  # rc 0 is no proof (facts/wyng.md): every volume must have said OK
+    for pair in pairs:  # rc 0 is no proof (docs/facts.md): every volume must have said OK
         if pair.archive_name not in tracker.done and pair.archive_name not in failed:
             failed[pair.archive_name] = "Wyng did not report it received"
     return failed

@@ -66,7 +66,7 @@ class RestoreRequest:
     dry_run: bool = False
     skip_properties: frozenset[str] = frozenset()
     keep_previous: bool = True  # False: also replace volumes that keep no revisions
-    # only from an archive Wyng authenticates (encrypted), for the whole restore (qrexec; DESIGN §4)
+    # only from an archive Wyng authenticates (encrypted), for the whole restore (qrexec; docs/security-model.md)
     require_authenticated: bool = False
     use_snapshot: bool = True  # start from Wyng's local snapshot where it pairs (restore.data.lend_snapshot)
 

@@ -18,7 +18,7 @@ from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings
 from wyngq.restore.model import GUARD_TAG, LiveSystem, Op, Problem, StepKind
 from wyngq.restore.resolve import REFERENCES, World
 
-# Identity and runtime properties: never copied, never reset (DESIGN §6).
+# Identity and runtime properties: never copied, never reset (docs/restore-semantics.md).
 IDENTITY = frozenset({
     "qid", "uuid", "xid", "name", "klass", "dispid", "ip", "ip6", "visible_ip", "visible_ip6",
     "visible_gateway", "visible_gateway6", "visible_netmask", "gateway", "gateway6", "dns",

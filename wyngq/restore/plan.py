@@ -2,7 +2,7 @@
 
 One entry per chosen qube (`create | replace | rename -> NEW | skip`) with its
 problems and how each is resolved, its volume pairs, and the ordered steps
-(DESIGN §6):
+(docs/restore-semantics.md):
 
 1. the guard tag on every qube to be replaced, then graceful shutdowns
    (running dependants first), when the request allows them;
@@ -207,7 +207,7 @@ def _pair(
 
 def _snapshots(store: str, archive_name: str, local: str, data: SessionData) -> tuple[str, str]:
     """Where Wyng keeps its snapshot of a file-reflink volume as last sent to this
-    archive (`sn<archive uuid>_<volume id>.wyng1` beside the volume: facts/wyng.md),
+    archive (`sn<archive uuid>_<volume id>.wyng1` beside the volume: docs/facts.md),
     and where it looks for one beside the scratch volume; ("", "") when unknown."""
     vid = data.vids.get(archive_name, "")
     # both come from the archive's catalogue: only plain tokens become part of a path

@@ -107,7 +107,7 @@ def run_restore(
 
 def require_authenticated(archive: Archive) -> None:
     """Refuse an archive Wyng does not authenticate: whoever can write one could
-    inject settings into dom0-managed qubes (DESIGN §4)."""
+    inject settings into dom0-managed qubes (docs/security-model.md)."""
     if archive.authenticated is not True:
         raise UnauthenticatedArchiveError(
             "the archive is not authenticated (not encrypted): this restore requires an authenticated one",

@@ -385,15 +385,15 @@ def drop_key_agent(target: WyngTarget) -> None:
     """End any Wyng key agent for this archive before a qrexec-triggered job.
 
     While an agent lives Wyng accepts any passphrase, and `--authmin=0` (which
-    every wyngq call passes) still uses an agent someone else left (facts/wyng.md).
+    every wyngq call passes) still uses an agent someone else left (docs/facts.md).
     `--authmin=-1` makes Wyng use the agent and kill it: here for a throw-away
     listing with no passphrase at all, whose outcome is ignored. The job's own
-    calls then authenticate with the profile's passphrase or fail (DESIGN §4)."""
+    calls then authenticate with the profile's passphrase or fail (docs/security-model.md)."""
     done = process.run(commands.end_key_agent_command(target))
     log.debug("key agent check for %s: wyng exited %d", target.dest, done.returncode)
     if done.returncode not in (0, 3):  # 0: no passphrase needed or an agent answered (and ended); 3: none
         # Anything else (another Wyng holding the lock, an unreachable archive) may have left an
-        # agent alive, which would accept any passphrase: never go on then (DESIGN §4).
+        # agent alive, which would accept any passphrase: never go on then (docs/security-model.md).
         raise runner.error_for(done.returncode, done.stderr, done.stdout)
 
 

@@ -3,7 +3,7 @@ one Wyng call (the send) instead of two.
 
 Reading the catalogue (`wyng --json list`) before a send costs a Wyng start,
 ~0.5 s, and on an encrypted archive another key derivation, ~2.4 s
-(facts/wyng.md). A backup needs from it only what this record keeps, and only
+(docs/facts.md). A backup needs from it only what this record keeps, and only
 where a stale record is harmless:
 
 - the archive's volume names, for one thing only: whether a volume now named

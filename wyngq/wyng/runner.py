@@ -1,6 +1,6 @@
 """Run Wyng and turn its exit status into wyngq's errors, through one table.
 
-This module owns the Wyng subprocess contract (facts/wyng.md): the passphrase
+This module owns the Wyng subprocess contract (docs/facts.md): the passphrase
 travels on stdin only, a stale `<local-from>.error` is removed before each run
 and read after exit 2, and every exit status maps to exactly one outcome;
 unknown statuses are failures.

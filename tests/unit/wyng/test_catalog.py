@@ -140,7 +140,7 @@ def test_only_one_session_gets_the_tags_it_was_sent_with() -> None:
     archive = _fixture("list_15_after_six_tags.json")
     last = archive.sessions()[-1]
     tags = archive.session_tags(last)
-    assert len(tags) == 5  # Wyng silently drops a sixth --tag (facts/wyng.md)
+    assert len(tags) == 5  # Wyng silently drops a sixth --tag (docs/facts.md)
 
 
 def test_leading_blank_and_crlf_free_header_is_found() -> None:
