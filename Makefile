@@ -18,6 +18,8 @@ POLICY_DIR ?= $(SYSCONFDIR)/qubes/policy.d
 PROFILE_DIR ?= $(SYSCONFDIR)/wyng-util-qubes/profiles
 SALT_DIR ?= /srv/salt
 UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+MAN_DIR ?= $(PREFIX)/share/man
+BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
 # The Python that runs the checks (`make test`, what .ci/run runs).
 TEST_PYTHON ?= python3
 
@@ -25,16 +27,30 @@ TEST_PYTHON ?= python3
 PACKAGE_FILES := $(shell find wyngq -type f \( -name '*.py' -o -name '*.toml' -o -name 'py.typed' \) \
 	-not -path '*/__pycache__/*' | LC_ALL=C sort)
 
-.PHONY: all install install-dom0 install-vm install-package test
+VERSION := $(shell cat version)
+# Made from the argparse parsers that --help prints (tools/cli_docs.py).
+MAN_PAGE := build/wyng-util-qubes.1
+COMPLETION := build/wyng-util-qubes.bash
 
-all:
-	@echo "Nothing to build (pure Python). Targets: install, install-dom0, install-vm, test"
+.PHONY: all man completion install install-dom0 install-vm install-package test rpm clean
+
+all: man completion
+
+man: $(MAN_PAGE)
+completion: $(COMPLETION)
+
+$(MAN_PAGE) $(COMPLETION): tools/cli_docs.py $(PACKAGE_FILES) version
+	$(PYTHON) -P tools/cli_docs.py man $(MAN_PAGE)
+	$(PYTHON) -P tools/cli_docs.py completion $(COMPLETION)
+
+clean:
+	rm -rf build
 
 install: install-dom0
 
 # The Python package and the command: what dom0 and a management qube both get.
 # The command runs `python3 -P`, so a directory it is started from is never on sys.path.
-install-package:
+install-package: man completion
 	@test -n "$(PYTHON_SITELIB)" || { echo "cannot find the site-packages of $(PYTHON)" >&2; exit 1; }
 	@for file in $(PACKAGE_FILES); do \
 		install -D -m 0644 "$$file" "$(DESTDIR)$(PYTHON_SITELIB)/$$file" || exit 1; \
@@ -43,6 +59,8 @@ install-package:
 	printf '#!/bin/sh\n# Runs the installed wyngq package (-P: nothing from the working directory).\nexec %s -P -m wyngq "$$@"\n' \
 		'$(PYTHON)' > $(DESTDIR)$(BINDIR)/wyng-util-qubes
 	chmod 0755 $(DESTDIR)$(BINDIR)/wyng-util-qubes
+	install -D -m 0644 $(MAN_PAGE) $(DESTDIR)$(MAN_DIR)/man1/wyng-util-qubes.1
+	install -D -m 0644 $(COMPLETION) $(DESTDIR)$(BASH_COMPLETION_DIR)/wyng-util-qubes
 
 # dom0: the command, the qrexec service and its policy, an example profile, Salt,
 # and the scheduled-backup units (installed, never enabled).
@@ -62,6 +80,21 @@ install-dom0: install-package
 
 # A management qube: the same command, which forwards requests to dom0 over qrexec.
 install-vm: install-package
+
+# Both RPMs from the committed tree (HEAD), as qubes-builder would make them, in
+# build/rpmbuild/RPMS/noarch/. Needs git and rpmbuild (Fedora: rpm-build).
+RPM_TOP := $(CURDIR)/build/rpmbuild
+rpm:
+	rm -rf $(RPM_TOP) && mkdir -p $(RPM_TOP)/SOURCES $(RPM_TOP)/SPECS
+	git archive --format=tar.gz --prefix=wyng-util-qubes-$(VERSION)/ \
+		-o $(RPM_TOP)/SOURCES/wyng-util-qubes-$(VERSION).tar.gz HEAD
+	printf '* %s wyng-util-qubes local build <root@localhost> - %s-1\n- Built from %s with make rpm\n' \
+		"$$(LC_ALL=C date -u '+%a %b %d %Y')" '$(VERSION)' "$$(git rev-parse --short HEAD)" > $(RPM_TOP)/changelog
+	for spec in wyng-util-qubes wyng-util-qubes-vm; do \
+		sed -e 's/@VERSION@/$(VERSION)/' -e '/@CHANGELOG@/{r $(RPM_TOP)/changelog' -e 'd}' \
+			rpm_spec/$$spec.spec.in > $(RPM_TOP)/SPECS/$$spec.spec || exit 1; \
+		rpmbuild -ba $(RPMBUILD_FLAGS) --define "_topdir $(RPM_TOP)" $(RPM_TOP)/SPECS/$$spec.spec || exit 1; \
+	done
 
 # The README's test command: lint, strict types, then every test tier that can run here.
 test:

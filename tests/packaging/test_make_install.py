@@ -22,6 +22,12 @@ SITELIB = sysconfig.get_path("purelib", "posix_prefix", {"base": "/usr", "platba
 DOM0_ONLY = ("qubes-rpc/qubes.WyngBackup", "policy/90-default-wyng-util-qubes.policy",
              "policy/30-user-wyng-util-qubes.policy")
 
+# What both sides get besides the package and the command.
+SHARED = {
+    "/usr/share/man/man1/wyng-util-qubes.1": 0o644,
+    "/usr/share/bash-completion/completions/wyng-util-qubes": 0o644,
+}
+
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
@@ -65,6 +71,7 @@ def test_install_vm_installs_the_package_and_the_command_only(tmp_path: Path) ->
     installed = tree(tmp_path)
     expected = {f"{SITELIB}/{source}": 0o644 for source in package_sources()}
     expected["/usr/bin/wyng-util-qubes"] = 0o755
+    expected |= SHARED
     assert installed == expected
 
 
@@ -94,6 +101,7 @@ def test_install_dom0_adds_the_service_policy_profile_and_salt(tmp_path: Path) -
     installed = tree(tmp_path)
     assert {k: v for k, v in installed.items() if not k.startswith(f"{SITELIB}/")} == {
         "/usr/bin/wyng-util-qubes": 0o755,
+        **SHARED,
         "/etc/qubes-rpc/qubes.WyngBackup": 0o755,
         "/etc/qubes/policy.d/90-default-wyng-util-qubes.policy": 0o664,
         "/etc/qubes/policy.d/30-user-wyng-util-qubes.policy": 0o664,

@@ -131,6 +131,38 @@ def package_sources() -> set[str]:
     }
 
 
+def documents() -> set[str]:
+    """What %doc ships: the README and every document under docs/."""
+    return {"README.md", *(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))}
+
+
+def split_shared(files: dict[str, FileEntry]) -> tuple[dict[str, FileEntry], dict[str, FileEntry]]:
+    """(the documentation, man page, completion and license both packages carry; the rest).
+
+    Where they land depends on the rpm macros (Fedora: /usr/share/doc/NAME, compressed
+    man pages; older rpm: /usr/share/doc/NAME-VERSION), so they are found by name."""
+    shared = {p: e for p, e in files.items()
+              if p.startswith(("/usr/share/doc/", "/usr/share/licenses/", "/usr/share/man/man1/wyng-util-qubes.1"))
+              or p == "/usr/share/bash-completion/completions/wyng-util-qubes"}
+    return shared, {p: e for p, e in files.items() if p not in shared}
+
+
+def check_shared(files: dict[str, FileEntry], name: str) -> None:
+    shared, _ = split_shared(files)
+    docs = {p: e for p, e in shared.items() if p.startswith("/usr/share/doc/") and e.mode & 0o100000}
+    doc_dir = next(p.removesuffix("/README.md") for p in docs if p.endswith("/README.md"))
+    assert doc_dir in (f"/usr/share/doc/{name}", f"/usr/share/doc/{name}-{VERSION}")
+    assert {p.removeprefix(doc_dir + "/") for p in docs} == documents()
+    assert all(e == FileEntry(0o100644, "root", "root", "d") for e in docs.values())
+    licenses = {p: e for p, e in shared.items() if p.startswith("/usr/share/licenses/")}
+    assert {p.rsplit("/", 1)[-1]: e for p, e in licenses.items() if e.mode & 0o100000} == {
+        "LICENSE": FileEntry(0o100644, "root", "root", "l")}
+    man = [p for p in shared if p.startswith("/usr/share/man/man1/")]
+    assert man in (["/usr/share/man/man1/wyng-util-qubes.1"], ["/usr/share/man/man1/wyng-util-qubes.1.gz"])
+    assert shared[man[0]] == FileEntry(0o100644, "root", "root", "d")  # rpm marks man pages as documentation
+    assert shared["/usr/share/bash-completion/completions/wyng-util-qubes"].mode == 0o100644
+
+
 def sitelib_of(files: dict[str, FileEntry]) -> str:
     init = next(name for name in files if name.endswith("/wyngq/__init__.py"))
     return init.removesuffix("/wyngq/__init__.py")
@@ -168,9 +200,11 @@ def test_dom0_rpm_files_modes_and_config_flags(rpms: dict[str, BuiltRpm]) -> Non
     entry("/usr/lib/systemd/system/wyng-util-qubes-backup@.timer", 0o100644)
     for source in package_sources():
         entry(f"{sitelib}/{source}", 0o100644)
+    check_shared(files, "wyng-util-qubes")
     # Only what the spec means to ship: the package (with its bytecode, where
-    # rpm compiles it), the command, the service, policy, profile and Salt.
-    shipped = {p for p in files if not p.startswith(f"{sitelib}/wyngq")}
+    # rpm compiles it), the command, the service, policy, profile and Salt,
+    # besides the documentation, man page, completion and license.
+    shipped = {p for p in split_shared(files)[1] if not p.startswith(f"{sitelib}/wyngq")}
     assert shipped == {
         "/usr/bin/wyng-util-qubes",
         "/etc/qubes-rpc/qubes.WyngBackup",
@@ -198,6 +232,21 @@ def test_dom0_rpm_config_list_and_salt_sync(rpms: dict[str, BuiltRpm]) -> None:
     scripts = rpm.scripts()
     assert "qubesctl saltutil.sync_all refresh=true" in scripts
     assert "[ -x /usr/bin/qubesctl ]" in scripts  # no Salt, no failure
+
+
+def test_dom0_rpm_systemd_scriptlets_for_the_timer_template(rpms: dict[str, BuiltRpm]) -> None:
+    rpm = rpms["wyng-util-qubes"]
+    post, preun, postun = (rpm.query(f"%{{{tag}}}") for tag in ("POSTIN", "PREUN", "POSTUN"))
+    units = "wyng-util-qubes-backup@.timer wyng-util-qubes-backup@.service"
+    # Installed: presets apply (a template enables nothing by itself), only on first install.
+    assert units in post and "preset" in post.replace("install-system-units", "preset")
+    # Removed: the template disabled, its running instances stopped, only when nothing is left.
+    assert units in preun and "disable" in preun.replace("remove-system-units", "disable")
+    assert "stop 'wyng-util-qubes-backup@*.timer' 'wyng-util-qubes-backup@*.service'" in preun
+    assert "[ $1 -eq 0 ]" in preun
+    # Upgraded: systemd reloads the units; nothing restarts (that would start a backup).
+    assert units in postun or "daemon-reload" in postun
+    assert "restart" not in "".join(line for line in postun.splitlines() if not line.lstrip().startswith("#"))
 
 
 def test_dom0_rpm_payload_holds_the_launcher_and_the_package(rpms: dict[str, BuiltRpm], tmp_path: Path) -> None:
@@ -228,7 +277,8 @@ def test_vm_rpm_has_the_command_only(rpms: dict[str, BuiltRpm]) -> None:
     files = rpm.files()
     sitelib = sitelib_of(files)
     assert files["/usr/bin/wyng-util-qubes"].mode == 0o100755
-    assert {p for p in files if not p.startswith(f"{sitelib}/wyngq")} == {"/usr/bin/wyng-util-qubes"}
+    check_shared(files, "wyng-util-qubes-vm")
+    assert {p for p in split_shared(files)[1] if not p.startswith(f"{sitelib}/wyngq")} == {"/usr/bin/wyng-util-qubes"}
     assert rpm.config_files() == []
     assert rpm.scripts() == ""
 
