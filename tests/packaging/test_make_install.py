@@ -132,7 +132,8 @@ def test_qubesbuilder_lists_the_dom0_and_vm_specs() -> None:
     config = yaml.safe_load((ROOT / ".qubesbuilder").read_text())
     assert config == {
         "host": {"rpm": {"build": ["rpm_spec/wyng-util-qubes.spec"]}},
-        "vm": {"rpm": {"build": ["rpm_spec/wyng-util-qubes-vm.spec"]}},
+        "vm": {"rpm": {"build": ["rpm_spec/wyng-util-qubes-vm.spec"]}, "deb": {"build": ["debian"]}},
     }
     for spec in ("wyng-util-qubes", "wyng-util-qubes-vm"):
         assert (ROOT / "rpm_spec" / f"{spec}.spec.in").is_file()
+    assert (ROOT / "debian" / "rules").is_file()
