@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Citations of things that are not in the repository: design notes, fact files,
 # a sibling folder, issue numbers.
 OUTSIDE = re.compile(r"DESIGN\s*§|\bfacts/\w+\.md|\.\./shared|\bshared/(facts|lab|fixtures)|\b[Ii]ssues? #?\d+\b")
-SOURCE_SUFFIXES = (".py", ".in", ".toml", ".policy", ".sh", ".bash", ".service", ".timer")
+SOURCE_SUFFIXES = (".py", ".in", ".toml", ".policy", ".sh", ".bash", ".service", ".timer", ".md")
 SOURCE_DIRS = ("qubes-rpc/", ".ci/", "debian/", "completion/")
 CITED_DOC = re.compile(r"\bdocs/([\w.-]+\.md)")
 # Tests that together touch every layer: parsers on the recorded fixtures, the
@@ -42,9 +42,9 @@ def tracked_files() -> list[str]:
 
 
 def source_texts() -> dict[str, str]:
-    """Code, tests and packaging files (not the recorded fixtures, which are data)."""
+    """Code, tests, packaging files and documents (not the recorded fixtures, which are data)."""
     def is_source(name: str) -> bool:
-        if name.startswith("tests/fixtures/"):
+        if name.startswith("tests/fixtures/") and name != "tests/fixtures/README.md":
             return False
         return name.endswith(SOURCE_SUFFIXES) or name == "Makefile" or name.startswith(SOURCE_DIRS)
 
