@@ -6,7 +6,10 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+import warnings
 from pathlib import Path
+
+import pytest
 
 import wyngq
 from tests.packaging.test_rpm import package_sources
@@ -70,3 +73,13 @@ def test_package_files_are_the_ones_the_packages_install() -> None:
     # What stays out of site-packages is installed elsewhere by the dom0 package.
     assert data - by_pyproject == {"wyngq/data/systemd/wyng-util-qubes-backup@.service",
                                    "wyngq/data/systemd/wyng-util-qubes-backup@.timer"}
+
+
+def test_setuptools_reads_the_configuration() -> None:
+    """setuptools validates pyproject.toml against its schema and resolves the version."""
+    pyprojecttoml = pytest.importorskip("setuptools.config.pyprojecttoml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # [tool.setuptools] is "beta" in older setuptools
+        config = pyprojecttoml.read_configuration(str(ROOT / "pyproject.toml"))
+    assert config["project"]["version"] == wyngq.__version__
+    assert config["project"]["scripts"] == {"wyng-util-qubes": "wyngq.cli:main"}
