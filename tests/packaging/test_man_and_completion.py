@@ -51,6 +51,13 @@ def test_the_man_page_renders_and_names_every_action_and_option(tmp_path: Path) 
         assert verbs and flags
         for word in verbs | flags:
             assert word in text, word
+    # Each action's own options are listed under that action's heading.
+    actions = text[text.index("\nACTIONS\n"):text.index("\nMANAGEMENT QUBE\n")]
+    chunks = dict(re.findall(r"^   (\w+)[^\n]*\n(.*?)(?=^   \w|\Z)", actions, re.MULTILINE | re.DOTALL))
+    for verb in cli_docs.verbs(cli.build_parser()):
+        assert verb.name in chunks, verb.name
+        for option in verb.options:
+            assert all(flag in chunks[verb.name] for flag in option.flags), (verb.name, option.flags)
 
 
 def test_every_exit_code_has_its_meaning_in_the_man_page() -> None:
