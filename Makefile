@@ -28,7 +28,7 @@ PACKAGE_FILES := $(shell find wyngq -type f \( -name '*.py' -o -name '*.toml' -o
 	-not -path '*/__pycache__/*' | LC_ALL=C sort)
 
 VERSION := $(shell cat version)
-# Made from the argparse parsers that --help prints (tools/cli_docs.py).
+# Made from the argparse parsers that --help prints (wyngq/cli/manual.py).
 MAN_PAGE := build/wyng-util-qubes.1
 COMPLETION := build/wyng-util-qubes.bash
 
@@ -39,9 +39,9 @@ all: man completion
 man: $(MAN_PAGE)
 completion: $(COMPLETION)
 
-$(MAN_PAGE) $(COMPLETION): tools/cli_docs.py $(PACKAGE_FILES) version
-	$(PYTHON) -P tools/cli_docs.py man $(MAN_PAGE)
-	$(PYTHON) -P tools/cli_docs.py completion $(COMPLETION)
+$(MAN_PAGE) $(COMPLETION): $(PACKAGE_FILES) version
+	PYTHONPATH=. $(PYTHON) -m wyngq.cli.manual man $(MAN_PAGE)
+	PYTHONPATH=. $(PYTHON) -m wyngq.cli.manual completion $(COMPLETION)
 
 clean:
 	rm -rf build

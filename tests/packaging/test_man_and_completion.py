@@ -1,5 +1,5 @@
 """The man page and the bash completion, both made from the parsers `--help` prints
-(tools/cli_docs.py): the page renders with man(1) and names every action and option;
+(wyngq/cli/manual.py): the page renders with man(1) and names every action and option;
 the completion loads in bash and completes verbs, options, values, profiles and qubes."""
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 
 from wyngq import cli, client
+from wyngq.cli import manual as cli_docs
 from wyngq.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-import cli_docs  # noqa: E402
 
 
 def generate(what: str, out: Path) -> Path:
-    done = subprocess.run([sys.executable, str(ROOT / "tools/cli_docs.py"), what, str(out)],
-                          capture_output=True, text=True, check=False, env={**os.environ, "SOURCE_DATE_EPOCH": "0"})
+    done = subprocess.run([sys.executable, "-m", "wyngq.cli.manual", what, str(out)],
+                          capture_output=True, text=True, check=False, cwd=ROOT,
+                          env={**os.environ, "SOURCE_DATE_EPOCH": "0"})
     assert done.returncode == 0, done.stderr
     return out
 
