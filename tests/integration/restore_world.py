@@ -17,6 +17,7 @@ from tests.fakes.qubes import FakeQubes
 from tests.integration.helpers import Recorder
 from wyngq.backup import BackupRequest, run_backup
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings
+from wyngq.restore import trust
 from wyngq.restore.model import RestoreRequest
 from wyngq.restore.run import RestoreResult, run_restore
 from wyngq.wyng.commands import InitOptions, WyngTarget
@@ -50,8 +51,21 @@ class RestoreWorld:
         return result.session
 
     def restore(self, *names: str, env: dict[str, str] | None = None, **options: object) -> RestoreResult:
+        """Restore through the engine. The archive is unencrypted, so its settings are
+        trusted explicitly unless a test says otherwise (trust_archive_settings=False)."""
+        options.setdefault("trust_archive_settings", True)
         request = RestoreRequest(qubes=names, **options)  # type: ignore[arg-type]
         return run_restore(self.qubes, self.wyng(**(env or {})), request, Recorder(), self.workdir)
+
+    def without_power(self, *names: str) -> None:
+        """Take from these qubes every setting that gives power (restore.trust), so
+        they come back from this unencrypted archive without --trust-archive-settings."""
+        for name in names:
+            qube = self.qubes.domains[name]
+            qube.tags = {t for t in qube.tags if t.startswith(MANAGED)}
+            qube.devices = []
+            qube.features = {k: v for k, v in qube.features.items() if trust.feature_power(k) is None}
+            qube.properties = {k: v for k, v in qube.properties.items() if k not in trust.PROPERTIES}
 
     def remove(self, name: str) -> None:
         """`qvm-remove`: the qube and its volume files go."""

@@ -79,15 +79,19 @@ def test_an_archive_swapped_mid_restore_for_an_unencrypted_one_stops_it(
     assert not any(call["argv"][-1] == "receive" for call in fake_wyng.calls())  # no data receive
 
 
-def test_the_same_swap_goes_unnoticed_when_authentication_is_not_required(swapped: tuple[World, Wyng]) -> None:
-    """The control: the swap itself works, so the test above can fail."""
+def test_the_same_swap_stops_a_dom0_restore_too(swapped: tuple[World, Wyng]) -> None:
+    """A dom0 restore needs no authenticated archive, but one that began with an
+    authenticated catalogue plans with its settings trusted (restore.trust), so
+    it holds every later call to that too."""
     world, wyng = swapped
     world.qubes.domains["work"].notes = "changed after the backup"
 
-    done = restore_work(world, wyng, require_authenticated=False)
+    with pytest.raises(UnauthenticatedArchiveError, match="in the middle of a job"):
+        restore_work(world, wyng, require_authenticated=False)
 
-    assert done.exit_code == 0
-    assert world.qubes.domains["work"].notes == "work notes ✓"
+    assert world.qubes.domains["work"].notes == "changed after the backup"
+    archive = world.dest.removeprefix("file:")
+    assert Path(archive + ".encrypted").is_dir()  # the control: the swap happened
 
 
 def test_an_unencrypted_archive_is_refused_before_any_settings_are_read(

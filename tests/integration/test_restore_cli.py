@@ -50,7 +50,7 @@ def test_dry_run_prints_the_diff_exit_0(world: RestoreWorld, capsys: pytest.Capt
 
 def test_restore_deleted_qube_exit_0(world: RestoreWorld, capsys: pytest.CaptureFixture[str]) -> None:
     world.remove("work")
-    status, result = cli(world, capsys, "work")
+    status, result = cli(world, capsys, "work", "--trust-archive-settings")  # the archive is unencrypted
     assert status == 0 and result["ok"] is True
     assert result["qubes"][0]["action"] == "create" and result["qubes"][0]["ok"] is True  # type: ignore[index]
     assert "work" in world.qubes.domains

@@ -88,6 +88,7 @@ def test_backup_from_the_management_qube(rpc: RpcWorld, capsys: pytest.CaptureFi
 
 
 def test_list_status_and_restore_from_the_management_qube(rpc: RpcWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    rpc.dom0.without_power("work")  # the archive is unencrypted (the profile allows it)
     qube = Qube(rpc)
     assert qube.run("backup", "fedora", "sys-net", "sys-fw", "dvm", "work") == 0
     session = output(capsys)[-1]["session"]

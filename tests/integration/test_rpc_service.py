@@ -98,6 +98,7 @@ def test_list_verify_prune_status_after_a_backup(rpc: RpcWorld) -> None:
 
 
 def test_restore_of_a_removed_qube(rpc: RpcWorld) -> None:
+    rpc.dom0.without_power("work")  # the archive is unencrypted (the profile allows it)
     before = rpc.dom0.state(("work",))
     rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
     rpc.dom0.remove("work")
@@ -111,6 +112,7 @@ def test_restore_of_a_removed_qube(rpc: RpcWorld) -> None:
 
 
 def test_restore_conflict_policies_and_rename(rpc: RpcWorld) -> None:
+    rpc.dom0.without_power("work")  # the archive is unencrypted (the profile allows it)
     rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
 
     refused = rpc.call("restore", {**LAPTOP, "qubes": ["work"]})

@@ -13,7 +13,7 @@ from wyngq import names
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import UsageError
 from wyngq.output import Human
-from wyngq.restore.model import ConflictPolicy, RestorePlan, RestoreRequest
+from wyngq.restore.model import ConflictPolicy, Problem, RestorePlan, RestoreRequest
 from wyngq.restore.run import RestoreResult, archive_qube_of, run_restore
 
 NEEDS_ARCHIVE = True
@@ -43,6 +43,10 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                         help="also replace volumes that keep no revisions (their current data is then lost)")
     parser.add_argument("--pref", action="append", default=[], metavar="NAME::x",
                         help="leave property NAME as it is (neither restored nor reset)")
+    parser.add_argument("--trust-archive-settings", action="store_true",
+                        help="restore settings that give power (devices, GUI/audio qube, kernel options, tags, "
+                        "policy-relevant features, ...) even from an archive Wyng does not authenticate "
+                        "(unencrypted); see docs/security.md")
     parser.add_argument("--dry-run", action="store_true", help="show the plan and what would change; change nothing")
     return parser
 
@@ -83,6 +87,7 @@ def restore_request(args: argparse.Namespace) -> RestoreRequest:
         skip_properties=frozenset(skip),
         keep_previous=not args.no_keep_previous,
         use_snapshot=not args.no_snapshot_restore,
+        trust_archive_settings=args.trust_archive_settings,
     )
 
 
@@ -94,8 +99,7 @@ def result_data(result: RestoreResult) -> dict[str, object]:
     for plan in result.plan.qubes:
         entry: dict[str, object] = {
             "name": plan.source, "target": plan.target, "class": plan.klass.value, "action": plan.action.value,
-            "problems": [{"code": p.code, "message": p.message, "resolution": p.resolution, "blocking": p.blocking}
-                         for p in plan.problems],
+            "problems": [problem_data(p) for p in plan.problems],
             "volumes": [{"volume": v.kind, "archive": v.archive_name, "size": v.size, "pool": v.pool,
                          "replaces": v.replaces} for v in plan.volumes],
         }
@@ -117,6 +121,14 @@ def result_data(result: RestoreResult) -> dict[str, object]:
              "changes": [{"op": o.verb, "key": o.key, "old": o.old, "new": o.value} for o in s.ops]}
             for s in result.plan.steps
         ]
+    return data
+
+
+def problem_data(problem: Problem) -> dict[str, object]:
+    data: dict[str, object] = {"code": problem.code, "message": problem.message, "resolution": problem.resolution,
+                               "blocking": problem.blocking}
+    if problem.setting is not None:
+        data.update(setting=problem.setting, old=problem.old, new=problem.new)
     return data
 
 

@@ -68,6 +68,9 @@ class RestoreRequest:
     keep_previous: bool = True  # False: also replace volumes that keep no revisions
     # only from an archive Wyng authenticates (encrypted), for the whole restore (qrexec; docs/security-model.md)
     require_authenticated: bool = False
+    # settings that give power, from an archive Wyng does not authenticate: restored
+    # rather than refused (dom0 CLI only; restore.trust)
+    trust_archive_settings: bool = False
     use_snapshot: bool = True  # start from Wyng's local snapshot where it pairs (restore.data.lend_snapshot)
 
 
@@ -98,6 +101,7 @@ class SessionData:
     source: str = "manifest"  # or "qubes.xml"
     archive_uuid: str = ""
     vids: Mapping[str, str] = field(default_factory=dict)  # archive volume name -> Wyng's volume id
+    authenticated: bool = False  # Wyng authenticates the archive (and the job pins it so: restore.run)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,10 @@ class Problem:
     message: str
     resolution: str
     blocking: bool = False
+    # the setting a problem is about, and its value now and in the backup (restore.trust)
+    setting: str | None = None
+    old: str | None = None
+    new: str | None = None
 
 
 @dataclass(frozen=True)

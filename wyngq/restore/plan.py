@@ -15,6 +15,10 @@ problems and how each is resolved, its volume pairs, and the ordered steps
    switched off (after nobody points at them any more);
 5. features, tags, firewall, notes, devices; the guard tag removed last.
 
+Settings that give power are reviewed against the archive's trust
+(restore.trust): from an archive Wyng does not authenticate they are blocking
+problems unless the user trusts its settings explicitly.
+
 Any blocking problem refuses the whole restore before anything changes.
 """
 
@@ -29,6 +33,7 @@ from dataclasses import replace
 from wyngq import volnames
 from wyngq.model import PoolDriver, QubeClass, QubeSettings
 from wyngq.restore import ops as opsmod
+from wyngq.restore import trust
 from wyngq.restore.model import (
     Action,
     LiveSystem,
@@ -96,12 +101,15 @@ def _plan_qube(
         problems.append(Problem(
             "archive_qube", f"the archive is reached through qube {live.archive_qube!r}, which this restore would stop",
             "refused: restore it from another copy of the archive, or leave it out", blocking=True))
+    ops = opsmod.operations(desired, current, created)
+    problems += trust.review(ops, world.restored, authenticated=data.authenticated,
+                             trusted=request.trust_archive_settings)
     plan = QubePlan(
         source=decision.source, target=decision.target, klass=settings.klass, action=decision.action,
         problems=tuple(problems), volumes=volumes, label=desired.label, template=desired.template,
         pool=pool, pools=pools, shutdown=shutdown, depends_on=_depends_on(desired),
     )
-    return plan, opsmod.operations(desired, current, created)
+    return plan, ops
 
 
 def _depends_on(desired: opsmod.Desired) -> tuple[str, ...]:

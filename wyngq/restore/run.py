@@ -15,6 +15,7 @@ from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
 from wyngq.model import QubeSettings
 from wyngq.qubes.port import QubesPort
+from wyngq.restore import trust
 from wyngq.restore.apply import QubeOutcome, apply_plan
 from wyngq.restore.model import LiveSystem, RestorePlan, RestoreRequest, SessionData
 from wyngq.restore.plan import plan_restore
@@ -60,8 +61,10 @@ class RestoreResult:
     @property
     def code(self) -> str | None:
         """The result's code when it is not plain success or failure."""
-        if self.refused:
-            return "conflict"  # nothing was changed: the plan has blocking problems
+        if self.refused:  # nothing was changed: the plan has blocking problems
+            if any(p.code == trust.UNTRUSTED for _, p in self.plan.blocking):
+                return trust.REFUSED_CODE
+            return "conflict"
         if self.interrupted is not None:
             return "interrupted"
         return None
@@ -86,6 +89,7 @@ def run_restore(
     archive = wyng.catalog()
     if request.require_authenticated:
         require_authenticated(archive)
+    if archive.authenticated is True:  # the plan trusts its settings: so must every later call (restore.trust)
         wyng.pin_encrypted()
     index = listing.qube_volumes(archive)
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
@@ -136,7 +140,7 @@ def session_data(
     }
     vids = {name: archive.volumes[name].vid for name in sizes}
     return SessionData(session=session, volumes=volumes, sizes=sizes, settings=settings, source=source,
-                       archive_uuid=archive.uuid, vids=vids)
+                       archive_uuid=archive.uuid, vids=vids, authenticated=archive.authenticated is True)
 
 
 def live_system(qubes: QubesPort, chosen: tuple[str, ...], request: RestoreRequest, archive_qube: str | None

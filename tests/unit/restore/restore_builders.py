@@ -63,8 +63,9 @@ def chain() -> list[QubeSettings]:
     ]
 
 
-def session(qubes: Iterable[QubeSettings], *, without: Iterable[tuple[str, str]] = (), source: str = "manifest"
-            ) -> SessionData:
+def session(qubes: Iterable[QubeSettings], *, without: Iterable[tuple[str, str]] = (), source: str = "manifest",
+            authenticated: bool = True) -> SessionData:
+    """A session of an archive Wyng authenticates, unless said otherwise."""
     settings = {q.name: q for q in qubes}
     missing = set(without)
     volumes = {}
@@ -77,7 +78,7 @@ def session(qubes: Iterable[QubeSettings], *, without: Iterable[tuple[str, str]]
         if kinds:
             volumes[q.name] = kinds
     sizes = {name: 4096 for kinds in volumes.values() for name in kinds.values()}
-    return SessionData(SESSION, volumes, sizes, settings, source)
+    return SessionData(SESSION, volumes, sizes, settings, source, authenticated=authenticated)
 
 
 def live_from(settings: Iterable[QubeSettings], *, running: Iterable[str] = (), keep: int = 1,

@@ -169,7 +169,7 @@ def test_rename_policy_restores_beside_and_keeps_references_to_the_originals() -
     assert targets == {"sys-fw": (Action.RENAME, "sys-fw-restored"), "work": (Action.RENAME, "work-restored")}
     # work's netvm stays the original sys-fw, never the renamed copy (qvm-backup-restore's bug)
     assert ops(result, StepKind.REFERENCES, "work-restored")["netvm"] == ("set", None, "sys-fw")
-    assert problems(result, "work") == {"exists": False}
+    assert problems(result, "work") == {"exists": False, "reaches_beyond": False}
     assert not result.blocking
 
 
@@ -203,7 +203,8 @@ def test_missing_template_is_refused() -> None:
 def test_missing_netvm_becomes_none_not_another_netvm() -> None:
     live = live_from(chain()[:2])
     result = plan(session(chain()), live, qubes=("work",))
-    assert problems(result, "work") == {"missing_netvm": False, "missing_device_backend": False}
+    assert problems(result, "work") == {"missing_netvm": False, "missing_device_backend": False,
+                                        "reaches_beyond": False}
     assert ops(result, StepKind.REFERENCES, "work")["netvm"] == ("set", None, "")
     assert "sys-net" not in result.qube("work").depends_on
 
@@ -218,7 +219,7 @@ def test_netvm_that_no_longer_provides_network() -> None:
 def test_default_dispvm_that_is_no_disposable_template_is_left_at_default() -> None:
     here = [chain()[0], qube("dvm"), *chain()[2:4]]
     result = plan(session(chain()), live_from(here), qubes=("work",))
-    assert problems(result, "work") == {"missing_default_dispvm": False}
+    assert problems(result, "work") == {"missing_default_dispvm": False, "reaches_beyond": False}
     assert "default_dispvm" not in ops(result, StepKind.REFERENCES, "work")
 
 
@@ -240,7 +241,7 @@ def test_missing_kernel_label_audiovm_and_device_backend() -> None:
                         DeviceAssignment("usb", "sys-usb", "2-1", None, "auto-attach")))
     result = plan(session([chain()[0], odd]), live_from([chain()[0]]), qubes=("odd",))
     assert problems(result, "odd") == {"missing_label": False, "missing_kernel": False, "missing_audiovm": False,
-                                       "missing_device_backend": False}
+                                       "missing_device_backend": False, "reaches_beyond": False}
     assert result.qube("odd").label == "red"
     assert ops(result, StepKind.REFERENCES, "odd") == {"guivm": ("set", None, "dom0")}
     assert [o.key for o in step(result, StepKind.DEVICES, "odd").ops] == ["pci:dom0:00_1f.3"]
