@@ -43,6 +43,8 @@ class Manifest:
     wyngq_version: str
     qubes_version: str
     qubes: Mapping[str, QubeSettings]
+    # qubes of a class wyngq does not restore (e.g. RemoteVM): name -> class (see class_word)
+    unsupported: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -167,18 +169,31 @@ def parse_manifest(data: bytes) -> Manifest:
             raise ValueError(f"unsupported manifest version {doc.get('version')!r}")
         qubes_raw = _dict(doc["qubes"], "qubes")
         qubes = {}
+        unsupported = {}
         for name, raw in qubes_raw.items():
             if not is_qube_name(name):
                 raise ValueError(f"bad qube name {name!r}")
+            klass = _dict(raw, name).get("class")
+            if isinstance(klass, str) and klass not in set(QubeClass):  # e.g. RemoteVM: kept apart
+                unsupported[name] = class_word(klass)
+                continue
             qubes[name] = _decode_qube(name, _dict(raw, name))
         return Manifest(
             created=_str(doc.get("created", ""), "created"),
             wyngq_version=_str(doc.get("wyngq", ""), "wyngq"),
             qubes_version=_str(doc.get("qubes_version", ""), "qubes_version"),
             qubes=qubes,
+            unsupported=unsupported,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"the settings manifest is malformed: {err}") from err
+
+
+def class_word(klass: object) -> str:
+    """A qube class a bundle names, as it may be shown: a plain word, else 'unknown'."""
+    if isinstance(klass, str) and 0 < len(klass) <= 40 and klass.isascii() and klass.isalnum():
+        return klass
+    return "unknown"
 
 
 def _decode_qube(name: str, raw: dict[str, Any]) -> QubeSettings:

@@ -78,6 +78,12 @@ class ConflictError(QubesError):
     code = "conflict"
 
 
+class UnsupportedQubeError(QubesError):
+    """A restore names a qube of a class wyngq does not restore (e.g. RemoteVM)."""
+
+    code = "unsupported_class"
+
+
 class AuthError(WyngqError):
     exit_code = ExitCode.AUTH
     code = "auth"

@@ -16,6 +16,7 @@ from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.listing import newest_session_holding, qube_volumes, read_session_bundle
 from wyngq.names import LATEST
+from wyngq.restore.settings import usable
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
@@ -68,7 +69,8 @@ def pick_session(archive: Archive, qubes: Sequence[str], requested: str | None) 
 
 # -- verify ---------------------------------------------------------------------------
 def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Reporter, workdir: str) -> VerifyResult:
-    """Check the data of the qubes' volumes in a session and that its settings bundle reads."""
+    """Check the data of the qubes' volumes in a session, and that its settings
+    read as a restore reads them (restore.settings.usable)."""
     archive = wyng.catalog()
     chosen = pick_session(archive, qubes, session)
     index = qube_volumes(archive)
@@ -85,18 +87,21 @@ def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Repo
             run = wyng.verify(chosen, volumes[q])
             error = None if run.returncode == 0 else _last_line(run.stderr) or f"Wyng verify exited {run.returncode}"
             checks.append(QubeCheck(q, run.returncode == 0, volumes[q], error))
-    return VerifyResult(chosen, tuple(checks), _check_settings(wyng, archive, chosen, workdir))
+    with_data = [q for q, by_session in index.items() if chosen in by_session]
+    return VerifyResult(chosen, tuple(checks), _check_settings(wyng, archive, chosen, with_data, workdir))
 
 
-def _check_settings(wyng: Wyng, archive: Archive, session: str, workdir: str) -> str:
+def _check_settings(wyng: Wyng, archive: Archive, session: str, with_data: Sequence[str], workdir: str) -> str:
+    """Read the session's settings as a restore would: the bundle, then its
+    manifest or qubes.xml, with the settings of every qube that has data there."""
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
     if meta is None or session not in meta.sessions:
         return "missing"
     try:
-        read_session_bundle(wyng, session, workdir)
+        found = read_session_bundle(wyng, session, workdir)
     except bundle.BundleError as err:
         return f"damaged: {err.message}"
-    return "ok"
+    return usable(found, with_data)
 
 
 def _last_line(text: str) -> str:

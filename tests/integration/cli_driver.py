@@ -2,7 +2,7 @@
 
     python -m tests.integration.cli_driver WORLD.json [CLI ARGS...]
 
-WORLD.json: {"pools": {"name": "/dir", ...}, "qubes": [{"name", "klass", "pool", "data": {kind: "hex"}}, ...]}.
+WORLD.json: {"pools": {"name": "/dir", ...}, "qubes": [{"name", "klass", "pool", "data": {kind: "hex"}, "tags"}, ...]}.
 After the run the fake's state (backup timestamps, tags) is written to WORLD.json's
 "after" key, so the test can look at what the CLI changed.
 """
@@ -21,7 +21,9 @@ def build(spec: dict[str, object]) -> FakeQubes:
     world = FakeQubes(dict(spec["pools"]))  # type: ignore[call-overload]
     for qube in spec["qubes"]:  # type: ignore[attr-defined]
         data = {kind: bytes.fromhex(text) for kind, text in qube.get("data", {}).items()}
-        extra = {key: qube[key] for key in ("template", "label") if key in qube}
+        extra: dict[str, object] = {key: qube[key] for key in ("template", "label") if key in qube}
+        if "tags" in qube:
+            extra["tags"] = set(qube["tags"])
         world.add(qube["name"], QubeClass(qube["klass"]), pool=qube.get("pool"), data=data or None, **extra)
     return world
 

@@ -4,6 +4,7 @@ fake `wyng`. Only `qvm-ls` is answered by the test, from the fake's state."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -156,3 +157,20 @@ def test_restored_refuses_a_blocked_plan_and_changes_nothing(minion: Minion) -> 
     assert ret["result"] is False and ret["changes"] == {}
     assert ret["comment"].startswith("the restore plan failed: [conflict, exit 6]"), ret["comment"]
     assert "blocking: vault: a qube named 'vault' already exists" in ret["comment"]
+
+
+def test_restored_never_restores_settings_that_give_power_from_an_unencrypted_archive(minion: Minion) -> None:
+    spec = json.loads(minion.world.read_text())
+    spec["qubes"].append({"name": "tagged", "klass": "AppVM", "template": "fedora", "tags": ["policy-admin"],
+                          "data": {"private": "ab" * 100}})
+    minion.world.write_text(json.dumps(spec))
+    assert minion.module.backup("laptop", qubes=["tagged"])["ok"]
+    minion.remove_qube("tagged")
+
+    for test in (True, False):
+        ret = minion.restore(test=test, qubes=["tagged"])
+        assert ret["result"] is False and ret["changes"] == {}, ret
+        assert ret["comment"].startswith("the restore plan failed: [untrusted_settings, exit 6]"), ret["comment"]
+        assert "tag 'policy-admin' added from an archive Wyng does not authenticate" in ret["comment"]
+    assert "tagged" not in json.loads(minion.world.read_text())["after"]
+    assert "trust_archive_settings" not in inspect.signature(minion.module.restore).parameters

@@ -374,7 +374,6 @@ BAD_MANIFESTS: dict[str, bytes] = {
     "qube named dom0": _mutated(lambda d: d["qubes"].update({"dom0": d["qubes"].pop("work")})),
     "qube not an object": _mutated(lambda d: d["qubes"].update(work="AppVM")),
     "no class": _mutated(lambda d: _work(d).pop("class")),
-    "unknown class": _mutated(lambda d: _work(d).update({"class": "RemoteVM"})),
     "class a list": _mutated(lambda d: _work(d).update({"class": ["AppVM"]})),
     "label a number": _mutated(lambda d: _work(d).update(label=1)),
     "template a list": _mutated(lambda d: _work(d).update(template=["fedora"])),
@@ -430,3 +429,9 @@ def test_optional_fields_may_be_absent() -> None:
 def test_any_bytes_as_manifest_parse_or_are_a_bundle_error(data: bytes) -> None:
     with contextlib.suppress(BundleError):
         parse_manifest(data)
+
+
+@pytest.mark.parametrize(("klass", "shown"), [("RemoteVM", "RemoteVM"), ("Evil\x1b[2J", "unknown"), ("", "unknown")])
+def test_a_qube_of_a_class_wyngq_does_not_restore_is_kept_apart(klass: str, shown: str) -> None:
+    manifest = parse_manifest(_mutated(lambda d: _work(d).update({"class": klass})))
+    assert "work" not in manifest.qubes and manifest.unsupported == {"work": shown}

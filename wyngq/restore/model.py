@@ -102,6 +102,7 @@ class SessionData:
     archive_uuid: str = ""
     vids: Mapping[str, str] = field(default_factory=dict)  # archive volume name -> Wyng's volume id
     authenticated: bool = False  # Wyng authenticates the archive (and the job pins it so: restore.run)
+    unsupported: Mapping[str, str] = field(default_factory=dict)  # qubes of a class wyngq does not restore
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from xml.parsers import expat
 
-from wyngq.bundle import BundleError
+from wyngq.bundle import BundleError, class_word
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings, VolumeSettings
 from wyngq.names import is_qube_name
 
@@ -37,20 +37,31 @@ class QubesXmlError(BundleError):
 def read_qubes_xml(qubes_xml: bytes, files: Mapping[str, bytes]) -> dict[str, QubeSettings]:
     """Return every qube (but dom0) of `qubes_xml`, with its firewall and notes
     from `files` (the bundle's other members, keyed by path)."""
+    return read_domains(qubes_xml, files)[0]
+
+
+def read_domains(qubes_xml: bytes, files: Mapping[str, bytes]) -> tuple[dict[str, QubeSettings], dict[str, str]]:
+    """As read_qubes_xml, and the qubes of a class wyngq does not restore (e.g.
+    RemoteVM): name -> class (bundle.class_word)."""
     root = _parse(qubes_xml, "qubes.xml")
     labels = {node.get("id", ""): (node.text or "").strip() for node in root.findall("./labels/label")}
     result: dict[str, QubeSettings] = {}
+    unsupported: dict[str, str] = {}
     for element in root.findall("./domains/domain"):
         klass_text = element.get("class", "")
         try:
             klass = QubeClass(klass_text)
         except ValueError:
-            continue  # a class wyngq does not restore (e.g. RemoteVM)
+            name = next((node.text or "" for node in element.findall("./properties/property")
+                         if node.get("name") == "name"), "")
+            if is_qube_name(name):
+                unsupported[name] = class_word(klass_text)
+            continue
         if klass is QubeClass.ADMIN:
             continue
         settings = _domain(element, klass, labels, files)
         result[settings.name] = settings
-    return result
+    return result, unsupported
 
 
 def _parse(data: bytes, what: str) -> ET.Element:

@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wyngq import bundle, listing, volnames
+from wyngq import listing, volnames
 from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
-from wyngq.model import QubeSettings
 from wyngq.qubes.port import QubesPort
 from wyngq.restore import trust
 from wyngq.restore.apply import QubeOutcome, apply_plan
 from wyngq.restore.model import LiveSystem, RestorePlan, RestoreRequest, SessionData
 from wyngq.restore.plan import plan_restore
-from wyngq.restore.qubesxml import read_qubes_xml
 from wyngq.restore.select import choose_session, select_qubes
+from wyngq.restore.settings import SessionSettings, left_out, read_settings
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.runner import Wyng
 
@@ -94,19 +93,20 @@ def run_restore(
     index = listing.qube_volumes(archive)
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
     session = choose_session(index, sorted(meta.sessions) if meta else [], request)
-    settings, source = session_settings(listing.read_session_bundle(wyng, session, workdir))
-    data = session_data(archive, index, session, settings, source)
+    read = read_settings(listing.read_session_bundle(wyng, session, workdir))
+    data = session_data(archive, index, session, read)
     chosen = select_qubes(data, request)
+    warnings = () if request.qubes else left_out(read)
     live = live_system(qubes, chosen, request, archive_qube)
     plan = plan_restore(data, live, request, chosen)
     reporter.event("restore_plan", session=session, dry_run=request.dry_run,
                    qubes=[{"name": q.source, "target": q.target, "action": q.action.value} for q in plan.qubes],
                    problems=len(plan.problems), refused=bool(plan.blocking))
     if plan.blocking or request.dry_run:
-        return RestoreResult(session=session, dry_run=request.dry_run, plan=plan)
+        return RestoreResult(session=session, dry_run=request.dry_run, plan=plan, warnings=warnings)
     applied = apply_plan(plan, qubes, wyng, workdir, reporter)
-    return RestoreResult(session=session, dry_run=False, plan=plan, qubes=applied.qubes, warnings=applied.warnings,
-                         interrupted=applied.interrupted)
+    return RestoreResult(session=session, dry_run=False, plan=plan, qubes=applied.qubes,
+                         warnings=warnings + applied.warnings, interrupted=applied.interrupted)
 
 
 def require_authenticated(archive: Archive) -> None:
@@ -119,19 +119,8 @@ def require_authenticated(archive: Archive) -> None:
         )
 
 
-def session_settings(found: bundle.Bundle) -> tuple[dict[str, QubeSettings], str]:
-    """The session's qube settings: wyngq's manifest, else upstream's qubes.xml."""
-    if found.manifest is not None:
-        return dict(found.manifest.qubes), "manifest"
-    if found.qubes_xml is not None:
-        return read_qubes_xml(found.qubes_xml, found.files), "qubes.xml"
-    raise bundle.BundleError("the session's settings bundle has neither wyngq.json nor qubes.xml",
-                             hint="this session was not written by wyng-util-qubes")
-
-
 def session_data(
-    archive: Archive, index: Mapping[str, Mapping[str, Mapping[str, str]]], session: str,
-    settings: Mapping[str, QubeSettings], source: str,
+    archive: Archive, index: Mapping[str, Mapping[str, Mapping[str, str]]], session: str, read: SessionSettings
 ) -> SessionData:
     volumes = {qube: dict(kinds) for qube, by_session in index.items() if (kinds := by_session.get(session))}
     sizes = {
@@ -139,8 +128,9 @@ def session_data(
         for kinds in volumes.values() for name in kinds.values()
     }
     vids = {name: archive.volumes[name].vid for name in sizes}
-    return SessionData(session=session, volumes=volumes, sizes=sizes, settings=settings, source=source,
-                       archive_uuid=archive.uuid, vids=vids, authenticated=archive.authenticated is True)
+    return SessionData(session=session, volumes=volumes, sizes=sizes, settings=read.qubes, source=read.source,
+                       archive_uuid=archive.uuid, vids=vids, authenticated=archive.authenticated is True,
+                       unsupported=read.unsupported)
 
 
 def live_system(qubes: QubesPort, chosen: tuple[str, ...], request: RestoreRequest, archive_qube: str | None

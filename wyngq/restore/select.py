@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from wyngq.errors import UsageError
+from wyngq.errors import UnsupportedQubeError, UsageError
 from wyngq.listing import newest_session_holding
 from wyngq.model import QubeClass
 from wyngq.names import LATEST
@@ -56,6 +56,7 @@ def select_qubes(data: SessionData, request: RestoreRequest) -> tuple[str, ...]:
     settings = data.settings
     if "dom0" in request.qubes:
         raise UsageError("dom0 is never restored by wyng-util-qubes", hint="leave dom0 out of the list")
+    refuse_unsupported(data, request.qubes)
     if request.qubes:
         missing = [q for q in request.qubes if q not in settings or (_has_data(data, q) is False)]
         if missing:
@@ -79,6 +80,18 @@ def select_qubes(data: SessionData, request: RestoreRequest) -> tuple[str, ...]:
         raise UsageError(f"--rename names qubes this restore does not restore: {', '.join(unused)}",
                          hint="rename only qubes that are restored")
     return tuple(sorted(chosen))
+
+
+def refuse_unsupported(data: SessionData, names: Sequence[str]) -> None:
+    """Raise UnsupportedQubeError, naming each, when `names` holds qubes of a class
+    wyngq does not restore (RemoteVM, AdminVM, or a class it does not know)."""
+    found = {n: data.unsupported[n] for n in names if n in data.unsupported}
+    found |= {n: QubeClass.ADMIN.value for n in names if n in data.settings and
+              data.settings[n].klass is QubeClass.ADMIN}
+    if found:
+        listed = ", ".join(f"{name} ({klass})" for name, klass in sorted(found.items()))
+        raise UnsupportedQubeError(f"session {data.session} holds qubes of a class wyng-util-qubes does not "
+                                   f"restore: {listed}", hint="leave them out of the list")
 
 
 def _has_data(data: SessionData, name: str) -> bool | None:

@@ -6,7 +6,7 @@ import pytest
 
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass
 from wyngq.restore.ops import normal_rules
-from wyngq.restore.qubesxml import QubesXmlError, read_firewall, read_qubes_xml
+from wyngq.restore.qubesxml import QubesXmlError, read_domains, read_firewall, read_qubes_xml
 
 QUBES_XML = b"""<?xml version='1.0' encoding='UTF-8'?>
 <qubes>
@@ -135,3 +135,10 @@ def test_a_dtd_in_another_encoding_is_refused_too() -> None:
             "<qubes><domains/></qubes>")
     with pytest.raises(QubesXmlError, match="DTD"):
         read_qubes_xml(text.encode("utf-16"), {})
+
+
+def test_qubes_of_a_class_wyngq_does_not_restore_are_named_apart() -> None:
+    qubes, unsupported = read_domains(QUBES_XML, {})
+    assert "far" not in qubes and unsupported == {"far": "RemoteVM"}
+    odd = QUBES_XML.replace(b'class="RemoteVM"', b'class="Remote VM/.."')
+    assert read_domains(odd, {})[1] == {"far": "unknown"}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.unit.restore.restore_builders import SESSION, chain, session
-from wyngq.errors import UsageError
+from wyngq.errors import UnsupportedQubeError, UsageError
+from wyngq.model import QubeClass, QubeSettings
 from wyngq.restore.model import RestoreRequest
 from wyngq.restore.select import choose_session, select_qubes
 
@@ -80,3 +83,17 @@ def test_select_nothing_left() -> None:
 def test_rename_of_a_qube_not_restored_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--rename names qubes this restore does not restore: vault"):
         select_qubes(session(chain()), RestoreRequest(qubes=("work",), renames=(("vault", "v2"),)))
+
+
+def test_a_named_qube_of_a_class_wyngq_does_not_restore_is_refused_by_name() -> None:
+    data = replace(session(chain()), unsupported={"far": "RemoteVM"})
+    with pytest.raises(UnsupportedQubeError, match=r"far \(RemoteVM\)") as caught:
+        select_qubes(data, RestoreRequest(qubes=("work", "far")))
+    assert caught.value.code == "unsupported_class"
+    assert select_qubes(data, RestoreRequest(qubes=("work",))) == ("work",)
+
+
+def test_a_named_adminvm_is_refused_the_same_way() -> None:
+    data = session([*chain(), QubeSettings("gui", QubeClass.ADMIN, "black")])
+    with pytest.raises(UnsupportedQubeError, match=r"gui \(AdminVM\)"):
+        select_qubes(data, RestoreRequest(qubes=("gui",)))
