@@ -121,6 +121,7 @@ class Scenario:
 
     def restore(self, *names: str, port: Any = None, reporter: Recorder | None = None,
                 **options: Any) -> RestoreResult:
+        options.setdefault("trust_archive_settings", True)  # the archive is unencrypted (restore.trust)
         request = RestoreRequest(qubes=names or self.names, **options)
         result = run_restore(port or self.port, self.wyng(), request, reporter or Recorder(), self.workdir)
         for outcome in result.qubes:

@@ -255,8 +255,8 @@ def test_a_management_qube_backs_up_and_restores_through_the_service(lab: Lab, t
     app = lab.create("app", "AppVM", template=tpl, label="blue")
     lab.fill(app, "private", os.urandom(SMALL))
     app.memory = 555
-    app.features["service.crond"] = "1"
-    app.tags.add("wyngq-rpc-test")
+    # only settings that give no power: the archive is unencrypted (restore.trust, tests/lab/test_trust_lab.py)
+    app.features["menu-items"] = "a.desktop"
     mgmt = lab.create("mgmt", "AppVM", template=tpl, label="purple")
     dom0 = Dom0(lab, tmp_path, mgmt.name, app.name, tpl.name)
     subprocess.run([sys.executable, "-m", "wyngq", f"--dest={dom0.dest}", f"--wyng={lab.wyng}",
@@ -297,8 +297,8 @@ def test_a_management_qube_backs_up_and_restores_through_the_service(lab: Lab, t
     assert lines[-1]["qubes"][0]["action"] == "create" and lines[-1]["qubes"][0]["ok"] is True
     lab.app.domains.refresh_cache(force=True)
     restored = lab.app.domains[app.name]
-    assert restored.memory == 555 and restored.features["service.crond"] == "1"
-    assert "wyngq-rpc-test" in restored.tags and "backup-restore-in-progress" not in restored.tags
+    assert restored.memory == 555 and restored.features["menu-items"] == "a.desktop"
+    assert "backup-restore-in-progress" not in restored.tags
     assert volume_sha(lab, app.name, "private") == before
 
     code, lines = dom0.call("status", {"profile": "lab"})

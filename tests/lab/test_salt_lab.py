@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.lab.conftest import SMALL, Lab
+from tests.lab.hostile import edit_newest_session, hostile_edit
 
 pytestmark = pytest.mark.lab
 
@@ -156,3 +157,36 @@ def test_salt_call_reports_failure_with_the_commands_code(lab: Lab, minion: Mini
 
     code, result = minion.call("wyngq.list", "lab")
     assert code == result["exit_code"] != 0 and result["ok"] is False
+
+
+def test_salt_never_restores_settings_that_give_power_from_an_edited_unencrypted_archive(
+    lab: Lab, minion: Minion, tmp_path: Path
+) -> None:
+    """The archive as in tests/lab/test_trust_lab.py: Salt has no override, in test mode or not."""
+    tpl = lab.create("tpl", "TemplateVM", label="black")
+    gui = lab.create("gui", "AppVM", template=tpl, label="purple")
+    app = lab.create("app", "AppVM", template=tpl, label="blue")
+    lab.fill(app, "private", os.urandom(SMALL // 4))
+    dest = f"file:{lab.archive_dir}/salt-trust.wyng"
+    (minion.profiles / "lab.toml").write_text(
+        f'dest = "{dest}"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
+        f'[qubes]\ninclude = ["{tpl.name}", "{app.name}"]\n'
+    )
+    code, created = minion.call("wyngq.run", "create", "lab", 'args=["--encrypt=off"]')
+    assert code == 0 and created["ok"], created
+    code, done = minion.call("wyngq.backup", "lab")
+    assert code == 0 and done["ok"], done
+    pool_dir = dict(lab.app.pools[app.volumes["private"].pool].config)["dir_path"]
+    edit_newest_session(lab.wyng, dest, lab.meta_dir, pool_dir, [f"appvms/{app.name}/private.img"],
+                        hostile_edit(app.name, gui.name), tmp_path)
+    domains: Any = lab.app.domains
+    del domains[app.name]
+
+    restore_sls = f"app-present:\n  wyngq.restored:\n    - profile: lab\n    - qubes: [{app.name}]\n"
+    for test in (True, False):
+        code, ret = minion.apply("restore", restore_sls, test=test)
+        assert code != 0 and ret["result"] is False and ret["changes"] == {}, ret
+        assert ret["comment"].startswith("the restore plan failed: [untrusted_settings, exit 6]"), ret["comment"]
+        assert f"property guivm default -> '{gui.name}'" in ret["comment"]
+    lab.app.domains.refresh_cache(force=True)
+    assert app.name not in lab.app.domains
