@@ -38,6 +38,7 @@ REFUSED_CODE = "untrusted_settings"  # the result's code when a restore is refus
 # Properties whose value gives power, and why (qubesd's qubes/vm/*.py; qrexec
 # policy sees tags, type, template_for_dispvms, default_dispvm, guivm).
 PROPERTIES: Mapping[str, str] = {
+    "netvm": "its network traffic goes through that qube (e.g. around a VPN or firewall qube)",
     "guivm": "that qube shows and controls its windows and input",
     "audiovm": "that qube gets its sound and gives it a microphone",
     "management_dispvm": "disposables of that template manage this qube",
@@ -83,6 +84,7 @@ FEATURE_PREFIXES: Mapping[str, str] = {
 TAG_REASON = "qrexec policy grants calls by tag (@tag:NAME)"
 
 _SWITCHES = frozenset({"provides_network", "template_for_dispvms"})
+_QUBES = frozenset({"netvm", "guivm", "audiovm", "management_dispvm", "default_dispvm"})
 _PROPERTY_STEPS = (StepKind.PROPERTIES, StepKind.REFERENCES, StepKind.CAPABILITIES, StepKind.CAPABILITIES_OFF)
 
 
@@ -91,6 +93,8 @@ def power(kind: StepKind, op: Op) -> str | None:
     if kind in _PROPERTY_STEPS and op.verb == "set":
         if op.key in _SWITCHES and op.value != "True":
             return None  # switched off: no power
+        if op.key in _QUBES and op.value in ("", "dom0"):
+            return None  # none, or dom0 itself
         return PROPERTIES.get(op.key)
     if kind is StepKind.FEATURES and op.verb == "set":
         return feature_power(op.key)

@@ -18,6 +18,7 @@ USB = DeviceAssignment("usb", "sys-usb", "2-1", None, "auto-attach")
     (StepKind.REFERENCES, Op("set", "audiovm", "sys-audio")),
     (StepKind.REFERENCES, Op("set", "management_dispvm", "evil-dvm")),
     (StepKind.REFERENCES, Op("set", "default_dispvm", "evil-dvm")),
+    (StepKind.REFERENCES, Op("set", "netvm", "sys-net")),
     (StepKind.PROPERTIES, Op("set", "kernel", "")),
     (StepKind.PROPERTIES, Op("set", "kernelopts", "iommu=off")),
     (StepKind.PROPERTIES, Op("set", "virt_mode", "pv", "pvh")),
@@ -40,7 +41,10 @@ def test_changes_that_give_power(kind: StepKind, op: Op) -> None:
 @pytest.mark.parametrize(("kind", "op"), [
     (StepKind.PROPERTIES, Op("set", "memory", "800")),
     (StepKind.PROPERTIES, Op("set", "label", "red")),
-    (StepKind.REFERENCES, Op("set", "netvm", "sys-fw")),
+    (StepKind.REFERENCES, Op("set", "netvm", "")),
+    (StepKind.REFERENCES, Op("set", "guivm", "dom0")),
+    (StepKind.REFERENCES, Op("set", "audiovm", "dom0")),
+    (StepKind.REFERENCES, Op("set", "default_dispvm", "")),
     (StepKind.REFERENCES, Op("reset", "guivm", None, "sys-gui")),  # taking power away
     (StepKind.PROPERTIES, Op("reset", "kernelopts", None, "nosmt")),
     (StepKind.CAPABILITIES_OFF, Op("set", "provides_network", "False", "True")),
