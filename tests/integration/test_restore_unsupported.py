@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import FakeWyngFactory
 from tests.integration.helpers import Recorder
 from tests.integration.restore_world import RestoreWorld, make_restore_world
+from tests.integration.rpc_world import ALL_ACTIONS, PROFILE, make_rpc_world
 from wyngq import bundle, maintenance
 from wyngq.cli import main
 from wyngq.errors import ExitCode, UnsupportedQubeError
@@ -100,3 +101,16 @@ def test_verify_reads_the_settings_as_a_restore_does(world: RestoreWorld, tmp_pa
     assert verify_settings(world, broken).startswith("damaged: the settings manifest is malformed")
     done = maintenance.verify(world.wyng(), (), broken, Recorder(), world.workdir)
     assert done.exit_code != ExitCode.OK
+
+
+def test_a_qrexec_restore_naming_one_is_refused_by_name(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    rpc = make_rpc_world(tmp_path, fake_wyng)
+    rpc.profile(PROFILE.replace('"disp1"]', '"disp1", "remote1"]')
+                .format(dest=rpc.dom0.dest, wyng=rpc.dom0.executable, actions=ALL_ACTIONS))
+    send_session(rpc.dom0, tmp_path, lambda qubes: qubes.update(remote1=REMOTE))
+
+    reply = rpc.call("restore", {"profile": "laptop", "qubes": ["remote1"]})
+
+    assert reply.status == 6 and reply.result["code"] == "unsupported_class", reply.result
+    assert "remote1 (RemoteVM)" in reply.result["message"]
+    assert rpc.jobs()[0].code == "unsupported_class"
