@@ -43,7 +43,7 @@ def usable(found: bundle.Bundle, with_data: Iterable[str]) -> str:
         settings = read_settings(found)
     except bundle.BundleError as err:
         return f"damaged: {err.message}"
-    names = sorted(set(with_data))
+    names = sorted(set(with_data) - {"dom0"})  # dom0 is never restored
     odd = [f"{n} ({settings.unsupported[n]})" for n in names if n in settings.unsupported]
     missing = [n for n in names if n not in settings.qubes and n not in settings.unsupported]
     if missing:
