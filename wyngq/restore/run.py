@@ -115,7 +115,8 @@ def require_authenticated(archive: Archive) -> None:
     if archive.authenticated is not True:
         raise UnauthenticatedArchiveError(
             "the archive is not authenticated (not encrypted): this restore requires an authenticated one",
-            hint="dom0: restore in dom0, or set allow_unauthenticated_restore = true in the profile's [rpc]",
+            hint="dom0: restore in dom0, or set allow_unauthenticated_restore = true in the profile's [rpc] "
+                 "(settings that give power are refused from such an archive all the same)",
         )
 
 
