@@ -327,9 +327,11 @@ def test_a_restore_over_qrexec_from_an_encrypted_archive(lab: Lab, tmp_path: Pat
         f'[passphrase]\nfile = "{secret}"\n[qubes]\ninclude = ["{app.name}"]\n'
         f'[[rpc.allow]]\ncallers = ["{mgmt.name}"]\nactions = ["backup", "restore"]\non_conflict = ["replace"]\n')
     before = volume_sha(lab, app.name, "private")
+    app.tags.add("wyngq-enc-test")  # a tag gives power (docs/security.md): from this archive it comes back
     code, lines = dom0.call("backup", {"profile": "enc", "qubes": [app.name]})
     assert code == 0, lines[-1]
     app.memory = 999
+    app.tags.remove("wyngq-enc-test")
     lab.fill(app, "private", os.urandom(SMALL // 4))
     time.sleep(1.05)
 
@@ -339,6 +341,8 @@ def test_a_restore_over_qrexec_from_an_encrypted_archive(lab: Lab, tmp_path: Pat
     assert code == 0, lines[-1]
     lab.app.domains.refresh_cache(force=True)
     assert lab.app.domains[app.name].memory != 999
+    assert "wyngq-enc-test" in lab.app.domains[app.name].tags
+    assert not [p for q in lines[-1]["qubes"] for p in q["problems"] if p["code"] == "untrusted_setting"]
     assert volume_sha(lab, app.name, "private") == before
 
 
