@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from wyngq import __version__, bundle, volnames
-from wyngq.errors import ConfigError, ExitCode, UsageError, WyngError
+from wyngq import __version__, bundle, paths, volnames
+from wyngq.dom0 import backup as dom0_backup
+from wyngq.dom0 import rpm
+from wyngq.dom0.backup import Dom0Backup, Dom0Outcome, Dom0Stream
+from wyngq.errors import ConfigError, ExitCode, UsageError, WyngError, WyngqError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.model import Pool, PoolDriver, Qube, QubeClass
-from wyngq.profile import Profile
+from wyngq.profile import Profile, is_profile_name, load_profile, profile_dir
 from wyngq.qubes.port import QubesPort
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.known import KnownArchive, KnownArchives
@@ -39,6 +42,7 @@ class BackupRequest:
     autoprune: str | None = None
     check_after_send: bool = False
     dry_run: bool = False
+    dom0: Dom0Backup = field(default_factory=Dom0Backup)
 
 
 def request_for_profile(
@@ -51,6 +55,9 @@ def request_for_profile(
     autoprune: str | None = None,
     check_after_send: bool | None = None,
     dry_run: bool = False,
+    dom0_home: bool | None = None,
+    dom0_home_dir: str | None = None,
+    dom0_config: bool | None = None,
 ) -> BackupRequest:
     """The caller's choices first (None: not chosen), then the profile's; named
     qubes replace the profile's selection rather than adding to it. Names must
@@ -70,6 +77,20 @@ def request_for_profile(
             defaults and defaults.check_after_send
         ),
         dry_run=dry_run,
+        dom0=dom0_request(profile, home=dom0_home, home_dir=dom0_home_dir, config=dom0_config),
+    )
+
+
+def dom0_request(
+    profile: Profile | None, *, home: bool | None = None, home_dir: str | None = None, config: bool | None = None
+) -> Dom0Backup:
+    """dom0's part: the caller's choices (None: not chosen), then the profile's [dom0]."""
+    settings = profile.dom0 if profile else None
+    return Dom0Backup(
+        home=home if home is not None else bool(settings and settings.home),
+        home_dir=home_dir or (settings.home_dir if settings else None),
+        exclude=settings.exclude if settings else (),
+        config=config if config is not None else bool(settings and settings.config),
     )
 
 
@@ -129,6 +150,7 @@ class BackupResult:
     qubes: tuple[QubeOutcome, ...]
     check: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    dom0: tuple[Dom0Outcome, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -140,6 +162,8 @@ class BackupResult:
         failed = [q.name for q in self.qubes if not q.ok]
         if self.dry_run:
             return f"dry run: would back up {', '.join(done)}"
+        done += [f"dom0 {d.item}" for d in self.dom0 if d.ok]
+        failed += [f"dom0 {d.item}" for d in self.dom0 if not d.ok]
         text = f"session {self.session}: backed up {', '.join(done) or 'nothing'}"
         return text + (f"; FAILED: {', '.join(failed)}" if failed else "")
 
@@ -148,6 +172,8 @@ class BackupResult:
         failed = [q for q in self.qubes if not q.ok]
         if self.check == "failed":
             return ExitCode.WYNG
+        if not failed and any(not d.ok for d in self.dom0):
+            return ExitCode.PARTIAL
         if not failed:
             return ExitCode.OK
         return ExitCode.PARTIAL if len(failed) < len(self.qubes) else ExitCode.WYNG
@@ -254,7 +280,24 @@ def run_backup(
 
     With `known_archives`, the archive's catalogue is read only when the record
     kept from earlier runs cannot answer what the plan needs (wyngq.wyng.known):
-    then the send is the only Wyng call."""
+    then the send is the only Wyng call. dom0's home and configuration go in the
+    same session when `request.dom0` asks for them (wyngq.dom0.backup), written
+    to a spool directory on disk that is removed afterwards."""
+    if not request.dom0.wanted:
+        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, None)
+    with dom0_backup.spool(paths.spool_dir()) as spool:
+        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, spool)
+
+
+def _run_backup(
+    qubes: QubesPort,
+    wyng: Wyng,
+    request: BackupRequest,
+    reporter: Reporter,
+    workdir: str,
+    known_archives: KnownArchives | None,
+    spool: str | None,
+) -> BackupResult:
     known = known_archives.get(wyng.target) if known_archives is not None else None
     listed = qubes.list_qubes()
     loaded: dict[str, Qube] = {}
@@ -292,6 +335,7 @@ def run_backup(
     local_from = os.path.join(workdir, "volumes.json")
     with open(local_from, "w", encoding="utf-8") as handle:
         json.dump(plan.local_from(), handle)
+    streams = _dom0_streams(request.dom0, wyng, spool, reporter)
 
     _wait_for_new_second(known.newest)
     started = session_id_now()
@@ -304,12 +348,14 @@ def run_backup(
             dedup=request.dedup,
             autoprune=request.autoprune,
             dry_run=request.dry_run,
+            other_imports=[(s.volume, s.path) for s in streams],
         )
         failed_by_wyng = {plan.volume_owner(v) or v for v in sent.failed_volumes}
         if request.dry_run:
             outcomes = _outcomes(plan, failed_by_wyng, {})
-            return BackupResult(session=None, dry_run=True, qubes=outcomes)
-        session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started)
+            return BackupResult(session=None, dry_run=True, qubes=outcomes, dom0=_dom0_outcomes(streams, set(), {}))
+        session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started,
+                                            extra=[s.volume for s in streams])
     except BaseException:
         # a send that stopped may have renamed volumes already (Wyng writes that first):
         # the next backup reads the catalogue instead of trusting the record
@@ -317,10 +363,12 @@ def run_backup(
             known_archives.forget(wyng.target)
         raise
     outcomes = _outcomes(plan, failed_by_wyng, missing)
+    dom0 = _dom0_outcomes(streams, failed_by_wyng, missing)
     if known_archives is not None:
-        if all(outcome.ok for outcome in outcomes):
+        if all(outcome.ok for outcome in outcomes) and all(item.ok for item in dom0):
             known_archives.put(wyng.target, known.with_session(
-                session, [*plan.sent_names(), volnames.METADATA_VOLUME], renamed=plan.renamed_names()))
+                session, [*plan.sent_names(), volnames.METADATA_VOLUME, *(d.volume for d in dom0)],
+                renamed=plan.renamed_names()))
         else:  # perhaps the record misled the plan (wyngq.wyng.known): the next backup reads the catalogue
             known_archives.forget(wyng.target)
 
@@ -340,7 +388,59 @@ def run_backup(
                     qubes.set_backup_timestamp(outcome.name, stamp)
                 except Exception as err:
                     warnings.append(f"could not set backup_timestamp of {outcome.name}: {err}")
-    return BackupResult(session=session, dry_run=False, qubes=outcomes, check=check, warnings=tuple(warnings))
+    return BackupResult(session=session, dry_run=False, qubes=outcomes, check=check, warnings=tuple(warnings),
+                        dom0=dom0)
+
+
+def _dom0_streams(request: Dom0Backup, wyng: Wyng, spool: str | None, reporter: Reporter) -> list[Dom0Stream]:
+    """Write the dom0 streams the request asks for (none without a spool)."""
+    if spool is None or not request.wanted:
+        return []
+    inside = [p for p in (_file_dest_path(wyng.target.dest), wyng.target.meta_dir, paths.state_dir()) if p]
+    secrets = _passphrase_files()
+    streams = dom0_backup.write_streams(
+        request, spool, sysroot=paths.dom0_root(), owned=lambda dirs: rpm.owned_files(dirs, paths.rpm_program()),
+        secret_files=secrets, never_inside=inside)
+    for stream in streams:
+        reporter.event("dom0", item=stream.item, volume=stream.volume, source=stream.source,
+                       members=stream.members, data_bytes=stream.data_bytes, bytes=stream.bytes)
+    return streams
+
+
+def _file_dest_path(dest: str) -> str | None:
+    return dest.removeprefix("file:") if dest.startswith("file:") else None
+
+
+def _passphrase_files() -> list[str]:
+    """The passphrase files the profiles in the profile directory name (never
+    part of dom0's configuration stream); a profile that does not load names none."""
+    found = []
+    try:
+        names = sorted(os.listdir(profile_dir()))
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(".toml") and is_profile_name(name[:-5]):
+            try:
+                source = load_profile(name[:-5]).passphrase.file
+            except WyngqError:
+                continue
+            if source:
+                found.append(source)
+    return found
+
+
+def _dom0_outcomes(streams: Sequence[Dom0Stream], failed: set[str],
+                   missing: Mapping[str, list[str]]) -> tuple[Dom0Outcome, ...]:
+    outcomes = []
+    for stream in streams:
+        error = None
+        if stream.volume in failed:
+            error = "Wyng could not send it"
+        elif stream.volume in missing:
+            error = "Wyng did not record it"
+        outcomes.append(dom0_backup.outcome(stream, error))
+    return tuple(outcomes)
 
 
 def sent_volumes(stdout: str) -> tuple[str | None, set[str]]:
@@ -366,7 +466,8 @@ _VOLUME_HEADER = re.compile(r"^Volume '(?P<name>[^']+)'")
 
 
 def _confirm_session(
-    wyng: Wyng, before: Collection[str], plan: BackupPlan, stdout: str, started: str = ""
+    wyng: Wyng, before: Collection[str], plan: BackupPlan, stdout: str, started: str = "",
+    extra: Collection[str] = (),
 ) -> tuple[str, dict[str, list[str]]]:
     """The new session and the planned volumes missing from it.
 
@@ -377,22 +478,25 @@ def _confirm_session(
     again and the session read from Wyng's catalogue (one more Wyng call).
     """
     session, finished = sent_volumes(stdout)
-    expected = {v.local_name for v in plan.volumes} | {volnames.METADATA_VOLUME}
+    expected = {v.local_name for v in plan.volumes} | {volnames.METADATA_VOLUME} | set(extra)
     if session is not None and expected <= finished and session not in before:
         return session, {}
     after = wyng.catalog()
     confirmed = new_session(before, after, not_before=started)
     if confirmed is None:
         raise WyngError("Wyng reported success but recorded no new session", hint="run `list` and check the archive")
-    return confirmed, _missing_volumes(plan, after, confirmed)
+    return confirmed, _missing_volumes(plan, after, confirmed, extra)
 
 
-def _missing_volumes(plan: BackupPlan, after: Archive, session: str) -> dict[str, list[str]]:
+def _missing_volumes(plan: BackupPlan, after: Archive, session: str,
+                     extra: Collection[str] = ()) -> dict[str, list[str]]:
+    """Planned volumes not in `session`, by qube; `extra` volumes by their own name."""
     missing: dict[str, list[str]] = {}
-    for vol in plan.volumes:
-        entry = after.volumes.get(vol.local_name)
+    owned = [(vol.qube, vol.local_name) for vol in plan.volumes] + [(name, name) for name in extra]
+    for owner, name in owned:
+        entry = after.volumes.get(name)
         if entry is None or session not in entry.sessions:
-            missing.setdefault(vol.qube, []).append(vol.local_name)
+            missing.setdefault(owner, []).append(name)
     return missing
 
 

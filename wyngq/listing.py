@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wyngq import bundle, volnames
+from wyngq.dom0.inarchive import Dom0Item, session_items
 from wyngq.errors import UsageError
 from wyngq.model import QubeClass
 from wyngq.wyng.catalog import Archive
@@ -49,6 +50,7 @@ class ListResult:
     session_qubes: tuple[SessionQube, ...] = ()
     session_tags: Mapping[str, str] | None = None
     settings_source: str | None = None
+    dom0: tuple[Dom0Item, ...] = ()  # the session's dom0 home / config, with --session
 
 
 def qube_volumes(archive: Archive) -> dict[str, dict[str, dict[str, str]]]:
@@ -135,6 +137,7 @@ def _one_session(wyng: Wyng, archive: Archive, info: ArchiveInfo, session: str, 
         session_qubes=tuple(qubes),
         session_tags=tags,
         settings_source=source,
+        dom0=session_items(archive, session),
     )
 
 

@@ -8,10 +8,15 @@ on their own, so the report names the qubes that are affected.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from wyngq import bundle, volnames
+from wyngq import bundle, paths, volnames
+from wyngq.dom0 import backup as dom0_backup
+from wyngq.dom0 import extract
+from wyngq.dom0 import restore as dom0_restore
+from wyngq.dom0.inarchive import session_items
 from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.listing import newest_session_holding, qube_volumes, read_session_bundle
@@ -31,16 +36,27 @@ class QubeCheck:
 
 
 @dataclass(frozen=True)
+class Dom0Check:
+    item: str  # "home" | "config"
+    volume: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     session: str
     qubes: tuple[QubeCheck, ...]
     settings: str  # "ok" | "missing" | "damaged: …"
+    dom0: tuple[Dom0Check, ...] = ()
 
     @property
     def exit_code(self) -> ExitCode:
         bad = [q for q in self.qubes if not q.ok]
-        if not bad and self.settings == "ok":
+        if not bad and self.settings == "ok" and all(d.ok for d in self.dom0):
             return ExitCode.OK
+        if not bad and self.settings == "ok":
+            return ExitCode.PARTIAL
         return ExitCode.PARTIAL if len(bad) < len(self.qubes) else ExitCode.WYNG
 
 
@@ -88,7 +104,34 @@ def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Repo
             error = None if run.returncode == 0 else _last_line(run.stderr) or f"Wyng verify exited {run.returncode}"
             checks.append(QubeCheck(q, run.returncode == 0, volumes[q], error))
     with_data = [q for q, by_session in index.items() if chosen in by_session]
-    return VerifyResult(chosen, tuple(checks), _check_settings(wyng, archive, chosen, with_data, workdir))
+    dom0 = verify_dom0(wyng, archive, chosen) if not qubes else ()
+    return VerifyResult(chosen, tuple(checks), _check_settings(wyng, archive, chosen, with_data, workdir), dom0)
+
+
+def verify_dom0(wyng: Wyng, archive: Archive, session: str) -> tuple[Dom0Check, ...]:
+    """Check the session's dom0 items: Wyng reads every chunk of each; the
+    configuration stream is also fetched and read as a restore would read it
+    (wyngq.dom0.extract.check). The home is not fetched: that would need a
+    spool as large as the home."""
+    checks = []
+    for item in session_items(archive, session):
+        run = wyng.verify(session, [item.volume])
+        error = None if run.returncode == 0 else _last_line(run.stderr) or f"Wyng verify exited {run.returncode}"
+        if error is None and item.item == "config":
+            error = _check_config_stream(wyng, session, item.volume, item.size)
+        checks.append(Dom0Check(item.item, item.volume, error is None, error))
+    return tuple(checks)
+
+
+def _check_config_stream(wyng: Wyng, session: str, volume: str, size: int) -> str | None:
+    with dom0_backup.spool(paths.spool_dir()) as spool:
+        stream = os.path.join(spool, "dom0-config.tar")
+        wyng.receive_to_file(volume, session, stream)
+        try:
+            extract.check(stream, extract.Limits(max_member=dom0_restore.MAX_CONFIG_FILE, max_total=max(size, 1)))
+        except extract.UnsafeArchiveError as err:
+            return f"the stream does not read: {err.message}"
+    return None
 
 
 def _check_settings(wyng: Wyng, archive: Archive, session: str, with_data: Sequence[str], workdir: str) -> str:

@@ -20,6 +20,12 @@ backup does. Example (`wyng-util-qubes.example.toml` in the package):
     autoprune = "on"
     check_after_send = false
 
+    [dom0]                  # dom0 itself, in the same session (docs/dom0.md)
+    home = true             # the dom0 user's home
+    # home_dir = "/home/user"
+    # exclude = [".mozilla/firefox/*/cache2"]   # beside the defaults (.cache, QubesIncoming, ...)
+    config = true           # dom0 configuration files no package owns
+
     [rpc]                   # who may use this profile over qrexec (qubes.WyngBackup)
     allow_unauthenticated_restore = false
 
@@ -84,6 +90,16 @@ class BackupDefaults:
 
 
 @dataclass(frozen=True)
+class Dom0Settings:
+    """What of dom0 itself a backup with this profile takes (docs/dom0.md)."""
+
+    home: bool = False
+    home_dir: str | None = None
+    exclude: tuple[str, ...] = ()
+    config: bool = False
+
+
+@dataclass(frozen=True)
 class RpcRule:
     """What some callers may do with the profile over qrexec.
 
@@ -114,6 +130,7 @@ class Profile:
     passphrase: PassphraseSource = field(default_factory=PassphraseSource)
     qubes: Selection = field(default_factory=Selection)
     backup: BackupDefaults = field(default_factory=BackupDefaults)
+    dom0: Dom0Settings = field(default_factory=Dom0Settings)
     rpc: RpcAccess = field(default_factory=RpcAccess)
 
 
@@ -145,7 +162,7 @@ def load_profile(name: str, directory: str | None = None) -> Profile:
 
 
 def parse_profile(name: str, data: dict[str, Any]) -> Profile:
-    _only(data, {"dest", "wyng", "meta_dir", "passphrase", "qubes", "backup", "rpc"}, "profile")
+    _only(data, {"dest", "wyng", "meta_dir", "passphrase", "qubes", "backup", "dom0", "rpc"}, "profile")
     dest = _str(data, "dest")
     if not dest.startswith(_DEST_SCHEMES):
         raise ValueError(f"dest {dest!r} is not a Wyng URL (file:, ssh://, qubes://, qubes-ssh://)")
@@ -157,6 +174,7 @@ def parse_profile(name: str, data: dict[str, Any]) -> Profile:
         passphrase=_passphrase(data.get("passphrase", {})),
         qubes=_selection(data.get("qubes", {})),
         backup=_backup(data.get("backup", {})),
+        dom0=_dom0(data.get("dom0", {})),
         rpc=_rpc(data.get("rpc", {})),
     )
 
@@ -211,6 +229,23 @@ def _backup(raw: Any) -> BackupDefaults:
         dedup=_bool(table, "dedup", False),
         autoprune=autoprune,
         check_after_send=_bool(table, "check_after_send", False),
+    )
+
+
+def _dom0(raw: Any) -> Dom0Settings:
+    table = _table(raw, "dom0")
+    _only(table, {"home", "home_dir", "exclude", "config"}, "[dom0]")
+    home_dir = _str(table, "home_dir", None)
+    if home_dir is not None and not home_dir.startswith("/"):
+        raise ValueError("[dom0] home_dir must be an absolute path")
+    exclude = _str_list(table, "exclude")
+    if any(not p.strip("/") or "\0" in p for p in exclude):
+        raise ValueError("[dom0] exclude patterns must not be empty")
+    return Dom0Settings(
+        home=_bool(table, "home", False),
+        home_dir=home_dir,
+        exclude=tuple(exclude),
+        config=_bool(table, "config", False),
     )
 
 

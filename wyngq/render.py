@@ -16,6 +16,11 @@ def backup(out: Human, result: BackupResult) -> None:
         status = "ok" if qube.ok else f"FAILED: {qube.error}"
         note = f" ({qube.note})" if qube.note else ""
         out.say(f"  {qube.name:<32} {status}{note}")
+    for item in result.dom0:
+        status = f"ok ({item.members} entries, {item.data_bytes} bytes)" if item.ok else f"FAILED: {item.error}"
+        out.say(f"  {'dom0 ' + item.item:<32} {status}")
+        for note in item.notes:
+            out.say(f"      {note}")
     for warning in result.warnings:
         out.say(f"warning: {warning}")
     if result.check is not None:
@@ -39,6 +44,8 @@ def listing(out: Human, result: ListResult) -> None:
             kind = f" ({qube.klass})" if qube.klass else ""
             disposable = " [settings only]" if not qube.volumes else ""
             out.say(f"  {qube.name}{kind}{disposable}")
+        for item in result.dom0:
+            out.say(f"  dom0 {item.item} ({item.size} bytes)")
         if result.session_tags:
             out.say("Tags:")
             for tag, desc in result.session_tags.items():

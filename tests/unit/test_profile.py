@@ -3,6 +3,7 @@ each one edit away from the good profile."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -246,3 +247,38 @@ def test_profile_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "laptop.toml").write_bytes(GOOD.encode() + b'\n# caf\xe9\n')
     with pytest.raises(ConfigError):
         load_profile("laptop", str(tmp_path))
+
+
+# -- [dom0] ----------------------------------------------------------------------------
+DOM0 = GOOD + """
+[dom0]
+home = true
+home_dir = "/home/user"
+exclude = [".mozilla/firefox/*/cache2", "*.iso"]
+config = true
+"""
+
+
+def test_dom0_table() -> None:
+    from wyngq.profile import Dom0Settings
+
+    profile = parse_profile("laptop", tomllib.loads(DOM0))
+
+    assert profile.dom0 == Dom0Settings(home=True, home_dir="/home/user",
+                                        exclude=(".mozilla/firefox/*/cache2", "*.iso"), config=True)
+    assert parse_profile("laptop", tomllib.loads(GOOD)).dom0 == Dom0Settings()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ('home = "yes"', "home must be true or false"),
+    ('home_dir = "home/user"', "home_dir must be an absolute path"),
+    ('exclude = ".cache"', "exclude must be a list of strings"),
+    ('exclude = ["/"]', "exclude patterns must not be empty"),
+    ('passphrase = true', "unknown key(s) in [dom0]: passphrase"),
+])
+def test_dom0_mistakes(edit: str, message: str) -> None:
+    key = edit.split(" ")[0]
+    lines = [line for line in DOM0.splitlines() if not line.startswith(key + " ")]
+    text = "\n".join(lines) + "\n" + edit + "\n"
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        parse_profile("laptop", tomllib.loads(text))

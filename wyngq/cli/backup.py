@@ -6,6 +6,7 @@ import argparse
 
 from wyngq import names, render
 from wyngq.backup import BackupRequest, request_for_profile, run_backup
+from wyngq.cli import dom0
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.paths import state_dir
 from wyngq.profile import AUTOPRUNE_MODES, Profile
@@ -23,6 +24,7 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     parser.add_argument("--autoprune", choices=AUTOPRUNE_MODES, help="let Wyng prune old sessions")
     parser.add_argument("--check-after-send", action="store_true", default=None, help="check the new session")
     parser.add_argument("--dry-run", action="store_true", help="show what would be sent; store nothing")
+    dom0.add_backup_arguments(parser)
     return parser
 
 
@@ -45,4 +47,7 @@ def backup_request(args: argparse.Namespace, profile: Profile | None) -> BackupR
         autoprune=args.autoprune,
         check_after_send=args.check_after_send,
         dry_run=args.dry_run,
+        dom0_home=args.dom0_home,
+        dom0_home_dir=dom0.home_dir(args),
+        dom0_config=args.dom0_config,
     )

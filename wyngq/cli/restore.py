@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from wyngq import names
+from wyngq.cli import dom0
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import UsageError
 from wyngq.output import Human
@@ -48,10 +49,13 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                         "policy-relevant features, ...) even from an archive Wyng does not authenticate "
                         "(unencrypted); see docs/security.md")
     parser.add_argument("--dry-run", action="store_true", help="show the plan and what would change; change nothing")
+    dom0.add_restore_arguments(parser)
     return parser
 
 
 def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
+    if dom0.wants_restore(args):
+        return dom0.run_restore_command(args, context, presenter)
     request = restore_request(args)
     qubes = context.connect()
     archive_qube = archive_qube_of(context.target.dest)

@@ -33,3 +33,5 @@ def _human(out: Human, result: VerifyResult) -> None:
     for qube in result.qubes:
         out.say(f"  {qube.name:<32} {'ok' if qube.ok else 'DAMAGED: ' + (qube.error or '')}")
     out.say(f"  {'(settings bundle)':<32} {result.settings}")
+    for item in result.dom0:
+        out.say(f"  {'(dom0 ' + item.item + ')':<32} {'ok' if item.ok else 'DAMAGED: ' + (item.error or '')}")

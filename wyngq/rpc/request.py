@@ -15,6 +15,8 @@ One JSON object per call; keys by action (all but `profile` optional):
     backup   profile, qubes, dry_run
     restore  profile, qubes (required), session (ID or "latest"), on_conflict,
              rename ({"OLD": "NEW"}), shutdown, dry_run
+             (never dom0's home or configuration: a request naming them is
+             refused as not permitted, whatever the profile's rules say)
     verify   profile, qubes, session (ID or "latest")
     prune    profile, qubes, session (required: ID or "ID,ID"), all_before, dry_run
     status   profile, job
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, ClassVar, NoReturn
 
 from wyngq import names
-from wyngq.errors import UsageError
+from wyngq.errors import NotPermittedError, UsageError
 from wyngq.profile import CONFLICT_POLICIES, is_profile_name
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -124,6 +126,7 @@ class RestoreCall:
 
     @classmethod
     def parse(cls, untrusted: Mapping[str, object]) -> RestoreCall:
+        refuse_dom0_restore(untrusted)
         fields = _Fields(untrusted, cls.action, cls.keys)
         qubes = fields.qubes()
         if not qubes:
@@ -141,6 +144,18 @@ class RestoreCall:
             shutdown=fields.flag("shutdown"),
             dry_run=fields.flag("dry_run"),
         )
+
+
+DOM0_RESTORE_KEYS = ("dom0_home", "dom0_config", "into")
+
+
+def refuse_dom0_restore(untrusted: Mapping[str, object]) -> None:
+    """dom0's home and configuration come back only in dom0 (docs/dom0.md): a
+    caller could otherwise read dom0's files or place files in dom0."""
+    if any(key in untrusted for key in DOM0_RESTORE_KEYS):
+        raise NotPermittedError(
+            "restoring dom0's home or configuration is possible in dom0 only, never over qrexec",
+            hint="in dom0: wyng-util-qubes restore --dom0-home / --dom0-config")
 
 
 @dataclass(frozen=True)

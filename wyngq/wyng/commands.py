@@ -77,8 +77,10 @@ def send_command(
     dedup: bool = False,
     autoprune: str | None = None,
     dry_run: bool = False,
+    other_imports: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
-    """One send of every selected volume, with the settings bundle in the same session."""
+    """One send of every selected volume, with the settings bundle in the same
+    session, and each (volume name, file) of `other_imports` (dom0's streams)."""
     argv = [*target.base(), f"--local-from={local_from}", "--send-unchanged"]
     argv += [f"--tag={tag}" for tag in tags]
     if dedup:
@@ -88,6 +90,7 @@ def send_command(
     if dry_run:
         argv.append("--dry-run")
     argv.append(f"--import-other-from={METADATA_VOLUME}:|:{metadata_file}")
+    argv += [f"--import-other-from={name}:|:{path}" for name, path in other_imports]
     return [*argv, "send"]
 
 

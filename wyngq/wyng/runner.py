@@ -95,6 +95,7 @@ class Wyng:
         dedup: bool = False,
         autoprune: str | None = None,
         dry_run: bool = False,
+        other_imports: Sequence[tuple[str, str]] = (),
     ) -> WyngRun:
         argv = commands.send_command(
             self.target,
@@ -104,6 +105,7 @@ class Wyng:
             dedup=dedup,
             autoprune=autoprune,
             dry_run=dry_run,
+            other_imports=other_imports,
         )
         return self._run(argv, error_file=local_from + ".error")
 

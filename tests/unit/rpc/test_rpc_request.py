@@ -379,3 +379,14 @@ def test_fuzz_mutations_of_valid_requests(action: str, data: st.DataObject) -> N
         position = data.draw(st.integers(0, len(raw) - 1))
         raw = raw[:position] + bytes([data.draw(st.integers(0, 255))]) + raw[position + 1:]
     check_outcome(action, raw)
+
+
+@pytest.mark.parametrize("key", ["dom0_home", "dom0_config", "into"])
+def test_restoring_dom0_items_is_refused_over_qrexec_as_not_permitted(key: str) -> None:
+    from wyngq.errors import NotPermittedError
+
+    with pytest.raises(NotPermittedError, match="dom0 only, never over qrexec") as caught:
+        parse_request("restore", edit("restore", **{key: True}))
+
+    assert caught.value.exit_code == ExitCode.NOT_PERMITTED
+    assert caught.value.code == "not_permitted"

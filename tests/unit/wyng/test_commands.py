@@ -233,3 +233,15 @@ def test_end_key_agent_command_is_a_listing_with_authmin_minus_one() -> None:
     assert end_key_agent_command(WyngTarget("/usr/bin/wyng", "file:/b")) == [
         "/usr/bin/wyng", "--dest=file:/b", "--config=/dev/null", "-u", "--authmin=-1", "--json", "list",
     ]
+
+
+def test_send_imports_dom0_streams_after_the_settings_bundle() -> None:
+    argv = send_command(TARGET, local_from="/tmp/v.json", metadata_file="/tmp/m.tgz",
+                        other_imports=[("wyng-qubes-dom0-home", "/var/lib/x/home.tar"),
+                                       ("wyng-qubes-dom0-config", "/var/lib/x/config.tar")])
+    assert argv[-4:] == [
+        "--import-other-from=wyng-qubes-metadata:|:/tmp/m.tgz",
+        "--import-other-from=wyng-qubes-dom0-home:|:/var/lib/x/home.tar",
+        "--import-other-from=wyng-qubes-dom0-config:|:/var/lib/x/config.tar",
+        "send",
+    ]
