@@ -19,7 +19,9 @@ changes when there are none. With ``test=True`` it runs nothing that stores
 data and returns the dry-run plan as ``changes`` with ``result: None``. A
 failure is ``result: False`` with the command's error code and message.
 ``restored`` (with its default ``on_conflict: skip``) restores only the qubes
-that are missing.
+that are missing. dom0's home and configuration go along with a backup when
+the profile's ``[dom0]`` table says so (``changes``: ``dom0``); restoring them
+is a dom0 command of its own (docs/dom0.md), not a state.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def backed_up(
                 n: {"last_backup": entries[n]["last_backup"], "volumes": volumes.get(n, [])} for n in due
             }
         }
+        ret["changes"].update(_dom0_changes(plan, "would_back_up_dom0"))
         ret["comment"] = f"Would back up {len(due)} qube(s) of profile {profile!r}: {', '.join(due)}"
         return ret
 
@@ -95,6 +98,7 @@ def backed_up(
             "qubes": {n: {"old": entries[n]["last_backup"] if n in entries else None, "new": done["session"]}
                       for n in succeeded},
         }
+        ret["changes"].update(_dom0_changes(done, "dom0"))
     if done.get("ok"):
         ret["result"] = True
         ret["comment"] = f"Backed up {len(succeeded)} qube(s) of profile {profile!r} in session {done.get('session')}"
@@ -105,6 +109,14 @@ def backed_up(
     failed = [f"{q['name']} ({q.get('error')})" for q in done.get("qubes", []) if not q.get("ok")]
     ret["comment"] = _error("backup failed", done) + (f"; not backed up: {', '.join(failed)}" if failed else "")
     return ret
+
+
+def _dom0_changes(result: dict[str, Any], key: str) -> dict[str, Any]:
+    """dom0's home / configuration in the backup, as the profile's [dom0] table
+    asks for them (the command reads the profile: the state passes no dom0 option)."""
+    items = {d["item"]: {"volume": d.get("volume"), "bytes": d.get("bytes"), "ok": d.get("ok")}
+             for d in result.get("dom0") or [] if isinstance(d, dict) and "item" in d}
+    return {key: items} if items else {}
 
 
 # Results that carry per-qube errors rather than a message.

@@ -174,3 +174,18 @@ def test_restored_never_restores_settings_that_give_power_from_an_unencrypted_ar
         assert "tag 'policy-admin' added from an archive Wyng does not authenticate" in ret["comment"]
     assert "tagged" not in json.loads(minion.world.read_text())["after"]
     assert "trust_archive_settings" not in inspect.signature(minion.module.restore).parameters
+
+
+def test_backed_up_takes_dom0_items_as_the_profile_says(minion: Minion, tmp_path: Path) -> None:
+    home = tmp_path / "dom0-home"
+    home.mkdir()
+    (home / ".bashrc").write_text("x\n")
+    profile = tmp_path / "profiles" / "laptop.toml"
+    profile.write_text(profile.read_text() + f'[dom0]\nhome = true\nhome_dir = "{home}"\n')
+
+    planned = minion.apply(test=True, max_age="1d")
+    done = minion.apply(max_age="1d")
+
+    assert planned["changes"]["would_back_up_dom0"]["home"]["volume"] == "wyng-qubes-dom0-home"
+    assert done["result"] is True, done
+    assert done["changes"]["dom0"]["home"]["ok"] is True
