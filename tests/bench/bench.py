@@ -20,6 +20,9 @@ Prints figures; asserts nothing. Run as root with the lab up:
     Wyng `--json list` time on the benchmark archive for comparison.
 (s) with --scale-mib 128,512,1024: (a)'s full backup at several sizes, and the
     overhead fitted as a constant cost plus a share per GiB.
+(d) dom0's home in a backup (tests/bench/dom0.py): the archive's growth from a
+    second backup of a 200 MiB home with 1 % of its files changed, with Wyng's
+    dedup on and off, and the backup's extra time (`--only d`).
 (u) upstream wyng-util-qubes on the same qubes in the same run (tests/bench/
     upstream.py says how it runs in the lab): its backup and restore wall
     times beside ours, and its Admin API calls per restored qube.
@@ -334,7 +337,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--only", default="a,o,b,c,u")
+    parser.add_argument("--only", default="a,o,b,c,u,d")
     parser.add_argument("--calls-detail", action="store_true",
                         help="with (b) and (u): also print the Admin API calls per qube by method")
     parser.add_argument("--scale-mib", default="",
@@ -360,6 +363,10 @@ def main() -> None:
             bench.list_times()
         if "u" in parts:
             upstream_figures(bench, names)
+        if "d" in parts:
+            from tests.bench.dom0 import dom0_figures
+
+            dom0_figures(bench)
     finally:
         bench.cleanup()
 

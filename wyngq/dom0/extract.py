@@ -68,15 +68,12 @@ class Member:
 
 @dataclass(frozen=True)
 class Extracted:
-    members: tuple[Member, ...]
+    """What came out: counts, and the members themselves when asked for (a home
+    may hold millions; its restore needs only the counts)."""
 
-    @property
-    def files(self) -> int:
-        return sum(1 for m in self.members if m.kind == FILE)
-
-    @property
-    def data_bytes(self) -> int:
-        return sum(m.size for m in self.members)
+    files: int
+    data_bytes: int
+    members: tuple[Member, ...] = ()
 
 
 Owner = Callable[[Member], tuple[int, int]]
@@ -93,13 +90,14 @@ def fixed_owner(uid: int, gid: int) -> Owner:
 def check(source: str, limits: Limits) -> Extracted:
     """Read the whole stream as extraction would, writing nothing; raise
     UnsafeArchiveError on the first member extraction would refuse."""
-    return _read(source, limits, None)
+    return _read(source, limits, None, keep=False)
 
 
-def extract(source: str, target: str, limits: Limits, owner: Owner = from_stream) -> Extracted:
+def extract(source: str, target: str, limits: Limits, owner: Owner = from_stream, *, keep: bool = True) -> Extracted:
     """Extract the stream in `source` into the new directory `target` (which must
-    not exist; its parent must), owned as `owner` says. Raise UnsafeArchiveError
-    (nothing left behind) or FileExistsError."""
+    not exist; its parent must), owned as `owner` says; the result lists the
+    members if `keep`. Raise UnsafeArchiveError (nothing left behind) or
+    FileExistsError."""
     target = os.path.abspath(target)
     if os.path.lexists(target):
         raise FileExistsError(errno.EEXIST, "already exists", target)
@@ -108,7 +106,7 @@ def extract(source: str, target: str, limits: Limits, owner: Owner = from_stream
     try:
         root_fd = fsat.open_root(partial)
         try:
-            done = _read(source, limits, _Writer(root_fd, owner))
+            done = _read(source, limits, _Writer(root_fd, owner), keep=keep)
             _set_root(root_fd, owner)
         finally:
             os.close(root_fd)
@@ -126,10 +124,10 @@ def _set_root(root_fd: int, owner: Owner) -> None:
     os.fchmod(root_fd, 0o700)
 
 
-def _read(source: str, limits: Limits, writer: _Writer | None) -> Extracted:
+def _read(source: str, limits: Limits, writer: _Writer | None, *, keep: bool) -> Extracted:
     members: list[Member] = []
     seen: dict[str, str] = {}  # path -> kind
-    total = 0
+    total = files = 0
     with open(source, "rb") as raw:
         capped = _CappedReads(raw)
         try:
@@ -138,10 +136,12 @@ def _read(source: str, limits: Limits, writer: _Writer | None) -> Extracted:
                     tar.members.clear()  # kept by tarfile for random access we never use
                     member = _checked(info, seen, limits)
                     total += member.size
-                    if total > limits.max_total or len(members) >= limits.max_members:
+                    files += member.kind == FILE
+                    if total > limits.max_total or len(seen) > limits.max_members:
                         raise UnsafeArchiveError(f"member {_show(member.path)}: the stream holds more than allowed "
                                                  f"({limits.max_total} bytes, {limits.max_members} members)")
-                    members.append(member)
+                    if keep:
+                        members.append(member)
                     if writer is not None:
                         writer.add(member, tar.extractfile(info) if member.kind == FILE else None)
                     elif member.kind == FILE:
@@ -150,7 +150,7 @@ def _read(source: str, limits: Limits, writer: _Writer | None) -> Extracted:
             raise UnsafeArchiveError(f"not a valid tar stream: {err}", hint="run `verify` on the session") from err
     if writer is not None:
         writer.finish()
-    return Extracted(tuple(members))
+    return Extracted(files, total, tuple(members))
 
 
 def _checked(info: tarfile.TarInfo, seen: dict[str, str], limits: Limits) -> Member:

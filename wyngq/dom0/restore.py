@@ -115,8 +115,8 @@ def _restore_item(item: str, stream: str, target: str, size: int, diff: bool) ->
     if item == "home":
         user = find_dom0_user()
         owner = extract.fixed_owner(user.uid, user.gid) if user is not None else extract.from_stream
-        limits = extract.Limits(max_member=size, max_total=size)
-        extracted = extract.extract(stream, target, limits, owner)
+        limits = extract.Limits(max_member=size, max_total=size, max_members=size // 512)
+        extracted = extract.extract(stream, target, limits, owner, keep=False)
         return Dom0Restored(item, target, user.name if user else "as in the backup",
                             extracted.files, extracted.data_bytes)
     os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)

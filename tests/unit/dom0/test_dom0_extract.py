@@ -153,3 +153,11 @@ def test_a_symlink_planted_where_a_directory_would_go_is_not_followed(
         extract.extract(source, str(tmp_path / "target"), LIMITS)
 
     assert os.listdir(outside) == []
+
+
+def test_more_members_than_allowed_are_refused(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "t", {f"f{i}": b"" for i in range(5)})
+
+    with pytest.raises(UnsafeArchiveError, match="more than allowed"):
+        extract.extract(stream_of(tmp_path, root), str(tmp_path / "back"), Limits(10, 10, max_members=3))
+    assert not (tmp_path / "back").exists()
