@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 from wyngq import __version__, bundle, paths, volnames
 from wyngq.dom0 import backup as dom0_backup
-from wyngq.dom0 import rpm
 from wyngq.dom0.backup import Dom0Backup, Dom0Outcome, Dom0Stream
-from wyngq.errors import ConfigError, ExitCode, UsageError, WyngError, WyngqError
+from wyngq.errors import ConfigError, ExitCode, UsageError, WyngError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.model import Pool, PoolDriver, Qube, QubeClass
-from wyngq.profile import Profile, is_profile_name, load_profile, profile_dir
+from wyngq.profile import Profile
 from wyngq.qubes.port import QubesPort
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.known import KnownArchive, KnownArchives
@@ -396,38 +395,7 @@ def _dom0_streams(request: Dom0Backup, wyng: Wyng, spool: str | None, reporter: 
     """Write the dom0 streams the request asks for (none without a spool)."""
     if spool is None or not request.wanted:
         return []
-    inside = [p for p in (_file_dest_path(wyng.target.dest), wyng.target.meta_dir, paths.state_dir()) if p]
-    secrets = _passphrase_files()
-    streams = dom0_backup.write_streams(
-        request, spool, sysroot=paths.dom0_root(), owned=lambda dirs: rpm.owned_files(dirs, paths.rpm_program()),
-        secret_files=secrets, never_inside=inside)
-    for stream in streams:
-        reporter.event("dom0", item=stream.item, volume=stream.volume, source=stream.source,
-                       members=stream.members, data_bytes=stream.data_bytes, bytes=stream.bytes)
-    return streams
-
-
-def _file_dest_path(dest: str) -> str | None:
-    return dest.removeprefix("file:") if dest.startswith("file:") else None
-
-
-def _passphrase_files() -> list[str]:
-    """The passphrase files the profiles in the profile directory name (never
-    part of dom0's configuration stream); a profile that does not load names none."""
-    found = []
-    try:
-        names = sorted(os.listdir(profile_dir()))
-    except OSError:
-        return []
-    for name in names:
-        if name.endswith(".toml") and is_profile_name(name[:-5]):
-            try:
-                source = load_profile(name[:-5]).passphrase.file
-            except WyngqError:
-                continue
-            if source:
-                found.append(source)
-    return found
+    return dom0_backup.write_for_send(request, spool, wyng.target.dest, wyng.target.meta_dir, reporter)
 
 
 def _dom0_outcomes(streams: Sequence[Dom0Stream], failed: set[str],

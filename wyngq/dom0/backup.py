@@ -16,9 +16,12 @@ import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from wyngq.dom0 import CONFIG_VOLUME, HOME_VOLUME, configfiles, tarwrite, walk
+from wyngq import paths
+from wyngq.dom0 import CONFIG_VOLUME, HOME_VOLUME, configfiles, rpm, tarwrite, walk
 from wyngq.dom0.user import dom0_user
-from wyngq.errors import ConfigError
+from wyngq.errors import ConfigError, WyngqError
+from wyngq.events import Reporter
+from wyngq.profile import is_profile_name, load_profile, profile_dir
 
 # what Qubes leaves out or what is regenerated, and earlier restores beside the home
 DEFAULT_EXCLUDE = (".cache", "QubesIncoming", ".local/share/Trash", "home-restore-*")
@@ -119,6 +122,42 @@ def write_streams(
         notes = tuple(f"left out {path}: {reason}" for path, reason in selection.left_out)
         streams.append(_write("config", CONFIG_VOLUME, spool_path, sysroot, selection.entries, notes))
     return streams
+
+
+def write_for_send(request: Dom0Backup, spool_path: str, dest: str, meta_dir: str | None,
+                   reporter: Reporter) -> list[Dom0Stream]:
+    """The streams for a send to the archive at `dest`: dom0's real system root and
+    rpm (or the test doubles wyngq.paths names), the profiles' passphrase files
+    never, the archive, Wyng's metadata and wyngq's state never inside the home."""
+    archive = dest.removeprefix("file:") if dest.startswith("file:") else None
+    inside = [p for p in (archive, meta_dir, paths.state_dir()) if p]
+    streams = write_streams(
+        request, spool_path, sysroot=paths.dom0_root(),
+        owned=lambda dirs: rpm.owned_files(dirs, paths.rpm_program()),
+        secret_files=profile_passphrase_files(), never_inside=inside)
+    for stream in streams:
+        reporter.event("dom0", item=stream.item, volume=stream.volume, source=stream.source,
+                       members=stream.members, data_bytes=stream.data_bytes, bytes=stream.bytes)
+    return streams
+
+
+def profile_passphrase_files() -> list[str]:
+    """The passphrase files the profiles in the profile directory name; a
+    profile that does not load names none."""
+    found = []
+    try:
+        names = sorted(os.listdir(profile_dir()))
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(".toml") and is_profile_name(name[:-5]):
+            try:
+                source = load_profile(name[:-5]).passphrase.file
+            except WyngqError:
+                continue
+            if source:
+                found.append(source)
+    return found
 
 
 def _write(item: str, volume: str, spool_path: str, root: str, entries: Sequence[walk.Entry],
