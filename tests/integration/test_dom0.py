@@ -259,6 +259,7 @@ def test_a_backup_over_qrexec_takes_dom0_items_only_when_the_profile_says_so(rpc
 
     assert plain.result["ok"] and plain.result["dom0"] == []
     assert with_home.result["ok"] and [d["item"] for d in with_home.result["dom0"]] == ["home"]
+    assert str(home) not in json.dumps(with_home.lines)  # no dom0 path reaches the caller
 
 
 @pytest.mark.parametrize("key", ["dom0_home", "dom0_config"])

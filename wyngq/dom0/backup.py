@@ -136,8 +136,8 @@ def write_for_send(request: Dom0Backup, spool_path: str, dest: str, meta_dir: st
         owned=lambda dirs: rpm.owned_files(dirs, paths.rpm_program()),
         secret_files=profile_passphrase_files(), never_inside=inside)
     for stream in streams:
-        reporter.event("dom0", item=stream.item, volume=stream.volume, source=stream.source,
-                       members=stream.members, data_bytes=stream.data_bytes, bytes=stream.bytes)
+        reporter.event("dom0", item=stream.item, volume=stream.volume, members=stream.members,
+                       data_bytes=stream.data_bytes, bytes=stream.bytes)
     return streams
 
 

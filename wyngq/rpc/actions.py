@@ -59,7 +59,14 @@ def run_backup(env: Env, call: BackupCall) -> Outcome:
     done: backup.BackupResult = env.with_wyng(
         lambda wyng: backup.run_backup(port, wyng, request, env.reporter, env.workdir, env.known_archives)
     )
+    done = without_dom0_details(done)
     return Outcome(done.exit_code, done, tuple(q.name for q in done.qubes), done.session)
+
+
+def without_dom0_details(done: backup.BackupResult) -> backup.BackupResult:
+    """The caller learns that dom0's items were backed up and how large they are,
+    not dom0's paths or file names (the home's directory, files left out)."""
+    return replace(done, dom0=tuple(replace(item, source="", notes=()) for item in done.dom0))
 
 
 def run_verify(env: Env, call: VerifyCall) -> Outcome:
