@@ -257,7 +257,9 @@ class _Writer:
                 chunk = data.read(min(_CHUNK, left))
                 if not chunk:
                     raise UnsafeArchiveError("the stream ends inside a member")
-                os.write(fd, chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
                 left -= len(chunk)
             if self.root:
                 os.fchown(fd, *self.owner(member))
