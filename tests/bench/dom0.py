@@ -73,7 +73,10 @@ def stream_time(home: Path) -> float:
 
 
 def dom0_figures(bench: Any, home_mib: int = 200) -> None:
-    """Part (d). `bench` is tests.bench.bench.Bench (qubes, archives, wyngq runs)."""
+    """Part (d). `bench` is tests.bench.bench.Bench (qubes, archives, wyngq runs).
+    wyngq's state (its spool and archive records) goes to the bench's work
+    directory, not to this machine's /var/lib/wyng-util-qubes."""
+    os.environ.setdefault("WYNGQ_STATE_DIR", str(bench.work / "state"))
     tpl = bench._create("dtpl", "TemplateVM")
     app = bench._create("dapp", "AppVM", template=tpl)
     data = os.urandom(8 * MIB)
