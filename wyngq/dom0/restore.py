@@ -96,7 +96,7 @@ def run_restore(wyng: Wyng, request: Dom0RestoreRequest, reporter: Reporter) -> 
     session = inarchive.pick_session(archive, request.items, request.session)
     sizes = {i.item: i for i in inarchive.session_items(archive, session)}
     targets = {item: target_directory(item, session, request.into) for item in request.items}
-    reporter.event("plan", action="restore", session=session, dom0=list(request.items),
+    reporter.event("restore_plan", session=session, dom0=list(request.items),
                    into={item: targets[item] for item in request.items})
     done = []
     with dom0_backup.spool(paths.spool_dir()) as spool:
