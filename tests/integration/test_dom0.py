@@ -269,3 +269,29 @@ def test_restoring_dom0_items_over_qrexec_is_refused_whatever_the_rules(rpc: Rpc
     assert reply.status == 4 and reply.result["code"] == "not_permitted"
     assert "never over qrexec" in reply.result["message"]
     assert rpc.wyng_calls() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the files to the dom0 user needs root")
+def test_by_default_the_home_comes_back_in_the_dom0_users_home_owned_by_that_user(
+        tmp_path: Path, fake_wyng: FakeWyngFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.helpers import Recorder, make_world
+    from wyngq.backup import BackupRequest, run_backup
+    from wyngq.dom0 import restore as dom0_restore
+    from wyngq.dom0.backup import Dom0Backup
+    from wyngq.dom0.user import Dom0User
+
+    live_home = make_tree(tmp_path / "home" / "alice", {"a/b.txt": b"hello", "c": os.urandom(300_000)})
+    alice = Dom0User("alice", 4321, 4322, str(live_home))
+    monkeypatch.setattr(dom0_restore, "find_dom0_user", lambda: alice)
+    monkeypatch.setattr(dom0_restore, "dom0_user", lambda: alice)
+    dom0 = make_world(tmp_path, fake_wyng)
+    done = run_backup(dom0.qubes, dom0.wyng(), BackupRequest(qubes=("work",), dom0=Dom0Backup(home=True,
+                      home_dir=str(live_home))), Recorder(), dom0.workdir)
+
+    restored = dom0_restore.run_restore(dom0.wyng(), dom0_restore.Dom0RestoreRequest(home=True), Recorder())
+
+    target = live_home / f"home-restore-{done.session}"
+    assert [r.directory for r in restored.restored] == [str(target)] and restored.restored[0].owner == "alice"
+    assert (target / "a" / "b.txt").read_bytes() == b"hello"
+    owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [target, *target.rglob("*")]}
+    assert owners == {(4321, 4322)}
