@@ -3,7 +3,8 @@
 A 200 MiB home (random, incompressible data in files from 1 KiB to 2 MiB, a
 temporary directory standing in for the dom0 user's home) is backed up with
 a small qube; then 1 % of its files change (half of them also change size)
-and it is backed up again. Printed, with Wyng's dedup on and off:
+and it is backed up again; then 1 % again, chosen in proportion to their size
+and each changing size, and a third backup. Printed, with dedup on and off:
 
 - the archive's growth from the second backup, against the home's size
   (target: at most 10 % with dedup on);
@@ -37,14 +38,25 @@ def make_home(root: Path, total: int, rng: random.Random) -> list[Path]:
     return files
 
 
-def change_files(files: list[Path], share: float, rng: random.Random) -> tuple[int, int]:
-    """Rewrite `share` of the files with new data; every second one also changes
-    size by up to 10 %. Return (files changed, bytes written)."""
-    chosen = rng.sample(files, max(1, int(len(files) * share)))
+def change_files(files: list[Path], share: float, rng: random.Random, *, by_size: bool = False) -> tuple[int, int]:
+    """Rewrite `share` of the files with new data. Chosen evenly, every second one
+    also changes size by up to 10 %; `by_size`: chosen in proportion to their
+    size (so larger ones), and every one grows or shrinks by up to 10 %.
+    Return (files changed, bytes written)."""
+    count = max(1, int(len(files) * share))
+    if by_size:
+        weights = [p.stat().st_size for p in files]
+        chosen: list[Path] = []
+        while len(chosen) < count:
+            pick = rng.choices(files, weights)[0]
+            if pick not in chosen:
+                chosen.append(pick)
+    else:
+        chosen = rng.sample(files, count)
     written = 0
     for i, path in enumerate(chosen):
         size = path.stat().st_size
-        if i % 2:
+        if i % 2 or by_size:
             size = max(1, size + rng.randint(-size // 10, size // 10))
         path.write_bytes(rng.randbytes(size))
         written += size
@@ -102,11 +114,19 @@ def dom0_figures(bench: Any, home_mib: int = 200) -> None:
         time.sleep(1.1)
         incr = _timed_backup(bench, dest, *with_home)
         growth = archive_bytes(archive) - before
+        changed2, changed_bytes2 = change_files(files, 0.01, rng, by_size=True)
+        before = archive_bytes(archive)
+        time.sleep(1.1)
+        _timed_backup(bench, dest, *with_home)
+        growth2 = archive_bytes(archive) - before
         tar = stream_time(home)
         label = "dedup on " if dedup else "dedup off"
         print(f"  {label}: {len(files)} files; first backup stored {after_full / MIB:6.1f} MiB; second backup "
               f"({changed} files, {changed_bytes / MIB:.1f} MiB rewritten) grew the archive by "
               f"{growth / MIB:6.1f} MiB = {100 * growth / (home_mib * MIB):5.1f} % of the home")
+        print(f"  {'':9}  third backup (1 % of the files again, chosen by size, each changing size: {changed2} "
+              f"files, {changed_bytes2 / MIB:.1f} MiB) grew it by {growth2 / MIB:6.1f} MiB = "
+              f"{100 * growth2 / (home_mib * MIB):5.1f} %")
         print(f"  {'':9}  time: backup with the home {full:5.2f} s (first), {incr:5.2f} s (second); the qube "
               f"alone {alone:5.2f} s; extra for the home {full - alone:+5.2f} s / {incr - alone:+5.2f} s; "
               f"writing the tar stream alone {tar:5.2f} s")

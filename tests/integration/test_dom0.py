@@ -295,3 +295,23 @@ def test_by_default_the_home_comes_back_in_the_dom0_users_home_owned_by_that_use
     assert (target / "a" / "b.txt").read_bytes() == b"hello"
     owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [target, *target.rglob("*")]}
     assert owners == {(4321, 4322)}
+
+
+def test_a_dom0_item_wyng_could_not_send_is_a_partial_failure_and_the_qubes_still_count(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    from tests.integration.helpers import Recorder, make_world
+    from wyngq.backup import BackupRequest, run_backup
+    from wyngq.dom0.backup import Dom0Backup
+    from wyngq.errors import ExitCode
+
+    home = make_tree(tmp_path / "home", {"f": b"1"})
+    dom0 = make_world(tmp_path, fake_wyng)
+    failing = fake_wyng("wyng-failing-home", FAKE_WYNG_FAIL=f"vol={HOME_VOLUME}")
+
+    done = run_backup(dom0.qubes, dom0.wyng(failing), BackupRequest(qubes=("work",), dom0=Dom0Backup(
+                      home=True, home_dir=str(home))), Recorder(), dom0.workdir)
+
+    assert done.exit_code is ExitCode.PARTIAL
+    assert [(q.name, q.ok) for q in done.qubes] == [("work", True)]
+    assert [(d.item, d.ok, d.error) for d in done.dom0] == [("home", False, "Wyng could not send it")]
+    assert "FAILED: dom0 home" in done.summary
