@@ -181,4 +181,5 @@ def _skipped_note(skipped: Sequence[str]) -> tuple[str, ...]:
     if not skipped:
         return ()
     shown = ", ".join(skipped[:_SHOWN]) + (" …" if len(skipped) > _SHOWN else "")
-    return (f"left out {len(skipped)} socket(s), FIFO(s), device(s) or unreadable directories: {shown}",)
+    return (f"left out {len(skipped)} socket(s), FIFO(s), device(s), unreadable directories or other "
+            f"filesystems mounted inside: {shown}",)

@@ -3,11 +3,13 @@
 Names are sorted byte-wise within each directory and every directory comes
 just before its contents, so the same tree always gives the same list. The
 walk never follows a symlink (wyngq.dom0.fsat): a symlink is an entry of its
-own. Sockets, FIFOs and devices are left out and counted.
+own. Sockets, FIFOs and devices are left out and counted, and so is whatever
+is mounted beneath the root from another filesystem (the directory stays, empty).
 
 Exclusion patterns (shell wildcards): a pattern with a `/` (inside, or at
 its start) matches the path from the tree's root (`.local/share/Trash`,
-`/vms`); one without matches a name at any depth (`.cache`). An excluded directory is left out with everything under it.
+`/vms`); one without matches a name at any depth (`.cache`). An excluded
+directory is left out with everything under it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Entry:
 @dataclass(frozen=True)
 class Tree:
     entries: tuple[Entry, ...]
-    skipped: tuple[str, ...] = ()  # sockets, FIFOs, devices, unreadable directories
+    skipped: tuple[str, ...] = ()  # sockets, FIFOs, devices; unreadable or mounted directories ("dir/")
 
     @property
     def data_bytes(self) -> int:
@@ -87,14 +89,15 @@ def walk(root: str, exclude: Excluder = Excluder()) -> Tree:
     skipped: list[str] = []
     root_fd = fsat.open_root(root)
     try:
-        _walk_dir(root_fd, "", _sorted(os.listdir(root_fd)), exclude, entries, skipped)
+        device = os.fstat(root_fd).st_dev
+        _walk_dir(root_fd, "", _sorted(os.listdir(root_fd)), exclude, entries, skipped, device)
     finally:
         os.close(root_fd)
     return Tree(tuple(entries), tuple(skipped))
 
 
 def _walk_dir(fd: int, prefix: str, names: Sequence[str], exclude: Excluder,
-              entries: list[Entry], skipped: list[str]) -> None:
+              entries: list[Entry], skipped: list[str], device: int) -> None:
     for name in names:
         path = prefix + name
         if exclude.excludes(path):
@@ -109,7 +112,9 @@ def _walk_dir(fd: int, prefix: str, names: Sequence[str], exclude: Excluder,
             skipped.append(path)
             continue
         entries.append(entry)
-        if entry.kind == DIRECTORY:
+        if entry.kind == DIRECTORY and st.st_dev != device:
+            skipped.append(path + "/")
+        elif entry.kind == DIRECTORY:
             try:
                 child = os.open(name, fsat.DIR_FLAGS, dir_fd=fd)
             except OSError as err:
@@ -118,7 +123,7 @@ def _walk_dir(fd: int, prefix: str, names: Sequence[str], exclude: Excluder,
                 skipped.append(path + "/")
                 continue
             try:
-                _walk_dir(child, path + "/", _sorted(os.listdir(child)), exclude, entries, skipped)
+                _walk_dir(child, path + "/", _sorted(os.listdir(child)), exclude, entries, skipped, device)
             finally:
                 os.close(child)
 

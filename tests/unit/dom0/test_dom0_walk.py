@@ -58,3 +58,24 @@ def test_symlinks_are_entries_never_followed_and_sockets_are_left_out(tmp_path: 
         ("f", "file", None), ("to-f", "symlink", "f"), ("to-outside", "symlink", str(outside))]
     assert tree.skipped == ("agent.sock", "fifo")
     server.close()
+
+
+def test_another_filesystem_mounted_inside_is_left_out_its_mount_point_kept(tmp_path: Path) -> None:
+    import subprocess
+
+    import pytest
+
+    root = make_tree(tmp_path / "home", {"f": b"1"}, dirs=["usb"])
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "wyngq-test", str(root / "usb")],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (root / "usb" / "photo.jpg").write_bytes(b"not from this filesystem")
+
+        tree = walk.walk(str(root))
+
+        assert [e.path for e in tree.entries] == ["f", "usb"]
+        assert tree.skipped == ("usb/",)
+    finally:
+        subprocess.run(["umount", str(root / "usb")], check=True)
