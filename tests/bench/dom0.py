@@ -64,7 +64,14 @@ def change_files(files: list[Path], share: float, rng: random.Random, *, by_size
 
 
 def archive_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes the archive's files hold, each file once: Wyng's dedup stores a chunk
+    it has already as a hard link to it."""
+    seen: dict[tuple[int, int], int] = {}
+    for f in path.rglob("*"):
+        st = f.lstat()
+        if f.is_file() and not f.is_symlink():
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def stream_time(home: Path) -> float:
