@@ -9,6 +9,7 @@ the new session: Wyng can exit 0 without doing the work (docs/facts.md).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -18,14 +19,17 @@ from dataclasses import dataclass, field
 from wyngq import __version__, bundle, paths, volnames
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0.backup import Dom0Backup, Dom0Outcome, Dom0Stream
-from wyngq.errors import ConfigError, ExitCode, UsageError, WyngError
+from wyngq.errors import ConfigError, ExitCode, QubesError, UsageError, WyngError
 from wyngq.events import Reporter, wyng_progress
-from wyngq.model import Pool, PoolDriver, Qube, QubeClass
+from wyngq.model import Pool, PoolDriver, PropertyValue, Qube, QubeClass
 from wyngq.profile import Profile
 from wyngq.qubes.port import QubesPort
+from wyngq.restore import prefs
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.known import KnownArchive, KnownArchives
 from wyngq.wyng.runner import Wyng
+
+log = logging.getLogger(__name__)
 
 TAG = "qubes"  # upstream tags every session with it; its `list` shows other tags only
 
@@ -328,7 +332,8 @@ def _run_backup(
     )
 
     settings = [qubes.settings(n) for n in plan.qubes]
-    manifest = bundle.encode_manifest(settings, wyngq_version=__version__, qubes_version=qubes.qubes_version())
+    manifest = bundle.encode_manifest(settings, wyngq_version=__version__, qubes_version=qubes.qubes_version(),
+                                      prefs=_global_prefs(qubes))
     bundle_path = os.path.join(workdir, "qubes-metadata.tgz")
     bundle.write_bundle(bundle_path, qubes.state_files(plan.qubes), manifest)
     local_from = os.path.join(workdir, "volumes.json")
@@ -409,6 +414,16 @@ def _dom0_outcomes(streams: Sequence[Dom0Stream], failed: set[str],
             error = "Wyng did not record it"
         outcomes.append(dom0_backup.outcome(stream, error))
     return tuple(outcomes)
+
+
+def _global_prefs(qubes: QubesPort) -> dict[str, PropertyValue] | None:
+    """dom0's global preferences for the bundle; None (not recorded) if qubesd
+    will not tell: the qubes' backup does not depend on them."""
+    try:
+        return prefs.capture(qubes.global_prefs())
+    except QubesError as err:
+        log.warning("dom0's global preferences are not recorded in this backup: %s", err.message)
+        return None
 
 
 def sent_volumes(stdout: str) -> tuple[str | None, set[str]]:

@@ -45,6 +45,7 @@ class Manifest:
     qubes: Mapping[str, QubeSettings]
     # qubes of a class wyngq does not restore (e.g. RemoteVM): name -> class (see class_word)
     unsupported: Mapping[str, str] = field(default_factory=dict)
+    prefs: Mapping[str, PropertyValue] | None = None  # dom0's global preferences (None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,12 @@ class Bundle:
 
 # -- writing -------------------------------------------------------------------
 def encode_manifest(
-    settings: Iterable[QubeSettings], *, wyngq_version: str, qubes_version: str, created: float | None = None
+    settings: Iterable[QubeSettings], *, wyngq_version: str, qubes_version: str, created: float | None = None,
+    prefs: Mapping[str, PropertyValue] | None = None,
 ) -> bytes:
-    """Return the manifest JSON for these qubes' settings."""
-    document = {
+    """Return the manifest JSON for these qubes' settings (and dom0's global
+    preferences, when given)."""
+    document: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
@@ -70,6 +73,8 @@ def encode_manifest(
         "qubes_version": qubes_version,
         "qubes": {s.name: _encode_qube(s) for s in sorted(settings, key=lambda s: s.name)},
     }
+    if prefs is not None:
+        document["prefs"] = {k: {"type": v.type, "value": v.value} for k, v in sorted(prefs.items())}
     return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 
@@ -184,6 +189,7 @@ def parse_manifest(data: bytes) -> Manifest:
             qubes_version=_str(doc.get("qubes_version", ""), "qubes_version"),
             qubes=qubes,
             unsupported=unsupported,
+            prefs=_decode_prefs(doc["prefs"]) if "prefs" in doc else None,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"the settings manifest is malformed: {err}") from err
@@ -194,6 +200,11 @@ def class_word(klass: object) -> str:
     if isinstance(klass, str) and 0 < len(klass) <= 40 and klass.isascii() and klass.isalnum():
         return klass
     return "unknown"
+
+
+def _decode_prefs(raw: Any) -> dict[str, PropertyValue]:
+    return {_str(k, "preference"): PropertyValue(_str(_dict(v, k)["type"], k), _str(v["value"], k))
+            for k, v in _dict(raw, "prefs").items()}
 
 
 def _decode_qube(name: str, raw: dict[str, Any]) -> QubeSettings:

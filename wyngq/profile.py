@@ -35,6 +35,7 @@ backup does. Example (`wyng-util-qubes.example.toml` in the package):
     # qubes = ["work"]      # default: every qube of [qubes]; always limited to them
     # on_conflict = ["fail", "skip"]   # restore conflict policies (default: fail)
     # shutdown = false      # may a restore shut down running qubes gracefully
+    # prefs = false         # may a restore set dom0's global preferences (qubes-prefs)
 
 The `[rpc]` table is read by the qrexec service only (wyngq.rpc): without a
 rule naming it, a qube can do nothing with the profile, whatever dom0's qrexec
@@ -113,6 +114,7 @@ class RpcRule:
     qubes: tuple[str, ...] | None = None
     on_conflict: tuple[str, ...] = ("fail",)
     shutdown: bool = False
+    prefs: bool = False  # may a restore set dom0's global preferences
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ def _rpc(raw: Any) -> RpcAccess:
 def _rpc_rule(raw: Any, number: int) -> RpcRule:
     where = f"[[rpc.allow]] #{number}"
     table = _table(raw, "rpc.allow")
-    _only(table, {"callers", "actions", "qubes", "on_conflict", "shutdown"}, where)
+    _only(table, {"callers", "actions", "qubes", "on_conflict", "shutdown", "prefs"}, where)
     callers = _str_list(table, "callers")
     actions = _str_list(table, "actions")
     if not callers or not actions:
@@ -289,6 +291,7 @@ def _rpc_rule(raw: Any, number: int) -> RpcRule:
         qubes=tuple(qubes) if qubes is not None else None,
         on_conflict=tuple(on_conflict),
         shutdown=_bool(table, "shutdown", False),
+        prefs=_bool(table, "prefs", False),
     )
 
 

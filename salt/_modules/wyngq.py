@@ -95,9 +95,13 @@ def restore(
     shutdown: bool = False,
     test: bool = False,
     events: bool = False,
+    all: bool = False,
+    as_of: str | None = None,
+    prefs: bool = False,
 ) -> dict[str, Any]:
-    """Restore qubes (all of the session's by default) from ``session`` (default:
-    the newest holding them). ``on_conflict``: fail, skip, replace or rename;
+    """Restore ``qubes`` (or ``all: True``: every qube of the archive), each from
+    its own newest session (at or before ``as_of``), or all from ``session``;
+    ``prefs``: also dom0's global preferences. ``on_conflict``: fail, skip, replace or rename;
     ``rename``: {backed-up name: new name}; ``shutdown``: stop running qubes that
     must stop, gracefully. ``test=True`` (or Salt's test mode) runs
     ``restore --dry-run``: the plan with each step's changes, nothing changed.
@@ -113,6 +117,12 @@ def restore(
     args = ["restore", f"--on-conflict={on_conflict}"]
     if session:
         args.append(f"--session={session}")
+    if as_of:
+        args.append(f"--as-of={as_of}")
+    if all:
+        args.append("--all")
+    if prefs:
+        args.append("--prefs")
     if pool:
         args.append(f"--pool={pool}")
     if shutdown:

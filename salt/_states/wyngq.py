@@ -134,9 +134,14 @@ def restored(
     rename: dict[str, str] | None = None,
     pool: str | None = None,
     shutdown: bool = False,
+    all: bool = False,
+    as_of: str | None = None,
+    prefs: bool = False,
 ) -> dict[str, Any]:
-    """The qubes (``qubes``, or every qube of the session) exist, restored from
-    ``session`` (default: the newest holding them) of the profile's archive.
+    """The qubes (``qubes``, or with ``all: True`` every qube of the archive)
+    exist, each restored from its own newest session (at or before ``as_of``),
+    or all from ``session``; with ``prefs: True`` dom0's global preferences are
+    those of the newest backup too.
 
     With the default ``on_conflict: skip`` a qube that already exists is left
     alone, so the state restores only what is missing and then has nothing to
@@ -151,12 +156,14 @@ def restored(
     ret: dict[str, Any] = {"name": name, "changes": {}, "result": False, "comment": ""}
     options = {"qubes": qubes, "session": session, "on_conflict": on_conflict, "exclude": exclude,
                "rename": rename, "pool": pool, "shutdown": shutdown}
+    options |= {k: v for k, v in (("all", all), ("as_of", as_of), ("prefs", prefs)) if v}
     plan = __salt__["wyngq.restore"](profile, test=True, **options)
     if not plan.get("ok"):
         ret["comment"] = _error("the restore plan failed", plan) + _problems(plan)
         return ret
     todo = [q for q in plan.get("qubes", []) if q.get("action") != "skip"]
-    if not todo:
+    prefs_todo = (plan.get("prefs") or {}).get("changes", [])
+    if not todo and not prefs_todo:
         skipped = ", ".join(q.get("target", q.get("name", "?")) for q in plan.get("qubes", []))
         ret["result"] = True
         ret["comment"] = f"Nothing to restore from session {plan.get('session')}: present already: {skipped or '-'}"
@@ -164,24 +171,32 @@ def restored(
 
     if __opts__.get("test"):
         ret["result"] = None
-        ret["changes"] = {"session": plan.get("session"), "would_restore": {
-            q["target"]: {"from": q.get("name"), "action": q.get("action"),
+        ret["changes"] = {"session": plan.get("session"), "sessions": plan.get("sessions"), "would_restore": {
+            q["target"]: {"from": q.get("name"), "session": q.get("session"), "action": q.get("action"),
                           "volumes": [v.get("archive") for v in q.get("volumes", [])],
                           "changes": [c for step in plan.get("steps", []) if step.get("qube") == q["target"]
                                       for c in step.get("changes", [])]}
             for q in todo
         }}
+        if prefs_todo:
+            ret["changes"]["would_set_prefs"] = {c["key"]: {"old": c.get("old"), "new": c.get("new")}
+                                                 for c in prefs_todo}
         ret["comment"] = f"Would restore {len(todo)} qube(s) from session {plan.get('session')}: " + ", ".join(
             f"{q['target']} ({q.get('action')})" for q in todo)
         return ret
 
-    done = __salt__["wyngq.restore"](profile, **{**options, "session": plan.get("session")})
-    restored_qubes = {q["target"]: q for q in done.get("qubes", []) if q.get("ok")}
-    if restored_qubes:
+    # the sessions the plan chose, whatever is backed up meanwhile
+    pinned = {"session": plan.get("session")} if session else {"as_of": plan.get("session")}
+    done = __salt__["wyngq.restore"](profile, **{**options, **pinned})
+    restored_qubes = {q["target"]: q for q in done.get("qubes", []) if q.get("ok") and q.get("action") != "skip"}
+    prefs_set = [c for c in (done.get("prefs") or {}).get("changes", []) if c.get("ok")]
+    if restored_qubes or prefs_set:
         ret["changes"] = {"session": done.get("session"), "qubes": {
-            target: {"action": q.get("action"), "revisions": q.get("revisions") or []}
+            target: {"action": q.get("action"), "session": q.get("session"), "revisions": q.get("revisions") or []}
             for target, q in restored_qubes.items()
         }}
+        if prefs_set:
+            ret["changes"]["prefs"] = {c["key"]: {"old": c.get("old"), "new": c.get("new")} for c in prefs_set}
     if done.get("ok"):
         ret["result"] = True
         ret["comment"] = f"Restored {len(restored_qubes)} qube(s) from session {done.get('session')}: " + ", ".join(

@@ -26,6 +26,11 @@ Prints figures; asserts nothing. Run as root with the lab up:
 (u) upstream wyng-util-qubes on the same qubes in the same run (tests/bench/
     upstream.py says how it runs in the lab): its backup and restore wall
     times beside ours, and its Admin API calls per restored qube.
+(r) whole-machine recovery: `restore --all` of 40 qubes backed up over 10
+    sessions, every qube removed and a fresh Wyng meta dir, against bare
+    `wyng receive` of the same volumes (one call per session, fresh meta dir
+    too): ratio, the cost per qube, and Admin API calls per qube. Not in the
+    default --only; `--only r [--recovery-qubes 40 --recovery-sessions 10]`.
 """
 
 from __future__ import annotations
@@ -134,9 +139,9 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
 
     # -- the two contenders ---------------------------------------------------
-    def wyngq(self, dest: str, *args: str, wyng: str | None = None) -> dict[str, Any]:
+    def wyngq(self, dest: str, *args: str, wyng: str | None = None, meta: str | None = None) -> dict[str, Any]:
         argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={wyng or self.wyng}",
-                f"--meta-dir={self.meta}", "--json", *args]
+                f"--meta-dir={meta or self.meta}", "--json", *args]
         done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
                               env={**os.environ, "WYNGQ_LOCK_PATH": str(self.work / "lock")})
         result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
@@ -340,6 +345,8 @@ def main() -> None:
     parser.add_argument("--only", default="a,o,b,c,u,d")
     parser.add_argument("--calls-detail", action="store_true",
                         help="with (b) and (u): also print the Admin API calls per qube by method")
+    parser.add_argument("--recovery-qubes", type=int, default=40, help="(r): qubes, a template and AppVMs")
+    parser.add_argument("--recovery-sessions", type=int, default=10, help="(r): sessions they are backed up over")
     parser.add_argument("--scale-mib", default="",
                         help="(s): run (a) at each of these sizes, e.g. 256,1024, on fresh qubes, and fit "
                              "the full backup's overhead as a constant plus a share of the data")
@@ -367,6 +374,8 @@ def main() -> None:
             from tests.bench.dom0 import dom0_figures
 
             dom0_figures(bench)
+        if "r" in parts:
+            recovery_figures(bench, args.recovery_qubes, args.recovery_sessions)
     finally:
         bench.cleanup()
 
@@ -484,6 +493,92 @@ def print_calls(label: str, seen: list[bytes], qubes: int) -> None:
         methods = Counter(m.split(b" ", 1)[0] for m in seen)  # METHOD+ARG, without the qube
         for method, count in sorted(methods.items(), key=lambda item: (-item[1], item[0])):
             print(f"      {count / qubes:5.1f}  {method.decode()}")
+
+
+RECOVERY_MIB = 2  # per AppVM's private volume (the template's root: 4x): 40 qubes stay within the lab's images
+
+
+def recovery_figures(bench: Bench, count: int, sessions: int) -> None:
+    """(r) `restore --all` onto a fresh machine: `count` qubes (a template and
+    AppVMs with RECOVERY_MIB of random data each) backed up over `sessions`
+    sessions, each qube in one of them; every run removes them all and restores
+    on an empty meta dir. Bare Wyng receives the same volumes, one `receive`
+    per session, into files beside them on an empty meta dir."""
+    tpl = bench._create("rtpl", "TemplateVM")
+    apps = [bench._create(f"r{i:02d}", "AppVM", template=tpl) for i in range(count - 1)]
+    for vm, kind, mib in [(tpl, "root", 4 * RECOVERY_MIB), *((vm, "private", RECOVERY_MIB) for vm in apps)]:
+        data = os.urandom(mib * MIB)
+        vm.volumes[kind].import_data_with_size(io.BytesIO(data), len(data))
+    names = [tpl.name, *(vm.name for vm in apps)]
+    groups = [names[i::sessions] for i in range(sessions)]  # the template in the first
+    archive = bench.archives / "recovery.wyng"
+    archive.mkdir()
+    dest = f"file:{archive}"
+    bench.wyngq(dest, "create", "--encrypt=off")
+    volumes: list[list[str]] = []  # per session: its archive volumes
+    for group in groups:
+        time.sleep(1.1)  # session ids have one-second resolution
+        bench.wyngq(dest, "backup", *group)
+        volumes.append([f"{bench.app.domains[n].volumes[k].vid}.img" for n in group
+                        for k in (("root", "private") if n == tpl.name else ("private",))])
+    text = subprocess.run([bench.wyng, f"--dest={dest}", f"--meta-dir={bench.meta}", "-u", "--config=/dev/null",
+                           "--json", "list"], capture_output=True, text=True, check=True,
+                          stdin=subprocess.DEVNULL).stdout
+    listing = json.loads(text[text.index("\n{") + 1:])  # the JSON follows Wyng's header lines
+    session_of = {v: max(info["sessions"])[2:] for v, info in listing["volumes"].items()}
+    print(f"\n(r) restore --all of {count} qubes backed up over {sessions} sessions ({RECOVERY_MIB} MiB each), "
+          f"every qube removed, an empty meta dir; median of {bench.runs} runs")
+    pool = env("WYNGQ_LAB_POOL_DIR")
+    bare_dir = Path(pool) / f"{bench.prefix}-bare"
+
+    def fresh_meta() -> str:
+        return tempfile.mkdtemp(prefix="meta-", dir=bench.work)
+
+    def bare() -> None:
+        meta = fresh_meta()
+        shutil.rmtree(bare_dir, ignore_errors=True)
+        bare_dir.mkdir()
+        for number, vols in enumerate(volumes):
+            local_from = bench.work / f"bare-recovery-{number}.json"
+            local_from.write_text(json.dumps({pool: [[v, f"{bare_dir.name}/{i}.img"] for i, v in
+                                                     enumerate(vols)]}))
+            subprocess.run([bench.wyng, f"--dest={dest}", f"--meta-dir={meta}", "-u", "--authmin=0",
+                            "--config=/dev/null", f"--local-from={local_from}", f"--session={session_of[vols[0]]}",
+                            "--force", "--sparse-write", "receive"], check=True, capture_output=True,
+                           stdin=subprocess.DEVNULL)
+
+    def remove_all() -> None:
+        bench.app.domains.refresh_cache(force=True)
+        for name in reversed(names):
+            if name in bench.app.domains:
+                del bench.app.domains[name]
+
+    def ours() -> None:
+        bench.wyngq(dest, "restore", "--all", "--trust-archive-settings", meta=fresh_meta())
+
+    ours_t, bare_t = [], []
+    for run in range(bench.runs):
+        turns: list[tuple[Callable[[], None], list[float]]] = [(bare, bare_t), (ours, ours_t)]
+        for fn, times in turns[::1 if run % 2 else -1]:
+            if fn is ours:
+                remove_all()
+            times.append(timed(fn))
+    shutil.rmtree(bare_dir, ignore_errors=True)
+    ours_m, bare_m = median(ours_t), median(bare_t)
+    print(f"  restore --all   wyngq {ours_m:6.2f} s   bare receive x{sessions} {bare_m:6.2f} s   "
+          f"ratio {ours_m / bare_m:5.2f}   cost per qube {(ours_m - bare_m) / count:+.3f} s"
+          f"   (target: ratio <= 1.15 plus <= 0.3 s per qube: {1.15 * bare_m + 0.3 * count:.2f} s)")
+    remove_all()
+    with counting_proxy(os.environ["QUBESD_SOCKET"], bench.work) as (proxy, calls):
+        saved = os.environ["QUBESD_SOCKET"]
+        os.environ["QUBESD_SOCKET"] = proxy
+        try:
+            bench.wyngq(dest, "restore", "--all", "--trust-archive-settings", meta=fresh_meta())
+        finally:
+            os.environ["QUBESD_SOCKET"] = saved
+    print_calls("restore --all onto nothing", list(calls), count)
+    remove_all()
+    bench.made = [n for n in bench.made if n not in names]
 
 
 def upstream_figures(bench: Bench, names: list[str]) -> None:

@@ -35,6 +35,15 @@ Deliberate differences from real Wyng:
   * only file: destinations; ssh://, qubes://, qubes-ssh:// exit 9;
   * --autoprune is accepted and validated but prunes nothing;
   * no local snapshots (sn*.wyng1); --use-snapshot/--sparse do a normal receive;
+    except that a pool directory holding a file `.fake-wyng-lvm` stands for a thin
+    LVM pool: each volume's Wyng snapshot LV is then a file `<volume>.tick.tags`
+    with the LV's tags (a JSON list), written after a send and after a receive of
+    the newest session, and a send refuses a volume whose snapshot is tagged `wyng`
+    but not `arch-<this archive's uuid>` ("Skipping …; snapshot is from a different
+    archive. Use --remap to clear it.", the volume in the error list, rc 2) unless
+    --remap is given, which deletes it: what real Wyng does with LVM snapshots
+    (prepare_snapshots_lvm); in reflink pools real Wyng names snapshots by archive
+    and never refuses;
   * a send is committed at its very end, so an interrupt or crash records
     nothing at all (real Wyng may keep the volumes it finished);
   * `monitor` and `diff` exit 1 ("not implemented by the fake"); `add` adds the
@@ -255,6 +264,27 @@ def local_time_iso(epoch: float) -> str:
 def file_size(path: str) -> int:
     with open(path, "rb") as f:
         return f.seek(0, os.SEEK_END)
+
+
+LVM_MARK = ".fake-wyng-lvm"
+
+
+def is_lvm_pool(pool: Pool) -> bool:
+    return bool(pool.online and pool.path and os.path.exists(os.path.join(pool.path, LVM_MARK)))
+
+
+def lvm_snapshot_path(pool: Pool, dv: str) -> str:
+    assert pool.path is not None
+    return os.path.join(pool.path, dv + ".tick.tags")
+
+
+def lvm_snapshot_tags(pool: Pool, dv: str) -> list[str] | None:
+    try:
+        with open(lvm_snapshot_path(pool, dv), encoding="utf-8") as f:
+            tags = json.load(f)
+    except FileNotFoundError:
+        return None
+    return [str(t) for t in tags]
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -887,6 +917,32 @@ class FakeWyng:
             vol["next_seq"] = rec["sequence"] + 1
         if self.sent or self.changed_archive:
             self.arch.save()
+        sent = {name for name, _ in self.sent}
+        for pool, names in self.storagesets:
+            for dv in names:
+                if dv in sent:
+                    self.pair_lvm_snapshot(pool, dv, "S_" + self.sid)
+
+    def check_lvm_snapshots(self, pool: Pool, names: list[str]) -> None:
+        """LVM pools only: a snapshot LV of another archive is refused, or with --remap deleted."""
+        if not is_lvm_pool(pool):
+            return
+        mine = "arch-" + self.arch.idx["uuid"]
+        for dv in names[:]:
+            tags = lvm_snapshot_tags(pool, dv)
+            if tags is None or "wyng" not in tags or mine in tags:
+                continue
+            if self.args.remap:
+                os.unlink(lvm_snapshot_path(pool, dv))
+                continue
+            say(f"  Skipping {dv}; snapshot is from a different archive. Use --remap to clear it.")
+            self.error_cache.append(dv)
+            names.remove(dv)
+
+    def pair_lvm_snapshot(self, pool: Pool, dv: str, session: str) -> None:
+        if is_lvm_pool(pool):
+            atomic_write(lvm_snapshot_path(pool, dv),
+                         json.dumps(["wyng", "arch-" + self.arch.idx["uuid"], session]).encode())
 
     def parse_tags(self) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -938,6 +994,7 @@ class FakeWyng:
                 names.remove(dv)
                 continue
             sources[dv] = src
+        self.check_lvm_snapshots(pool, names)
         full, incr = [], []
         for dv in names + list(imports):
             if dv not in arch.vols and not a.dry_run:
@@ -1113,6 +1170,8 @@ class FakeWyng:
         os.chmod(target, rec.get("mode", 0o644))
         os.utime(target, ns=(rec["ts"], rec["ts"]))
         say(bars + "] 100% : OK " + (f" Diff bytes: {diff}" if diff else ""))
+        if not a.save_to and ses == max(vol["sessions"]):
+            self.pair_lvm_snapshot(pool, self.aliases.get(dv) or dv, ses)
         return True
 
     @staticmethod

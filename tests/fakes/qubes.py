@@ -61,6 +61,14 @@ class FakeQubes(RestoreOps):
         self.qubes_dir = qubes_dir or next(iter(pool_dirs.values()))
         self.domains: dict[str, FakeQube] = {}
         self.calls: list[tuple[str, ...]] = []
+        # dom0's global properties: name -> (at its default, value), as qubesd reports them
+        self.prefs: dict[str, tuple[bool, PropertyValue]] = {
+            "default_template": (False, PropertyValue("vm", "")), "default_netvm": (False, PropertyValue("vm", "")),
+            "clockvm": (False, PropertyValue("vm", "")), "updatevm": (False, PropertyValue("vm", "")),
+            "default_dispvm": (True, PropertyValue("vm", "")), "maxmem": (True, PropertyValue("int", "16000")),
+            "default_shutdown_timeout": (True, PropertyValue("int", "60")),
+            "check_updates_vm": (True, PropertyValue("bool", "True")),
+        }
 
     # -- building the world in tests -------------------------------------------
     def add_pool(self, pool: Pool) -> None:
@@ -175,6 +183,10 @@ class FakeQubes(RestoreOps):
     def set_backup_timestamp(self, name: str, when: int) -> None:
         self.calls.append(("set_backup_timestamp", name))
         self._get(name).backup_timestamp = when
+
+    def global_prefs(self) -> dict[str, tuple[bool, PropertyValue]]:
+        self.calls.append(("global_prefs",))
+        return dict(self.prefs)
 
     def qubes_version(self) -> str:
         return "4.3"

@@ -46,6 +46,7 @@ class RestoreOps:
 
     domains: dict[str, FakeQube]
     calls: list[tuple[str, ...]]
+    prefs: dict[str, tuple[bool, PropertyValue]]
 
     if TYPE_CHECKING:
         def _get(self, name: str) -> FakeQube: ...
@@ -166,6 +167,17 @@ class RestoreOps:
         qube.properties[prop] = PropertyValue(self._type(prop), value)
         if prop == "provides_network":
             self._servicevm(qube)
+
+    def set_global_pref(self, prop: str, value: str) -> None:
+        """qubesd refuses read-only global properties and a reference to no qube."""
+        self._write_call("set_global_pref", prop, value)
+        prefs = self.prefs
+        if prop in ("maxmem", "no_cpus") or prop not in prefs:
+            raise QubesError(f"dom0: property {prop!r} cannot be set")
+        kind = prefs[prop][1].type
+        if kind == "vm" and value not in ("", "dom0") and value not in self.domains:
+            raise QubesError(f"dom0: no such domain: {value!r}")
+        prefs[prop] = (False, PropertyValue(kind, value))
 
     def reset_property(self, name: str, prop: str) -> None:
         self._write_call("reset_property", name, prop)

@@ -714,3 +714,28 @@ def test_call_log_records_every_call(world: World) -> None:
     assert calls[1]["argv"] == [*world.base(), "--bogus", "list"]
     assert calls[0]["passphrase"] == PASS and calls[2]["passphrase"] is None
     assert calls[0]["stdin_isatty"] is False
+
+
+def test_lvm_snapshot_of_another_archive_is_refused_without_remap(world: World) -> None:
+    """Real Wyng (prepare_snapshots_lvm): an LVM snapshot tagged `wyng` but for another
+    archive makes send skip the volume (rc 2, error file) unless --remap clears it."""
+    w = world
+    (w.pool1 / ".fake-wyng-lvm").write_text("")
+    w.write_vol(w.pool1, WORK, data("work", 1000))
+    snapshot = w.pool1 / (WORK + ".tick.tags")
+    snapshot.write_text(json.dumps(["wyng", "arch-someother", "S_20250101-000000"]))
+    lf = w.local_from("lf.json", {w.pool1: [[WORK, None]]})
+
+    p = w.send(f"--local-from={lf}", now=T1)
+
+    assert p.returncode == 2
+    assert f"Skipping {WORK}; snapshot is from a different archive. Use --remap to clear it." in p.stdout.decode()
+    assert json.loads(Path(str(lf) + ".error").read_text())["volumes"] == [WORK]
+    assert WORK not in w.listing()["volumes"] or not w.sessions(WORK)
+
+    w.ok(f"--local-from={lf}", "--remap", "send", env={"FAKE_WYNG_NOW": T2})
+
+    assert w.sessions(WORK) == ["S_" + T2]
+    uuid = w.listing()["uuid"]
+    assert json.loads(snapshot.read_text()) == ["wyng", "arch-" + uuid, "S_" + T2]
+    assert w.send(f"--local-from={lf}", now=T3).returncode == 0  # its own snapshot: no refusal

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import FakeWyngFactory
 from tests.integration.restore_world import RestoreWorld, make_restore_world
 from wyngq.cli import main
+from wyngq.model import PropertyValue
 from wyngq.restore.model import GUARD_TAG
 
 
@@ -71,3 +72,41 @@ def test_partial_failure_exit_8(world: RestoreWorld, capsys: pytest.CaptureFixtu
 def test_usage_errors_exit_2(world: RestoreWorld, capsys: pytest.CaptureFixture[str], bad: list[str]) -> None:
     status, result = cli(world, capsys, *bad)
     assert status == 2 and result["code"] == "usage"
+
+
+def test_all_with_names_or_session_is_a_usage_error_exit_2(world: RestoreWorld,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    status, result = cli(world, capsys, "--all", "work")
+    assert status == 2 and "do not name qubes" in str(result["message"])
+    status, result = cli(world, capsys, "--all", "--session=latest")
+    assert status == 2 and "--as-of" in str(result["hint"])
+    status, result = cli(world, capsys, "--all", "--as-of=latest")
+    assert status == 2
+
+
+def test_all_dry_run_names_each_qubes_session_and_the_prefs(world: RestoreWorld, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    world.qubes.prefs["clockvm"] = (False, PropertyValue("vm", "sys-net"))
+    second = world.backup("work")
+    world.qubes.prefs["clockvm"] = (False, PropertyValue("vm", ""))
+    for name in ("disp1", "work"):
+        world.remove(name)
+
+    status, result = cli(world, capsys, "--all", "--prefs", "--on-conflict=skip", "--dry-run",
+                         "--trust-archive-settings")  # the archive is unencrypted
+
+    assert status == 0 and result["dry_run"] is True and result["changed"] is False
+    sessions = {q["name"]: q["session"] for q in result["qubes"]}  # type: ignore[union-attr]
+    assert sessions["work"] == second and sessions["fedora"] != second
+    assert result["sessions"] == sorted(set(sessions.values()))
+    prefs = result["prefs"]
+    assert prefs["changes"] == [{"key": "clockvm", "old": "", "new": "sys-net", "ok": True}]  # type: ignore[index]
+    (trusted,) = prefs["problems"]  # type: ignore[index]
+    assert (trusted["code"], trusted["blocking"], trusted["setting"]) == ("untrusted_setting", False, "pref:clockvm")
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)  # a terminal: the human text
+    human = main(["restore", f"--dest={world.dest}", f"--wyng={world.executable}", "--all", "--prefs",
+                  "--on-conflict=skip", "--dry-run", "--trust-archive-settings"], connect=lambda: world.qubes)
+    out = capsys.readouterr().out
+    assert human == 0 and f"Sessions {', '.join(result['sessions'])}, each qube from its own" in out  # type: ignore[arg-type]
+    assert f"work                     AppVM         {second}  create" in out
+    assert "set clockvm: '' -> 'sys-net'" in out

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeWyngFactory
+from tests.integration.restore_world import QUBES
 from tests.integration.rpc_world import ALL_ACTIONS, PROFILE, RpcWorld, make_rpc_world
 from wyngq.lock import operation_lock
+from wyngq.model import PropertyValue
 from wyngq.rpc.service import CallerStream
 
 LAPTOP = {"profile": "laptop"}
@@ -135,6 +137,47 @@ def test_restore_conflict_policies_and_rename(rpc: RpcWorld) -> None:
                                  "rename": {"work": "work-copy"}})
     assert named.status == 0, named.result
     assert named.result["qubes"][0]["target"] == "work-copy"
+
+
+def test_restore_all_covers_the_profile_only_and_prefs_need_the_rule(rpc: RpcWorld) -> None:
+    prefs = rpc.dom0.qubes.prefs
+    rpc.dom0.without_power(*QUBES)  # the archive is not encrypted: plain settings only
+    rpc.call("backup", {**LAPTOP, "qubes": ["fedora", "sys-net", "sys-fw", "dvm", "work"]})
+    prefs["clockvm"] = (False, PropertyValue("vm", "sys-net"))
+    prefs["default_shutdown_timeout"] = (False, PropertyValue("int", "90"))
+    newest = rpc.call("backup", {**LAPTOP, "qubes": ["vault"]}).result["session"]
+    for name in ("work", "vault"):
+        rpc.dom0.remove(name)
+    prefs["clockvm"] = (False, PropertyValue("vm", ""))
+    prefs["default_shutdown_timeout"] = (True, PropertyValue("int", "60"))
+    narrow = PROFILE.replace("shutdown = true", 'shutdown = true\nqubes = ["work", "fedora"]')
+    rpc.profile(narrow.format(dest=rpc.dom0.dest, wyng=rpc.dom0.executable, actions=ALL_ACTIONS))
+
+    refused = rpc.call("restore", {**LAPTOP, "all": True, "prefs": True, "on_conflict": "skip"})
+    assert refused.status == 4 and refused.result["code"] == "not_permitted"
+
+    reply = rpc.call("restore", {**LAPTOP, "all": True, "on_conflict": "skip"})
+
+    assert reply.status == 0, reply.result
+    assert {q["name"]: q["action"] for q in reply.result["qubes"]} == {"work": "create", "fedora": "skip"}
+    assert "vault" not in rpc.dom0.qubes.domains
+
+    rpc.profile(narrow.replace("shutdown = true", "shutdown = true\nprefs = true")
+                .format(dest=rpc.dom0.dest, wyng=rpc.dom0.executable, actions=ALL_ACTIONS))
+    # this archive is not encrypted: a preference that gives power (dom0's clock) is refused over qrexec
+    untrusted = rpc.call("restore", {**LAPTOP, "all": True, "prefs": True, "on_conflict": "skip"})
+    assert untrusted.status == 6 and untrusted.result["code"] == "untrusted_settings", untrusted.result
+    assert prefs["clockvm"][1].value == "" and prefs["default_shutdown_timeout"] == (True, PropertyValue("int", "60"))
+
+    prefs["clockvm"] = (False, PropertyValue("vm", "sys-net"))  # as in the backup: nothing to write
+    with_prefs = rpc.call("restore", {**LAPTOP, "all": True, "prefs": True, "on_conflict": "skip"})
+    assert with_prefs.status == 0, with_prefs.result
+    assert with_prefs.result["prefs"]["changes"] == [
+        {"key": "default_shutdown_timeout", "old": "60", "new": "90", "ok": True}]
+    assert prefs["default_shutdown_timeout"][1].value == "90"
+    # the preferences come from the newest session, though none of its qubes is restored:
+    # the result's session says so (Salt pins its apply with it)
+    assert with_prefs.result["session"] == newest and newest not in with_prefs.result["sessions"]
 
 
 def test_explicit_rename_onto_an_existing_qube_is_refused(rpc: RpcWorld) -> None:

@@ -66,6 +66,15 @@ def test_restore_passes_each_option_as_one_word(module: ModuleType) -> None:
                           "--rename=work:work-restored", "--", "work"]]
 
 
+def test_restore_all_as_of_with_prefs(module: ModuleType) -> None:
+    cmd = module.__salt__["cmd.run_all"] = answering(result_line(action="restore"))
+
+    module.restore("laptop", all=True, as_of="20250101-120000", prefs=True, on_conflict="skip")
+
+    assert cmd.argvs == [[*BASE, "--profile=laptop", "restore", "--on-conflict=skip", "--as-of=20250101-120000",
+                          "--all", "--prefs", "--"]]
+
+
 def test_restore_refuses_a_bad_new_name(module: ModuleType) -> None:
     cmd = module.__salt__["cmd.run_all"] = answering(result_line())
 

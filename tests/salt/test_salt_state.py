@@ -174,6 +174,7 @@ def restore_plan(actions: dict[str, str], *, ok: bool = True, dry_run: bool = Tr
     qubes = []
     for name, action in actions.items():
         entry: dict[str, Any] = {"name": name, "target": name, "class": "AppVM", "action": action, "problems": [],
+                                 "session": SESSION,
                                  "volumes": [{"volume": "private", "archive": f"appvms/{name}/private.img"}]}
         if outcomes is not None and name in outcomes:
             entry.update(ok=outcomes[name], failed_step=None if outcomes[name] else "receive",
@@ -183,7 +184,8 @@ def restore_plan(actions: dict[str, str], *, ok: bool = True, dry_run: bool = Tr
     steps = [{"step": "properties", "qube": n, "changes": [{"op": "set", "key": "memory", "old": "400", "new": "800"}]}
              for n, a in actions.items() if a != "skip"]
     return {"type": "result", "action": "restore", "ok": ok, "exit_code": 0 if ok else 8,
-            "code": "ok" if ok else "partial", "session": SESSION, "dry_run": dry_run, "qubes": qubes,
+            "code": "ok" if ok else "partial", "session": SESSION, "sessions": [SESSION], "dry_run": dry_run,
+            "qubes": qubes,
             "steps": steps, **extra}
 
 
@@ -219,8 +221,8 @@ def test_restored_in_test_mode_returns_the_plan(state: ModuleType) -> None:
     ret = state.restored("laptop", qubes=["work", "vault"])
 
     assert ret["result"] is None
-    assert ret["changes"] == {"session": SESSION, "would_restore": {"work": {
-        "from": "work", "action": "create", "volumes": ["appvms/work/private.img"],
+    assert ret["changes"] == {"session": SESSION, "sessions": [SESSION], "would_restore": {"work": {
+        "from": "work", "session": SESSION, "action": "create", "volumes": ["appvms/work/private.img"],
         "changes": [{"op": "set", "key": "memory", "old": "400", "new": "800"}]}}}
     assert ret["comment"] == f"Would restore 1 qube(s) from session {SESSION}: work (create)"
 
@@ -235,7 +237,7 @@ def test_restored_applies_the_planned_session(state: ModuleType) -> None:
 
     assert fake.calls[1]["session"] == SESSION and "test" not in fake.calls[1]
     assert ret["result"] is True
-    assert ret["changes"] == {"session": SESSION, "qubes": {"work": {"action": "replace",
+    assert ret["changes"] == {"session": SESSION, "qubes": {"work": {"action": "replace", "session": SESSION,
                                                                      "revisions": ["work-private@1"]}}}
 
 
@@ -287,3 +289,30 @@ def test_salt_files_import_nothing_from_salt_or_wyngq_at_load_time(name: str) ->
     source = (ROOT / "salt" / name / "wyngq.py").read_text()
     top_level_imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert all("wyngq" not in line and "salt" not in line for line in top_level_imports), top_level_imports
+
+
+def test_restored_all_with_prefs_plans_then_applies_as_of_the_planned_session(state: ModuleType) -> None:
+    prefs = {"changes": [{"key": "clockvm", "old": "", "new": "sys-net", "ok": True}], "problems": []}
+    fake = state.__salt__["wyngq.restore"] = FakeRestore(
+        restore_plan({"work": "skip"}, prefs=prefs),
+        restore_plan({"work": "skip"}, dry_run=False, outcomes={"work": True}, prefs=prefs),
+    )
+
+    ret = state.restored("laptop", all=True, prefs=True)
+
+    assert fake.calls[0]["all"] is True and fake.calls[0]["prefs"] is True and fake.calls[0]["test"] is True
+    assert fake.calls[1]["as_of"] == SESSION and "session" in fake.calls[1] and fake.calls[1]["session"] is None
+    assert ret["result"] is True
+    assert ret["changes"]["prefs"] == {"clockvm": {"old": "", "new": "sys-net"}}
+
+
+def test_restored_all_in_test_mode_returns_the_plan_with_the_prefs(state: ModuleType) -> None:
+    state.__opts__["test"] = True
+    prefs = {"changes": [{"key": "clockvm", "old": "", "new": "sys-net", "ok": True}], "problems": []}
+    state.__salt__["wyngq.restore"] = FakeRestore(restore_plan({"work": "create"}, prefs=prefs))
+
+    ret = state.restored("laptop", all=True, prefs=True)
+
+    assert ret["result"] is None
+    assert ret["changes"]["would_set_prefs"] == {"clockvm": {"old": "", "new": "sys-net"}}
+    assert ret["changes"]["would_restore"]["work"]["session"] == SESSION

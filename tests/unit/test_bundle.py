@@ -104,6 +104,18 @@ def test_manifest_round_trip_equals_the_settings() -> None:
     )
 
 
+def test_manifest_keeps_the_global_preferences() -> None:
+    prefs = {"default_template": PropertyValue("vm", "fedora-42-xfce"),
+             "default_shutdown_timeout": PropertyValue("int", "90")}
+    data = encode_manifest([WORK], wyngq_version="0.1.0", qubes_version="4.3", prefs=prefs)
+    assert parse_manifest(data).prefs == prefs
+    assert parse_manifest(_manifest(WORK)).prefs is None  # recorded by an older wyngq: none
+    broken = json.loads(data)
+    broken["prefs"] = {"clockvm": "sys-net"}
+    with pytest.raises(BundleError, match="malformed"):
+        parse_manifest(json.dumps(broken).encode())
+
+
 def test_manifest_header() -> None:
     doc = _doc(WORK)
     assert doc["format"] == MANIFEST_FORMAT == "wyngq-manifest"

@@ -24,7 +24,15 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     parser: argparse.ArgumentParser = actions.add_parser(
         "restore", help="restore qubes (data and settings) from a session")
     parser.add_argument("qubes", nargs="*", metavar="QUBE")
-    parser.add_argument("--session", help="YYYYMMDD-HHMMSS or latest (default: the newest holding every QUBE)")
+    parser.add_argument("--all", action="store_true",
+                        help="every qube the archive holds (named disposables too, never dom0), each from its "
+                             "own newest session")
+    parser.add_argument("--session", help="YYYYMMDD-HHMMSS: every qube from that session; latest: the newest "
+                                          "session (default: each qube from its own newest session)")
+    parser.add_argument("--as-of", metavar="SESSION",
+                        help="each qube from its newest session at or before SESSION (YYYYMMDD-HHMMSS)")
+    parser.add_argument("--prefs", action="store_true",
+                        help="also set dom0's global preferences (qubes-prefs) as backed up, after the qubes")
     parser.add_argument("--on-conflict", choices=[p.value for p in ConflictPolicy], default="fail",
                         help="when a qube of that name exists: fail (default), skip it, replace it in place, "
                         "or rename (restore beside it)")
@@ -80,6 +88,9 @@ def restore_request(args: argparse.Namespace) -> RestoreRequest:
     return RestoreRequest(
         qubes=tuple(names.qube_name(q) for q in args.qubes),
         session=names.session_selector(args.session) if args.session else None,
+        all=args.all,
+        as_of=_as_of(args.as_of),
+        prefs=args.prefs,
         on_conflict=ConflictPolicy(args.on_conflict),
         renames=tuple(renames),
         exclude=tuple(names.qube_name(q) for q in args.exclude),
@@ -95,6 +106,15 @@ def restore_request(args: argparse.Namespace) -> RestoreRequest:
     )
 
 
+def _as_of(text: str | None) -> str | None:
+    if text is None:
+        return None
+    session = names.session_selector(text)
+    if session == names.LATEST:
+        raise UsageError("--as-of=latest is the default: leave --as-of out")
+    return session
+
+
 def result_data(result: RestoreResult) -> dict[str, object]:
     """The JSON result: the session, each qube's plan and outcome, problems, and
     (for dry runs and refusals) the planned steps with what each would change."""
@@ -103,6 +123,7 @@ def result_data(result: RestoreResult) -> dict[str, object]:
     for plan in result.plan.qubes:
         entry: dict[str, object] = {
             "name": plan.source, "target": plan.target, "class": plan.klass.value, "action": plan.action.value,
+            "session": plan.session or result.session,
             "problems": [problem_data(p) for p in plan.problems],
             "volumes": [{"volume": v.kind, "archive": v.archive_name, "size": v.size, "pool": v.pool,
                          "replaces": v.replaces} for v in plan.volumes],
@@ -113,12 +134,19 @@ def result_data(result: RestoreResult) -> dict[str, object]:
                          changes=outcome.changes, revisions=list(outcome.revisions))
         qubes.append(entry)
     data: dict[str, object] = {
-        "session": result.session, "dry_run": result.dry_run, "refused": result.refused,
+        "session": result.session, "sessions": list(result.plan.sessions),
+        "dry_run": result.dry_run, "refused": result.refused,
         "changed": result.changed, "summary": result.summary,
         "settings_source": result.plan.settings_source, "qubes": qubes, "warnings": list(result.warnings),
     }
     if result.code is not None:
         data["code"] = result.code
+    if result.plan.prefs or result.plan.prefs_problems:
+        data["prefs"] = {
+            "changes": [{"key": o.key, "old": o.old, "new": o.value, "ok": o.key not in result.prefs_failed}
+                        for o in result.plan.prefs],
+            "problems": [problem_data(p) for p in result.plan.prefs_problems],
+        }
     if result.dry_run or result.refused:
         data["steps"] = [
             {"step": s.kind.value, "qube": s.qube,
@@ -138,13 +166,17 @@ def problem_data(problem: Problem) -> dict[str, object]:
 
 def show(out: Human, result: RestoreResult) -> None:
     plan = result.plan
-    out.say(f"Session {result.session} (settings from {plan.settings_source}):")
+    if len(plan.sessions) == 1:
+        out.say(f"Session {result.session} (settings from {plan.settings_source}):")
+    else:
+        out.say(f"Sessions {', '.join(plan.sessions)}, each qube from its own (settings from {plan.settings_source}):")
     for qube in plan.qubes:
         action = f"rename -> {qube.target}" if qube.target != qube.source else qube.action.value
-        out.say(f"  {qube.source:<24} {qube.klass.value:<13} {action}")
+        out.say(f"  {qube.source:<24} {qube.klass.value:<13} {qube.session or result.session}  {action}")
         for problem in qube.problems:
             mark = "!" if problem.blocking else "-"
             out.say(f"      {mark} {problem.message}: {problem.resolution}")
+    show_prefs(out, result)
     if result.refused:
         out.say("\nRefused: nothing was changed. Resolve the problems marked '!' and run the restore again.")
         return
@@ -165,6 +197,19 @@ def show(out: Human, result: RestoreResult) -> None:
             out.say(f"      {outcome.hint}")
     for warning in result.warnings:
         out.say(f"warning: {warning}")
+
+
+def show_prefs(out: Human, result: RestoreResult) -> None:
+    """dom0's global preferences the restore sets (or would set), and those left."""
+    plan = result.plan
+    if not (plan.prefs or plan.prefs_problems):
+        return
+    out.say("  global preferences:")
+    for op in plan.prefs:
+        failed = " (NOT set)" if op.key in result.prefs_failed else ""
+        out.say(f"      set {op.key}: {op.old!r} -> {op.value!r}{failed}")
+    for problem in plan.prefs_problems:
+        out.say(f"      {'!' if problem.blocking else '-'} {problem.message}: {problem.resolution}")
 
 
 def show_changes(out: Human, plan: RestorePlan) -> None:

@@ -153,6 +153,19 @@ class AdminQubes:
         words = [w for w in text.split() if w[:1].isdigit()]
         return words[0] if words else ""
 
+    def global_prefs(self) -> dict[str, tuple[bool, PropertyValue]]:
+        """One `admin.property.GetAll` (one Get each where qubesd lacks it)."""
+        with _qubes_errors("dom0"):
+            try:
+                raw = self.app.qubesd_call("dom0", "admin.property.GetAll")
+            except qubesadmin.exc.QubesException:
+                return {prop: split_property(self.app.qubesd_call("dom0", "admin.property.Get", prop))
+                        for prop in self.app.property_list()}
+            return parse_get_all(raw)
+
+    def set_global_pref(self, prop: str, value: str) -> None:
+        self._call("dom0", "admin.property.Set", prop, value.encode())
+
     # -- restore: reading the whole system, then writing ------------------------
     def overview(self) -> dict[str, LiveQube]:
         result: dict[str, LiveQube] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from wyngq.model import DeviceAssignment, LiveQube, Pool, Qube, QubeClass, QubeSettings, Volume
+from wyngq.model import DeviceAssignment, LiveQube, Pool, PropertyValue, Qube, QubeClass, QubeSettings, Volume
 
 
 class QubesPort(Protocol):
@@ -43,6 +43,14 @@ class QubesPort(Protocol):
 
     def qubes_version(self) -> str:
         """The Qubes release of dom0, e.g. "4.3", or "" if unknown."""
+        ...
+
+    def global_prefs(self) -> Mapping[str, tuple[bool, PropertyValue]]:
+        """dom0's global properties (`qubes-prefs`): name -> (at its default, value)."""
+        ...
+
+    def set_global_pref(self, prop: str, value: str) -> None:
+        """Set a global property from qubesd's string form ('' is None for a qube reference)."""
         ...
 
     # -- what restore needs (every failure raises QubesError naming the qube) ------

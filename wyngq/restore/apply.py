@@ -46,6 +46,7 @@ class Applied:
     qubes: tuple[QubeOutcome, ...]
     warnings: tuple[str, ...] = ()
     interrupted: int | None = None  # the signal that stopped the restore
+    prefs_failed: tuple[str, ...] = ()  # global preferences that could not be set
 
 
 # The expected ways a qube's step fails; anything else but an interruption fails
@@ -73,6 +74,7 @@ class _Run:
     finished: set[str] = field(default_factory=set)
     scratch: list[str] = field(default_factory=list)  # scratch qubes made and not removed yet
     warnings: list[str] = field(default_factory=list)
+    prefs_failed: list[str] = field(default_factory=list)
 
 
 def apply_plan(plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, reporter: Reporter) -> Applied:
@@ -91,14 +93,18 @@ def apply_plan(plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, re
                 break
     finally:
         _discard(run, run.scratch)
-    return Applied(tuple(_outcome(run, q) for q in plan.qubes), tuple(run.warnings), interrupted)
+    return Applied(tuple(_outcome(run, q) for q in plan.qubes), tuple(run.warnings), interrupted,
+                   tuple(run.prefs_failed))
 
 
 def _do(run: _Run, step: Step) -> None:
     run.reporter.event("step", qube=step.qube, step=step.kind.value, operations=len(step.ops))
     try:
         if step.kind is StepKind.RECEIVE:
-            _receive(run)
+            _receive(run, _session(run, step))
+        elif step.kind is StepKind.PREFS:
+            _prefs(run, step)
+            return
         else:
             _HANDLERS[step.kind](run, step)
     except (Interrupted, UnauthenticatedArchiveError):  # the whole restore stops
@@ -119,10 +125,20 @@ def _do(run: _Run, step: Step) -> None:
 
 
 def _step_qubes(run: _Run, step: Step) -> list[str]:
-    """The qubes a step works on: its own, or for the receive every qube with data."""
+    """The qubes a step works on: its own, or for a receive every qube with data
+    from its session (none for the global preferences)."""
     if step.qube is not None:
         return [step.qube]
-    return [q.target for q in run.plan.qubes if q.changes and q.volumes and q.target not in run.failed]
+    if step.kind is not StepKind.RECEIVE:
+        return []
+    session = _session(run, step)
+    return [q.target for q in run.plan.qubes
+            if q.changes and q.volumes and q.target not in run.failed and (q.session or run.plan.session) == session]
+
+
+def _session(run: _Run, step: Step) -> str:
+    """The session a receive step moves data from."""
+    return step.ops[0].key if step.ops else run.plan.session
 
 
 def _stop(run: _Run, remaining: Sequence[Step], err: Interrupted) -> None:
@@ -239,6 +255,22 @@ def _discard(run: _Run, names: list[str]) -> None:
     run.scratch = [n for n in run.scratch if n not in names]
 
 
+def _prefs(run: _Run, step: Step) -> None:
+    """Set dom0's global preferences; one naming a qube this restore failed is
+    left as it is. Each failure is reported; the qubes' outcomes do not change."""
+    failed = set(run.failed)
+    for op in step.ops:
+        if op.value in failed:
+            run.prefs_failed.append(op.key)
+            run.warnings.append(f"global preference {op.key} not set: {op.value} was not restored")
+            continue
+        try:
+            run.qubes.set_global_pref(op.key, op.value or "")
+        except QubesError as err:
+            run.prefs_failed.append(op.key)
+            run.warnings.append(f"global preference {op.key} not set: {err.message}")
+
+
 def _finish(run: _Run, step: Step) -> None:
     assert step.qube is not None
     run.qubes.remove_tag(step.qube, GUARD_TAG)
@@ -250,8 +282,9 @@ def _describe(op: Op) -> str:
     return f"{op.verb} {op.key}"
 
 
-def _receive(run: _Run) -> None:
-    pairs = [p for q in run.plan.qubes if q.changes and q.target not in run.failed for p in q.volumes]
+def _receive(run: _Run, session: str) -> None:
+    pairs = [p for q in run.plan.qubes if q.changes and q.target not in run.failed
+             and (q.session or run.plan.session) == session for p in q.volumes]
     for target, message in data.prepare_scratch(run.qubes, pairs, run.scratch).items():
         _fail(run, target, StepKind.RECEIVE, message)
     pairs = [p for p in pairs if p.qube not in run.failed]
@@ -260,7 +293,7 @@ def _receive(run: _Run) -> None:
     owner = {p.archive_name: p.qube for p in pairs}
     progress = wyng_progress(run.reporter, lambda v: {"qube": owner[v]} if v in owner else {})
     lent = any(p.scratch_snapshot and os.path.exists(p.scratch_snapshot) for p in pairs)
-    failed = data.receive(run.wyng, pairs, run.plan.session, run.workdir, progress, use_snapshot=lent)
+    failed = data.receive(run.wyng, pairs, session, run.workdir, progress, use_snapshot=lent)
     for pair in pairs:
         if pair.archive_name in failed and pair.qube not in run.failed:
             _fail(run, pair.qube, StepKind.RECEIVE, f"{pair.kind} volume: {failed[pair.archive_name]}")

@@ -9,10 +9,10 @@ the value they replace, so they are also the per-qube diff).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from wyngq.model import DeviceAssignment, LiveQube, Pool, QubeClass, QubeSettings, Volume
+from wyngq.model import DeviceAssignment, LiveQube, Pool, PropertyValue, QubeClass, QubeSettings, Volume
 
 GUARD_TAG = "backup-restore-in-progress"
 
@@ -48,6 +48,7 @@ class StepKind(enum.StrEnum):
     NOTES = "notes"
     DEVICES = "devices"
     FINISH = "finish"
+    PREFS = "prefs"  # dom0's global preferences, after every qube (restore.prefs)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,14 @@ class RestoreRequest:
     """What the user asked for, validated (names are qube names, the session an id)."""
 
     qubes: tuple[str, ...] = ()
-    session: str | None = None  # None or "latest": the newest session holding every requested qube
+    # an id: every qube from that session; "latest": the newest session; None: each qube from
+    # its own newest session (restore.sessions), at or before `as_of` when given
+    session: str | None = None
+    all: bool = False  # every qube the archive holds (named disposables included; never dom0)
+    as_of: str | None = None
+    prefs: bool = False  # also dom0's global preferences (restore.prefs)
+    # with `all`: only the qubes for which this is true (qrexec: the profile's selection)
+    within: Callable[[str], bool] | None = field(default=None, compare=False)
     on_conflict: ConflictPolicy = ConflictPolicy.FAIL
     renames: tuple[tuple[str, str], ...] = ()
     exclude: tuple[str, ...] = ()
@@ -87,14 +95,16 @@ class LiveSystem:
     labels: frozenset[str] = frozenset()
     kernels: frozenset[str] | None = None
     archive_qube: str | None = None  # the qube holding the archive (qubes:// URLs)
+    prefs: Mapping[str, tuple[bool, PropertyValue]] = field(default_factory=dict)  # name -> (is default, value)
 
 
 @dataclass(frozen=True)
 class SessionData:
-    """One session of the archive: each qube's archive volume names, their
-    sizes, and every qube's settings as the session's bundle describes them."""
+    """One session of the archive, or the qubes of several, each from its own
+    (`sessions`): each qube's archive volume names, their sizes (in the qube's
+    session), and every qube's settings as its session's bundle describes them."""
 
-    session: str
+    session: str  # the one session; across sessions the newest of them (or of the preferences)
     volumes: Mapping[str, Mapping[str, str]]  # qube -> volume kind -> archive volume name
     sizes: Mapping[str, int]  # archive volume name -> size in this session
     settings: Mapping[str, QubeSettings]
@@ -103,6 +113,11 @@ class SessionData:
     vids: Mapping[str, str] = field(default_factory=dict)  # archive volume name -> Wyng's volume id
     authenticated: bool = False  # Wyng authenticates the archive (and the job pins it so: restore.run)
     unsupported: Mapping[str, str] = field(default_factory=dict)  # qubes of a class wyngq does not restore
+    sessions: Mapping[str, str] = field(default_factory=dict)  # qube -> its session, when not `session`
+    prefs: Mapping[str, PropertyValue] = field(default_factory=dict)  # dom0's global preferences, as backed up
+
+    def session_of(self, qube: str) -> str:
+        return self.sessions.get(qube, self.session)
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,7 @@ class QubePlan:
     pools: tuple[tuple[str, str], ...] = ()  # for creation: volume kind -> pool
     shutdown: tuple[str, ...] = ()  # qubes to stop first: dependants first, the qube last
     depends_on: tuple[str, ...] = ()  # qubes it references (target names), restored first
+    session: str = ""  # the session it comes from
 
     @property
     def changes(self) -> bool:
@@ -193,10 +209,22 @@ class RestorePlan:
     steps: tuple[Step, ...]
     force: bool = False
     keep_previous: bool = True
+    prefs_problems: tuple[Problem, ...] = ()  # global preferences left as they are, and why
+
+    @property
+    def sessions(self) -> tuple[str, ...]:
+        """Every session the plan restores from, oldest first."""
+        return tuple(sorted({q.session or self.session for q in self.qubes} or {self.session}))
+
+    @property
+    def prefs(self) -> tuple[Op, ...]:
+        return next((s.ops for s in self.steps if s.kind is StepKind.PREFS), ())
 
     @property
     def problems(self) -> tuple[tuple[str, Problem], ...]:
-        return tuple((q.source, p) for q in self.qubes for p in q.problems)
+        """Each qube's problems, then those of dom0's global preferences (as "dom0")."""
+        return tuple((q.source, p) for q in self.qubes for p in q.problems) + tuple(
+            ("dom0", p) for p in self.prefs_problems)
 
     @property
     def blocking(self) -> tuple[tuple[str, Problem], ...]:

@@ -9,11 +9,13 @@ problems and how each is resolved, its volume pairs, and the ordered steps
 2. missing qubes created: templates, standalones, disposable templates,
    netvms, other qubes (each tagged right after creation); capabilities
    (`provides_network`, `template_for_dispvms`) switched on; then disposables;
-3. one Wyng receive of every data volume into the volumes of scratch qubes,
-   then their clones into place through the Admin API (restore.data says why);
+3. one Wyng receive per session restored from, of its data volumes into the
+   volumes of scratch qubes, then their clones into place through the Admin
+   API (restore.data says why);
 4. plain properties, then references in dependency order, then capabilities
    switched off (after nobody points at them any more);
-5. features, tags, firewall, notes, devices; the guard tag removed last.
+5. features, tags, firewall, notes, devices; the guard tag removed last;
+6. dom0's global preferences, when asked (restore.prefs).
 
 Settings that give power are reviewed against the archive's trust
 (restore.trust): from an archive Wyng does not authenticate they are blocking
@@ -33,6 +35,7 @@ from dataclasses import replace
 from wyngq import volnames
 from wyngq.model import PoolDriver, QubeClass, QubeSettings
 from wyngq.restore import ops as opsmod
+from wyngq.restore import prefs as prefsmod
 from wyngq.restore import trust
 from wyngq.restore.model import (
     Action,
@@ -71,6 +74,9 @@ def plan_restore(
         qube_ops[plan.target] = ops
     ordered = _order([p for p in plans.values() if p.changes], data.settings)
     steps = _steps(ordered, qube_ops)
+    prefs_ops, prefs_problems = _prefs(data, live, world, request)
+    if prefs_ops:
+        steps += (Step(StepKind.PREFS, None, prefs_ops),)
     skipped = [p for p in plans.values() if not p.changes]
     return RestorePlan(
         session=data.session,
@@ -79,7 +85,23 @@ def plan_restore(
         steps=steps,
         force=request.force,
         keep_previous=request.keep_previous,
+        prefs_problems=prefs_problems,
     )
+
+
+def _prefs(data: SessionData, live: LiveSystem, world: World, request: RestoreRequest
+           ) -> tuple[tuple[Op, ...], tuple[Problem, ...]]:
+    """dom0's global preferences, when asked: after every qube (restore.prefs)."""
+    if not request.prefs:
+        return (), ()
+    if not data.prefs:
+        return (), (Problem("no_prefs", "the backup records no global preferences (made by an older wyngq?)",
+                            "global preferences left as they are"),)
+    names = {v.value for v in data.prefs.values() if v.type == "vm" and v.value}
+    after = frozenset(live.qubes) | {"dom0"} | {d.target for d in world.decisions.values()
+                                               if d.action is not Action.SKIP}
+    ops, left = prefsmod.plan_prefs(data.prefs, live.prefs, {n: world.resolve(n) for n in names}, after)
+    return ops, left + prefsmod.review(ops, authenticated=data.authenticated, trusted=request.trust_archive_settings)
 
 
 def _plan_qube(
@@ -88,7 +110,8 @@ def _plan_qube(
     settings = data.settings[decision.source]
     problems = list(decision.problems)
     if decision.action is Action.SKIP:
-        return QubePlan(decision.source, decision.target, settings.klass, decision.action, tuple(problems)), {}
+        return QubePlan(decision.source, decision.target, settings.klass, decision.action, tuple(problems),
+                        session=data.session_of(decision.source)), {}
     created = decision.action is not Action.REPLACE
     now = None if created else live.settings[decision.target]
     desired, found = opsmod.desired_settings(settings, world, live, request.skip_properties, now,
@@ -108,6 +131,7 @@ def _plan_qube(
         source=decision.source, target=decision.target, klass=settings.klass, action=decision.action,
         problems=tuple(problems), volumes=volumes, label=desired.label, template=desired.template,
         pool=pool, pools=pools, shutdown=shutdown, depends_on=_depends_on(desired),
+        session=data.session_of(decision.source),
     )
     return plan, ops
 
@@ -150,7 +174,7 @@ def _volumes(
     missing = [k for k in kinds if k not in archived]
     if missing:
         problems.append(Problem(
-            "incomplete", f"session {data.session} lacks its {', '.join(missing)} volume(s)",
+            "incomplete", f"session {data.session_of(decision.source)} lacks its {', '.join(missing)} volume(s)",
             "refused: choose a session that holds all its volumes (--session)", blocking=True))
         return (), None, ()
     if decision.action is Action.REPLACE:
@@ -259,8 +283,8 @@ def _steps(ordered: list[QubePlan], qube_ops: Mapping[str, Mapping[StepKind, tup
     steps += [Step(StepKind.CREATE, p.target) for p in created if p.klass is not QubeClass.DISP]
     steps += _per_qube(ordered, qube_ops, StepKind.CAPABILITIES)
     steps += [Step(StepKind.CREATE, p.target) for p in created if p.klass is QubeClass.DISP]
-    if any(p.volumes for p in ordered):
-        steps.append(Step(StepKind.RECEIVE, None))
+    for session in sorted({p.session for p in ordered if p.volumes}):  # one Wyng receive per session
+        steps.append(Step(StepKind.RECEIVE, None, (Op("receive", session),)))
     for plan in ordered:
         imports = tuple(Op("import", v.kind, v.scratch_qube, None) for v in plan.volumes)
         if imports:

@@ -1,24 +1,35 @@
 """Restore, end to end: read the archive and the session's settings, look at
 the live system, plan (pure), then apply unless it is a dry run or refused.
 
-Wyng runs twice before anything changes (`--json list`, then the settings
-bundle with `--save-to`) and once to move all data (one `receive`).
+Wyng runs before anything changes for `--json list`, then once per session
+restored from for its settings bundle (`--save-to`), and once per session to
+move the data (one `receive` each).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from wyngq import listing, volnames
+from wyngq import bundle, listing, volnames
 from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
+from wyngq.model import QubeSettings
 from wyngq.qubes.port import QubesPort
 from wyngq.restore import trust
 from wyngq.restore.apply import QubeOutcome, apply_plan
 from wyngq.restore.model import LiveSystem, RestorePlan, RestoreRequest, SessionData
 from wyngq.restore.plan import plan_restore
-from wyngq.restore.select import choose_session, select_qubes
+from wyngq.restore.prefs import session_prefs
+from wyngq.restore.select import choose_session, refuse_unsupported, select_qubes
+from wyngq.restore.sessions import (
+    bundles_to_read,
+    check_request,
+    eligible,
+    finish_placement,
+    place_disposables,
+    place_with_data,
+)
 from wyngq.restore.settings import SessionSettings, left_out, read_settings
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.runner import Wyng
@@ -32,6 +43,13 @@ class RestoreResult:
     qubes: tuple[QubeOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
     interrupted: int | None = None  # the signal that stopped it part way
+    prefs_failed: tuple[str, ...] = ()  # global preferences that could not be set
+
+    @property
+    def source(self) -> str:
+        """Where the qubes come from: the session, or how many sessions."""
+        sessions = self.plan.sessions
+        return sessions[0] if len(sessions) == 1 else f"{len(sessions)} sessions (newest {sessions[-1]})"
 
     @property
     def refused(self) -> bool:
@@ -40,22 +58,27 @@ class RestoreResult:
     @property
     def changed(self) -> bool:
         """Whether qubes were touched (a refused or dry-run restore changes nothing)."""
-        return not self.dry_run and not self.refused and any(q.changes for q in self.qubes)
+        return not self.dry_run and not self.refused and (
+            any(q.changes for q in self.qubes) or len(self.plan.prefs) > len(self.prefs_failed))
 
     @property
     def summary(self) -> str:
+        source = self.source
         if self.refused:
-            return f"restore from {self.session} refused: {len(self.plan.blocking)} blocking problem(s)"
+            return f"restore from {source} refused: {len(self.plan.blocking)} blocking problem(s)"
         if self.dry_run:
-            return f"dry run of a restore from {self.session}: {len(self.plan.qubes)} qube(s) planned"
+            return f"dry run of a restore from {source}: {len(self.plan.qubes)} qube(s) planned"
         done = [q.target for q in self.qubes if q.ok]
         failed = [q.target for q in self.qubes if not q.ok]
-        text = f"restored from {self.session}: {', '.join(done) or 'nothing'}"
+        text = f"restored from {source}: {', '.join(done) or 'nothing'}"
         if self.interrupted is not None:
-            text = f"restore from {self.session} INTERRUPTED (signal {self.interrupted}); finished: " \
+            text = f"restore from {source} INTERRUPTED (signal {self.interrupted}); finished: " \
                    f"{', '.join(done) or 'nothing'}"
             return text + (f"; NOT FINISHED: {', '.join(failed)}" if failed else "")
-        return text + (f"; FAILED: {', '.join(failed)}" if failed else "")
+        if self.plan.prefs:
+            text += f"; global preferences set: {len(self.plan.prefs) - len(self.prefs_failed)}"
+        text += f"; FAILED: {', '.join(failed)}" if failed else ""
+        return text + (f"; preferences NOT set: {', '.join(self.prefs_failed)}" if self.prefs_failed else "")
 
     @property
     def code(self) -> str | None:
@@ -74,7 +97,7 @@ class RestoreResult:
             return 128 + self.interrupted
         if self.refused:
             return ExitCode.QUBES
-        if any(not q.ok for q in self.qubes):
+        if any(not q.ok for q in self.qubes) or self.prefs_failed:
             return ExitCode.PARTIAL
         return ExitCode.OK
 
@@ -85,6 +108,7 @@ def run_restore(
 ) -> RestoreResult:
     """Restore what `request` asks for; refuse (changing nothing) when the plan
     has blocking problems; return the plan and each qube's outcome."""
+    check_request(request)
     archive = wyng.catalog()
     if request.require_authenticated:
         require_authenticated(archive)
@@ -92,21 +116,77 @@ def run_restore(
         wyng.pin_encrypted()
     index = listing.qube_volumes(archive)
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
-    session = choose_session(index, sorted(meta.sessions) if meta else [], request)
-    read = read_settings(listing.read_session_bundle(wyng, session, workdir))
-    data = session_data(archive, index, session, read)
-    chosen = select_qubes(data, request)
-    warnings = () if request.qubes else left_out(read)
+    bundle_sessions = sorted(meta.sessions) if meta else []
+    warnings: tuple[str, ...] = ()
+    if request.session:
+        session = choose_session(bundle_sessions, request)
+        found = listing.read_session_bundle(wyng, session, workdir)
+        read = read_settings(found)
+        data = replace(session_data(archive, index, session, read), prefs=session_prefs(found))
+        chosen = select_qubes(data, request)
+        warnings = () if request.qubes else left_out(read)
+    else:
+        data, warnings = across_sessions(wyng, archive, index, bundle_sessions, request, workdir)
+        chosen = tuple(sorted(data.sessions))
     live = live_system(qubes, chosen, request, archive_qube)
     plan = plan_restore(data, live, request, chosen)
-    reporter.event("restore_plan", session=session, dry_run=request.dry_run,
-                   qubes=[{"name": q.source, "target": q.target, "action": q.action.value} for q in plan.qubes],
+    reporter.event("restore_plan", session=plan.session, sessions=list(plan.sessions), dry_run=request.dry_run,
+                   qubes=[{"name": q.source, "target": q.target, "action": q.action.value, "session": q.session}
+                          for q in plan.qubes],
                    problems=len(plan.problems), refused=bool(plan.blocking))
     if plan.blocking or request.dry_run:
-        return RestoreResult(session=session, dry_run=request.dry_run, plan=plan, warnings=warnings)
+        return RestoreResult(session=plan.session, dry_run=request.dry_run, plan=plan, warnings=warnings)
     applied = apply_plan(plan, qubes, wyng, workdir, reporter)
-    return RestoreResult(session=session, dry_run=False, plan=plan, qubes=applied.qubes,
-                         warnings=warnings + applied.warnings, interrupted=applied.interrupted)
+    return RestoreResult(session=plan.session, dry_run=False, plan=plan, qubes=applied.qubes,
+                         warnings=warnings + applied.warnings, interrupted=applied.interrupted,
+                         prefs_failed=applied.prefs_failed)
+
+
+def across_sessions(
+    wyng: Wyng, archive: Archive, index: Mapping[str, Mapping[str, Mapping[str, str]]],
+    bundle_sessions: list[str], request: RestoreRequest, workdir: str,
+) -> tuple[SessionData, tuple[str, ...]]:
+    """Each qube from its own newest session (restore.sessions): the settings
+    bundles of those sessions are read (one Wyng call each), and the qubes'
+    data, sizes and settings put together as one SessionData. A named qube of
+    a class wyngq does not restore is refused by name; with --all it is left
+    out with a warning."""
+    placed = place_with_data(index, bundle_sessions, request)
+    bundles: dict[str, bundle.Bundle] = {}
+    decoded: dict[str, SessionSettings] = {}
+    while todo := bundles_to_read(placed, bundle_sessions, request, bundles):
+        for session in todo:
+            bundles[session] = listing.read_session_bundle(wyng, session, workdir)
+            decoded[session] = read_settings(bundles[session])
+            refuse_unsupported(session_data(archive, index, session, decoded[session]), request.qubes)
+        placed = place_disposables(placed, {s: d.qubes for s, d in decoded.items()}, request)
+    odd = {name: decoded[s].unsupported[name] for name, s in placed.items() if name in decoded[s].unsupported}
+    placed = {name: s for name, s in placed.items() if name not in odd}
+    placement = finish_placement(placed, {s: d.qubes for s, d in decoded.items()}, request)
+    warnings = left_out(SessionSettings({}, "", odd)) + tuple(
+        f"{name}: left out, its session {placed[name]} does not hold its settings" for name in placement.left_out)
+    newest = max(placement.sessions.values())
+    prefs_from = newest
+    if request.prefs:  # the machine's preferences as of its newest backup (at or before --as-of)
+        prefs_from = max(eligible(bundle_sessions, request.as_of))
+        if prefs_from not in bundles:
+            bundles[prefs_from] = listing.read_session_bundle(wyng, prefs_from, workdir)
+    volumes: dict[str, dict[str, str]] = {}
+    sizes: dict[str, int] = {}
+    settings: dict[str, QubeSettings] = {}
+    for name, session in placement.sessions.items():
+        settings[name] = decoded[session].qubes[name]
+        volumes[name] = dict(index.get(name, {}).get(session, {}))
+        for archive_name in volumes[name].values():
+            sizes[archive_name] = archive.volumes[archive_name].sessions[session].volsize
+    sources = sorted({decoded[s].source for s in placement.sessions.values()})
+    data = SessionData(
+        session=max(newest, prefs_from), volumes={q: k for q, k in volumes.items() if k}, sizes=sizes,
+        settings=settings, source="+".join(sources), archive_uuid=archive.uuid,
+        vids={n: archive.volumes[n].vid for n in sizes}, authenticated=archive.authenticated is True,
+        sessions=dict(placement.sessions), prefs=session_prefs(bundles[prefs_from]),
+    )
+    return data, warnings
 
 
 def require_authenticated(archive: Archive) -> None:
@@ -151,6 +231,7 @@ def live_system(qubes: QubesPort, chosen: tuple[str, ...], request: RestoreReque
         labels=qubes.labels(),
         kernels=qubes.kernels(),
         archive_qube=archive_qube,
+        prefs=qubes.global_prefs() if request.prefs else {},
     )
 
 

@@ -1,4 +1,4 @@
-"""Which session, and which of its qubes, a restore request means (pure).
+"""With `--session`: which session, and which of its qubes, a restore means (pure).
 
 A session counts only when it also holds the settings bundle (listing.py), so
 data and settings always come from the same backup.
@@ -6,26 +6,19 @@ data and settings always come from the same backup.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from wyngq.errors import UnsupportedQubeError, UsageError
-from wyngq.listing import newest_session_holding
 from wyngq.model import QubeClass
 from wyngq.names import LATEST
 from wyngq.restore.model import RestoreRequest, SessionData
 
 
-def choose_session(
-    index: Mapping[str, Mapping[str, Mapping[str, str]]], bundle_sessions: Sequence[str], request: RestoreRequest
-) -> str:
-    """Given qube -> session -> kind -> archive volume, the sessions holding a
-    settings bundle and the request, return the session to restore from.
-
-    An explicit session must hold a bundle. Otherwise: the newest session that
-    holds every requested qube that has data anywhere in the archive (qubes with
-    no data at all may be disposables, found in the bundle later); with no qubes
-    named, `latest` is the newest session. Raise UsageError when there is none.
-    """
+def choose_session(bundle_sessions: Sequence[str], request: RestoreRequest) -> str:
+    """Given the sessions holding a settings bundle and a request that names its
+    session (`--session`: an id, or `latest`), return that session. Without one,
+    each qube comes from its own newest session (restore.sessions). Raise
+    UsageError when there is none."""
     sessions = sorted(bundle_sessions)
     if request.session and request.session != LATEST:
         if request.session not in sessions:
@@ -34,17 +27,7 @@ def choose_session(
         return request.session
     if not sessions:
         raise UsageError("the archive holds no Qubes backup session", hint="back up first")
-    if not request.qubes:
-        if request.session == LATEST:
-            return sessions[-1]
-        raise UsageError("name the qubes to restore, or give --session", hint="`list` shows what the archive holds")
-    found = newest_session_holding(index, sessions, request.qubes)
-    if found is not None:
-        return found
-    raise UsageError(
-        "no session holds all of " + ", ".join(q for q in request.qubes if q in index),
-        hint="restore them separately, or choose a session with --session (`list` shows which hold what)",
-    )
+    return sessions[-1]
 
 
 def select_qubes(data: SessionData, request: RestoreRequest) -> tuple[str, ...]:

@@ -19,11 +19,12 @@ from wyngq.cli.restore import result_data
 from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter
 from wyngq.listing import ListRequest, list_archive
-from wyngq.profile import Profile
+from wyngq.profile import Profile, RpcRule
 from wyngq.qubes.port import QubesPort
 from wyngq.restore.model import ConflictPolicy, RestoreRequest
 from wyngq.restore.run import RestoreResult, archive_qube_of
 from wyngq.restore.run import run_restore as run_restore_engine
+from wyngq.rpc.authorize import Lookup, covers
 from wyngq.rpc.request import BackupCall, ListCall, PruneCall, Request, RestoreCall, VerifyCall
 from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
@@ -45,6 +46,8 @@ class Env:
     qubes: Callable[[], QubesPort]
     with_wyng: Callable[[Callable[[Wyng], Any]], Any]
     known_archives: KnownArchives | None = None
+    rule: RpcRule | None = None  # the profile's rule that allowed the call
+    lookup: Lookup | None = None  # the live qube of a name (authorize.Lookup)
 
 
 def run_list(env: Env, call: ListCall) -> Outcome:
@@ -110,6 +113,10 @@ def run_restore(env: Env, call: RestoreCall) -> Outcome:
     request = RestoreRequest(
         qubes=call.qubes,
         session=call.session,
+        all=call.all,
+        as_of=call.as_of,
+        prefs=call.prefs,
+        within=_covered(env) if call.all else None,
         on_conflict=ConflictPolicy(call.on_conflict),
         renames=call.rename,
         shutdown=call.shutdown,
@@ -123,6 +130,14 @@ def run_restore(env: Env, call: RestoreCall) -> Outcome:
         lambda wyng: run_restore_engine(port, wyng, request, env.reporter, env.workdir, archive_qube)
     )
     return Outcome(done.exit_code, result_data(done), tuple(q.target for q in done.plan.qubes), done.session)
+
+
+def _covered(env: Env) -> Callable[[str], bool]:
+    """`all` over qrexec: the qubes the profile's selection and the call's rule cover."""
+    rule, lookup = env.rule, env.lookup
+    if rule is None or lookup is None:
+        return lambda _: False  # never reached: the service always passes both
+    return lambda name: covers(env.profile, rule, name, lookup)
 
 
 HANDLERS: dict[str, Callable[[Env, Any], Outcome]] = {

@@ -10,11 +10,14 @@ allowed when ONE `[[rpc.allow]]` rule allows all of it:
   every named qube is in the profile's `[qubes]` selection and, if the rule
   has `qubes`, matched by it; naming no qubes means "the whole selection",
   which only a rule without `qubes` allows;
-- for restore: the conflict policy is in `on_conflict`, and `shutdown` only if
-  the rule has `shutdown = true`; an explicit new name (`rename`) must itself
-  be allowed like a restored qube, by name: a qube name can carry power in
-  dom0's qrexec policy, so a caller may not mint arbitrary ones. (Without an
-  explicit name, a rename creates `NAME-restored`, `NAME-restored2`, ...)
+- for restore: the conflict policy is in `on_conflict`, `shutdown` only if
+  the rule has `shutdown = true`, `prefs` (dom0's global preferences) only if
+  it has `prefs = true`; `all` means every qube of the archive that the
+  profile's selection and the rule cover (`covers`), whatever the rule's
+  `qubes`; an explicit new name (`rename`) must itself be allowed like a
+  restored qube, by name: a qube name can carry power in dom0's qrexec
+  policy, so a caller may not mint arbitrary ones. (Without an explicit
+  name, a rename creates `NAME-restored`, `NAME-restored2`, ...)
 
 A qube that does not exist (a restore of a deleted qube) can match only by
 name: its tags and `include_in_backups` are not known.
@@ -76,6 +79,11 @@ def in_selection(selection: Selection, name: str, lookup: Lookup) -> bool:
     return any(f"@tag:{tag}" in selection.include for tag in tags)
 
 
+def covers(profile: Profile, rule: RpcRule, name: str, lookup: Lookup) -> bool:
+    """Whether a restore allowed by `rule` may touch qube `name` (what `all` keeps)."""
+    return in_selection(profile.qubes, name, lookup) and _rule_matches(rule, name, lookup)
+
+
 def _caller_matches(rule: RpcRule, caller: str, lookup: Lookup) -> bool:
     if caller in rule.callers:
         return True
@@ -96,7 +104,7 @@ def _refusal(rule: RpcRule, profile: Profile, request: Request, lookup: Lookup) 
     """Why `rule` does not allow `request`, or None if it does."""
     action = request.action
     if isinstance(request, QUBE_CHECKED):
-        if not request.qubes and rule.qubes is not None:
+        if not request.qubes and rule.qubes is not None and not getattr(request, "all", False):
             return f"{action} of every qube of profile {profile.name!r} is not allowed; name the qubes"
         for name in request.qubes:
             if not in_selection(profile.qubes, name, lookup):
@@ -109,6 +117,8 @@ def _refusal(rule: RpcRule, profile: Profile, request: Request, lookup: Lookup) 
             return f"restore with on_conflict={request.on_conflict} is not allowed (allowed: {allowed})"
         if request.shutdown and not rule.shutdown:
             return "restore may not shut down qubes (shutdown) for this caller"
+        if request.prefs and not rule.prefs:
+            return "restore may not set dom0's global preferences (prefs) for this caller"
         for source, target in request.rename:
             unknown: Lookup = lambda _: None  # noqa: E731 - matched by name only, whether it exists or not
             if not in_selection(profile.qubes, target, unknown) or not _rule_matches(rule, target, unknown):

@@ -13,8 +13,9 @@ One JSON object per call; keys by action (all but `profile` optional):
 
     list     profile, qubes, session (ID), all
     backup   profile, qubes, dry_run
-    restore  profile, qubes (required), session (ID or "latest"), on_conflict,
-             rename ({"OLD": "NEW"}), shutdown, dry_run
+    restore  profile, qubes or all (one of them), session (ID or "latest";
+             default: each qube from its own newest session), as_of (ID),
+             on_conflict, rename ({"OLD": "NEW"}), shutdown, dry_run, prefs
              (never dom0's home or configuration: a request naming them is
              refused as not permitted, whatever the profile's rules say)
     verify   profile, qubes, session (ID or "latest")
@@ -115,22 +116,35 @@ class BackupCall:
 @dataclass(frozen=True)
 class RestoreCall:
     action: ClassVar[str] = "restore"
-    keys: ClassVar[tuple[str, ...]] = ("profile", "qubes", "session", "on_conflict", "rename", "shutdown", "dry_run")
+    keys: ClassVar[tuple[str, ...]] = ("profile", "qubes", "session", "on_conflict", "rename", "shutdown", "dry_run",
+                                       "all", "as_of", "prefs")
     profile: str
     qubes: tuple[str, ...]
-    session: str = names.LATEST
+    session: str | None = None  # None: each qube from its own newest session
     on_conflict: str = "fail"
     rename: tuple[tuple[str, str], ...] = ()
     shutdown: bool = False
     dry_run: bool = False
+    all: bool = False  # every qube of the archive the profile (and the rule) covers
+    as_of: str | None = None
+    prefs: bool = False
 
     @classmethod
     def parse(cls, untrusted: Mapping[str, object]) -> RestoreCall:
         refuse_dom0_restore(untrusted)
         fields = _Fields(untrusted, cls.action, cls.keys)
         qubes = fields.qubes()
-        if not qubes:
-            fields.fail("restore needs 'qubes': name the qubes to restore")
+        every = fields.flag("all")
+        if not qubes and not every:
+            fields.fail("restore needs 'qubes' (name the qubes to restore) or 'all': true")
+        if qubes and every:
+            fields.fail("'all' restores every qube the profile covers: do not name 'qubes' with it")
+        session = fields.session(latest=True)
+        as_of = fields.session(latest=False, key="as_of")
+        if every and session is not None:
+            fields.fail("'all' takes each qube from its own newest session: use 'as_of', not 'session'")
+        if as_of is not None and session is not None:
+            fields.fail("give 'session' or 'as_of', not both")
         on_conflict = fields.word("on_conflict", CONFLICT_POLICIES, "fail")
         rename = fields.rename(qubes)
         if rename and on_conflict != "rename":
@@ -138,11 +152,14 @@ class RestoreCall:
         return cls(
             profile=fields.profile(),
             qubes=qubes,
-            session=fields.session(latest=True) or names.LATEST,
+            session=session,
             on_conflict=on_conflict,
             rename=rename,
             shutdown=fields.flag("shutdown"),
             dry_run=fields.flag("dry_run"),
+            all=every,
+            as_of=as_of,
+            prefs=fields.flag("prefs"),
         )
 
 
@@ -310,12 +327,12 @@ class _Fields:
             self.fail("'qubes' names a qube twice")
         return tuple(untrusted)
 
-    def session(self, *, latest: bool) -> str | None:
-        untrusted = self.text("session")
+    def session(self, *, latest: bool, key: str = "session") -> str | None:
+        untrusted = self.text(key)
         if untrusted is None or (latest and untrusted == names.LATEST) or names.is_session_id(untrusted):
             return untrusted
         also = " or 'latest'" if latest else ""
-        return self.fail(f"'session' must be a session id YYYYMMDD-HHMMSS{also}, not {_show(untrusted)}")
+        return self.fail(f"'{key}' must be a session id YYYYMMDD-HHMMSS{also}, not {_show(untrusted)}")
 
     def session_range(self) -> tuple[str, ...]:
         untrusted = self.text("session")

@@ -40,7 +40,7 @@ from wyngq import lock, names, passphrase, paths, process
 from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError
 from wyngq.model import Qube
 from wyngq.output import JsonLines, exit_status, result_code, to_data
-from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, load_profile, profile_dir
+from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, RpcRule, load_profile, profile_dir
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
 from wyngq.rpc import actions, audit, jobs
@@ -290,12 +290,12 @@ class _Call:
         self.entry.profile = request.profile
         self.entry.qubes = getattr(request, "qubes", ())
         profile = self._profile(request.profile)
-        authorize(profile, self.caller, request, self._lookup)
+        rule = authorize(profile, self.caller, request, self._lookup)
         if isinstance(request, StatusCall):
             return self._status(profile, request)
-        return self._run_job(profile, request)
+        return self._run_job(profile, request, rule)
 
-    def _run_job(self, profile: Profile, request: Request) -> actions.Outcome:
+    def _run_job(self, profile: Profile, request: Request, rule: RpcRule | None = None) -> actions.Outcome:
         with (
             lock.operation_lock(f"qrexec {request.action} from {self.caller}", path=self.config.lock_path),
             tempfile.TemporaryDirectory(prefix="wyngq-rpc-") as workdir,
@@ -311,6 +311,8 @@ class _Call:
                 qubes=self._qubes,
                 with_wyng=lambda work: self._with_wyng(profile, work),
                 known_archives=KnownArchives(self.config.state_dir),
+                rule=rule,
+                lookup=self._lookup,
             )
             return actions.handle(env, request)
 

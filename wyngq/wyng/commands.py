@@ -80,8 +80,17 @@ def send_command(
     other_imports: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """One send of every selected volume, with the settings bundle in the same
-    session, and each (volume name, file) of `other_imports` (dom0's streams)."""
+    session, and each (volume name, file) of `other_imports` (dom0's streams).
+
+    `--remap`: where Wyng's snapshot of a volume belongs to another archive (an
+    LVM snapshot tagged for it, e.g. after the machine was restored from or
+    backed up to another archive), Wyng clears it and rescans the volume instead
+    of refusing it ("snapshot is from a different archive"), as Wyng's manual
+    says; it changes nothing for volumes whose snapshot is this archive's. Not on
+    a dry run: that would delete the other archive's snapshot."""
     argv = [*target.base(), f"--local-from={local_from}", "--send-unchanged"]
+    if not dry_run:
+        argv.append("--remap")
     argv += [f"--tag={tag}" for tag in tags]
     if dedup:
         argv.append("--dedup")

@@ -7,7 +7,7 @@ import pytest
 from wyngq.errors import NotPermittedError
 from wyngq.model import Qube, QubeClass
 from wyngq.profile import Profile, RpcAccess, RpcRule, Selection
-from wyngq.rpc.authorize import authorize, in_selection
+from wyngq.rpc.authorize import authorize, covers, in_selection
 from wyngq.rpc.request import BackupCall, ListCall, PruneCall, Request, RestoreCall, StatusCall, VerifyCall
 
 LIVE = {
@@ -142,3 +142,19 @@ def test_a_new_name_named_in_the_selection_and_the_rule_is_allowed() -> None:
     assert "is not allowed" in refusal(profile(limited), request)
     both = RpcRule(callers=("mgmt",), actions=("restore",), on_conflict=("rename",), qubes=("work", "gone"))
     assert authorize(profile(both), "mgmt", request, lookup) is both
+
+
+def test_prefs_only_when_the_rule_says_so() -> None:
+    request = RestoreCall("laptop", ("work",), prefs=True)
+    assert "global preferences (prefs)" in refusal(profile(EVERYTHING), request)
+    with_prefs = RpcRule(callers=("mgmt",), actions=("restore",), prefs=True)
+    assert authorize(profile(with_prefs), "mgmt", request, lookup) is with_prefs
+
+
+def test_all_is_allowed_by_a_rule_with_qubes_and_covers_only_its_selection() -> None:
+    narrow = RpcRule(callers=("mgmt",), actions=("restore",), qubes=("work", "gone", "@tag:backup"))
+    prof = profile(narrow)
+    assert authorize(prof, "mgmt", RestoreCall("laptop", (), all=True), lookup) is narrow
+    covered = {n for n in [*LIVE, "gone", "never-existed"] if covers(prof, narrow, n, lookup)}
+    assert covered == {"work", "gone", "tagged"}
+    assert {n for n in [*LIVE, "gone"] if covers(prof, EVERYTHING, n, lookup)} == {"work", "gone", "flagged", "tagged"}

@@ -95,7 +95,7 @@ def test_minimal_requests_take_the_defaults() -> None:
     assert parse_request("verify", only_profile) == VerifyCall("laptop", (), "latest")
     assert parse_request("status", only_profile) == StatusCall("laptop")
     restore = parse_request("restore", encode({"profile": "laptop", "qubes": ["work"]}))
-    assert restore == RestoreCall("laptop", ("work",), "latest", "fail", (), False, False)
+    assert restore == RestoreCall("laptop", ("work",), None, "fail", (), False, False)  # each qube's newest
     prune = parse_request("prune", encode({"profile": "laptop", "session": "20250102-030405", "all_before": True}))
     assert prune == PruneCall("laptop", ("20250102-030405",), (), True, False)
 
@@ -196,7 +196,13 @@ REJECTED: dict[str, tuple[str, bytes, str]] = {
                                    "not '20250102-030405 --force'"),
     # restore
     "restore without qubes": ("restore", edit("restore", qubes=[], rename={}),
-                              "restore needs 'qubes': name the qubes to restore"),
+                              "restore needs 'qubes' (name the qubes to restore) or 'all': true"),
+    "restore all with qubes": ("restore", edit("restore", all=True, rename={}),
+                               "'all' restores every qube the profile covers: do not name 'qubes' with it"),
+    "restore all with a session": ("restore", edit("restore", qubes=[], rename={}, all=True),
+                                   "'all' takes each qube from its own newest session: use 'as_of', not 'session'"),
+    "restore as_of not a session": ("restore", edit("restore", as_of="latest"),
+                                    "'as_of' must be a session id YYYYMMDD-HHMMSS, not 'latest'"),
     "restore unknown conflict policy": ("restore", edit("restore", on_conflict="overwrite"),
                                         "'on_conflict' must be one of fail, skip, replace, rename, not 'overwrite'"),
     "restore conflict policy a list": ("restore", edit("restore", on_conflict=["skip"]),
@@ -339,8 +345,10 @@ def check_outcome(action: str, data: bytes) -> None:
     for name in getattr(request, "qubes", ()):
         assert is_qube_name(name)
     if isinstance(request, RestoreCall):
-        assert request.qubes and request.on_conflict in CONFLICT_POLICIES
-        assert request.session == "latest" or is_session_id(request.session)
+        assert bool(request.qubes) != request.all and request.on_conflict in CONFLICT_POLICIES
+        assert request.session is None or request.session == "latest" or is_session_id(request.session)
+        assert request.as_of is None or (is_session_id(request.as_of) and request.session is None)
+        assert not (request.all and request.session is not None)
         assert all(is_qube_name(old) and is_qube_name(new) for old, new in request.rename)
     if isinstance(request, (ListCall,)) and request.session is not None:
         assert is_session_id(request.session)

@@ -95,6 +95,7 @@ def test_send_defaults_tag_qubes_and_send_unchanged() -> None:
         *BASE,
         "--local-from=/tmp/wq/volumes.json",
         "--send-unchanged",
+        "--remap",
         "--tag=qubes",
         METADATA,
         "send",
@@ -132,6 +133,7 @@ def test_send_without_tags() -> None:
         *BASE,
         "--local-from=/tmp/v.json",
         "--send-unchanged",
+        "--remap",
         "--import-other-from=wyng-qubes-metadata:|:/tmp/m.tgz",
         "send",
     ]
@@ -143,6 +145,7 @@ def test_send_autoprune_on() -> None:
         *BASE,
         "--local-from=/tmp/v.json",
         "--send-unchanged",
+        "--remap",
         "--autoprune=on",
         "--import-other-from=wyng-qubes-metadata:|:/tmp/m.tgz",
         "send",
