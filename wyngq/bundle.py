@@ -16,24 +16,42 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import re
 import tarfile
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wyngq.errors import WyngqError
+from wyngq import tarstream
+from wyngq.errors import ExitCode, WyngqError
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings, VolumeSettings
 from wyngq.names import is_qube_name
 
 MANIFEST_NAME = "wyngq.json"
 MANIFEST_FORMAT = "wyngq-manifest"
 MANIFEST_VERSION = 1
-MAX_BUNDLE_BYTES = 64 * 1024 * 1024
-MAX_MEMBER_BYTES = 32 * 1024 * 1024
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024  # the compressed file, as fetched from the archive
+MAX_MEMBER_BYTES = 8 * 1024 * 1024
+MAX_CONTENT_BYTES = 16 * 1024 * 1024  # all members together, decompressed
+BUNDLE_LIMITS = tarstream.TarLimits(
+    max_members=20_000,
+    max_member_bytes=MAX_MEMBER_BYTES,
+    max_total_bytes=MAX_CONTENT_BYTES,
+    max_stream_bytes=MAX_CONTENT_BYTES + 8 * 1024 * 1024,
+)
+# JSON values in a manifest (counted from its brackets and commas, before parsing)
+MAX_MANIFEST_VALUES = 500_000
+MAX_NUMBER_DIGITS = 20
+_INTEGER = re.compile(rf"-?[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
 
 
 class BundleError(WyngqError):
+    """The session's settings bundle is damaged or not one wyngq reads (an archive problem)."""
+
+    exit_code = ExitCode.WYNG
     code = "bad_metadata"
 
 
@@ -125,28 +143,37 @@ def write_bundle(path: str, state_files: Mapping[str, bytes], manifest: bytes) -
 
 
 # -- reading (untrusted) ---------------------------------------------------------
+def check_bundle_size(size: int) -> None:
+    """Raise BundleError if a bundle of `size` bytes (the catalogue's volsize)
+    is larger than any bundle wyngq reads: checked before it is fetched to disk."""
+    if not 0 <= size <= MAX_BUNDLE_BYTES:
+        raise BundleError(
+            f"the settings bundle is {size} bytes, more than the {MAX_BUNDLE_BYTES} wyngq reads",
+            hint="no Qubes backup writes one this large: the archive was tampered with",
+        )
+
+
 def read_bundle(path: str) -> Bundle:
-    """Read a settings bundle without extracting it; raise BundleError if it is not one."""
+    """Read a settings bundle without extracting it; raise BundleError if it is not one.
+
+    Every size is bounded before it is read (wyngq.tarstream, BUNDLE_LIMITS):
+    the file itself, the decompressed stream, each member and their total."""
     files: dict[str, bytes] = {}
-    total = 0
     try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            for member in tar:
-                if member.isdir():
-                    continue  # upstream's tar lists none; other tars may
-                name = _member_name(member.name)
-                if name is None or not member.isfile():
-                    # never in a bundle wyngq or upstream wrote: tampering, not a format variant
-                    raise BundleError(f"settings bundle member {member.name!r} is not a plain file at a safe path")
-                if member.size > MAX_MEMBER_BYTES or total + member.size > MAX_BUNDLE_BYTES:
-                    raise BundleError(f"settings bundle member {name!r} is too large")
-                handle = tar.extractfile(member)
-                if handle is None:
-                    continue
-                data = handle.read(MAX_MEMBER_BYTES + 1)
-                total += len(data)
-                files[name] = data
-    except (tarfile.TarError, OSError, EOFError) as err:
+        with open(path, "rb") as raw:
+            check_bundle_size(os.fstat(raw.fileno()).st_size)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
+                for raw_name, data in tarstream.read_members(unpacked, BUNDLE_LIMITS):
+                    name = _member_name(raw_name)
+                    if name is None:
+                        # never in a bundle wyngq or upstream wrote: tampering, not a format variant
+                        raise BundleError(f"settings bundle member {raw_name!r} is not at a safe path")
+                    if name in files:
+                        raise BundleError(f"settings bundle member {name!r} appears twice")
+                    files[name] = data
+    except tarstream.TarFormatError as err:
+        raise BundleError(f"the settings bundle is not a tar wyngq reads: {err}") from err
+    except (OSError, EOFError, zlib.error) as err:
         raise BundleError(f"cannot read the settings bundle: {err}") from err
     manifest_bytes = files.pop(MANIFEST_NAME, None)
     manifest = parse_manifest(manifest_bytes) if manifest_bytes is not None else None
@@ -163,10 +190,7 @@ def _member_name(raw: str) -> str | None:
 
 def parse_manifest(data: bytes) -> Manifest:
     """Parse and check a manifest; raise BundleError naming the first problem."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"the settings manifest is not valid JSON: {err}") from err
+    doc = _load_json(data)
     try:
         if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
             raise ValueError("not a wyngq manifest")
@@ -205,6 +229,27 @@ def class_word(klass: object) -> str:
 def _decode_prefs(raw: Any) -> dict[str, PropertyValue]:
     return {_str(k, "preference"): PropertyValue(_str(_dict(v, k)["type"], k), _str(v["value"], k))
             for k, v in _dict(raw, "prefs").items()}
+def _load_json(data: bytes) -> Any:
+    """json.loads with a budget: at most MAX_MANIFEST_VALUES values, integers of
+    ASCII digits only (at most MAX_NUMBER_DIGITS), no floats, NaN or Infinity."""
+    values = data.count(b"[") + data.count(b"{") + data.count(b",")
+    if values > MAX_MANIFEST_VALUES:
+        raise BundleError(f"the settings manifest has more than {MAX_MANIFEST_VALUES} values")
+    try:
+        return json.loads(data.decode("utf-8"), parse_int=_integer, parse_float=_no_number,
+                          parse_constant=_no_number)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        raise BundleError(f"the settings manifest is not valid JSON: {err}") from err
+
+
+def _integer(text: str) -> int:
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"number {text[:30]!r} is not an integer of at most {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
+def _no_number(text: str) -> Any:
+    raise ValueError(f"number {text[:30]!r} is not an integer")
 
 
 def _decode_qube(name: str, raw: dict[str, Any]) -> QubeSettings:

@@ -114,7 +114,7 @@ def _one_session(wyng: Wyng, archive: Archive, info: ArchiveInfo, session: str, 
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
     if meta is None or session not in meta.sessions:
         raise UsageError(f"no Qubes backup session {session} in the archive", hint="`list --all` shows the sessions")
-    settings = read_session_bundle(wyng, session, workdir)
+    settings = read_session_bundle(wyng, session, workdir, archive=archive)
     classes: dict[str, str] = {}
     source = "none"
     if settings.manifest is not None:
@@ -141,8 +141,15 @@ def _one_session(wyng: Wyng, archive: Archive, info: ArchiveInfo, session: str, 
     )
 
 
-def read_session_bundle(wyng: Wyng, session: str, workdir: str) -> bundle.Bundle:
-    """Fetch the settings bundle of `session` from the archive and read it."""
+def read_session_bundle(wyng: Wyng, session: str, workdir: str, *, archive: Archive) -> bundle.Bundle:
+    """Fetch the settings bundle of `session` from the archive and read it; raise
+    BundleError if the catalogue (`archive`) gives it a size wyngq never reads,
+    before anything is fetched, or if it does not read."""
+    meta = archive.volumes.get(volnames.METADATA_VOLUME)
+    entry = meta.sessions.get(session) if meta is not None else None
+    if entry is None:
+        raise bundle.BundleError(f"session {session} has no settings bundle")
+    bundle.check_bundle_size(entry.volsize)
     path = os.path.join(workdir, f"metadata-{session}.tgz")
     wyng.receive_to_file(volnames.METADATA_VOLUME, session, path)
     try:

@@ -141,7 +141,7 @@ def _check_settings(wyng: Wyng, archive: Archive, session: str, with_data: Seque
     if meta is None or session not in meta.sessions:
         return "missing"
     try:
-        found = read_session_bundle(wyng, session, workdir)
+        found = read_session_bundle(wyng, session, workdir, archive=archive)
     except bundle.BundleError as err:
         return f"damaged: {err.message}"
     return usable(found, with_data)

@@ -70,7 +70,8 @@ def test_backup_stores_every_volume_and_the_settings_in_one_session(world: World
 
 def test_backup_settings_manifest_equals_the_live_settings(world: World) -> None:
     result = backup(world, *ALL)
-    settings = read_session_bundle(world.wyng(), result.session, world.workdir)  # type: ignore[attr-defined]
+    wyng = world.wyng()
+    settings = read_session_bundle(wyng, result.session, world.workdir, archive=wyng.catalog())  # type: ignore[attr-defined]
 
     assert settings.manifest is not None
     assert dict(settings.manifest.qubes) == {name: world.qubes.settings(name) for name in ALL}

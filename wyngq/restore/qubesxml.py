@@ -28,6 +28,14 @@ REFERENCE_PROPERTIES = frozenset({"netvm", "default_dispvm", "management_dispvm"
 MODES = frozenset({"required", "auto-attach", "ask-to-attach", "manual"})
 FIREWALL_ORDER = ("action", "proto", "dsthost", "specialtarget", "dstports", "icmptype", "expire")
 _SAFE = re.compile(r"[A-Za-z0-9_.:+*,@=/-]{1,200}")
+_NUMBER = re.compile(r"[0-9]{1,20}")
+_SIGNED = re.compile(r"-?[0-9]{1,20}")
+# A qube in qubes.xml takes some 100 elements: these allow a few thousand qubes,
+# and keep the parsed tree within some 50 MiB.
+MAX_ELEMENTS = 100_000
+MAX_ATTRIBUTES = 150_000
+_ATTRIBUTE = re.compile(rb"=\s*[\"']")
+MAX_DEPTH = 32
 
 
 class QubesXmlError(BundleError):
@@ -65,23 +73,56 @@ def read_domains(qubes_xml: bytes, files: Mapping[str, bytes]) -> tuple[dict[str
 
 
 def _parse(data: bytes, what: str) -> ET.Element:
+    """Parse one XML document of the bundle, within XML_BUDGET; raise QubesXmlError."""
     refused = QubesXmlError(f"{what} in the settings bundle declares a DTD or entities; refused")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise refused
-
-    def refuse(*_args: object) -> None:
-        raise refused
-
-    # The byte check above misses other encodings (UTF-16): let expat itself say
-    # whether the document declares a DTD or entities, before anything expands them.
+    if b"\0" in data:  # UTF-16 and UTF-32 (qubesd writes UTF-8): the byte checks here would not see through them
+        raise QubesXmlError(f"{what} in the settings bundle is not in UTF-8 or another ASCII-based encoding")
+    # expat builds an element's attributes in one go, before any handler sees them:
+    # their number is bounded here, from the bytes (an upper bound: `="` in text counts too).
+    for count, _ in enumerate(_ATTRIBUTE.finditer(data), 1):
+        if count > MAX_ATTRIBUTES:
+            raise QubesXmlError(f"{what} in the settings bundle has more than {MAX_ATTRIBUTES} attributes")
+    # Let expat itself say whether the document declares a DTD or entities (in any
+    # encoding it reads), before anything expands them, and count elements and depth
+    # before any tree is built.
+    budget = _Budget(what, refused)
     scanner = expat.ParserCreate()
-    scanner.StartDoctypeDeclHandler = refuse
-    scanner.EntityDeclHandler = refuse
+    scanner.StartDoctypeDeclHandler = budget.refuse
+    scanner.EntityDeclHandler = budget.refuse
+    scanner.StartElementHandler = budget.start
+    scanner.EndElementHandler = budget.end
     try:
         scanner.Parse(data, True)
         return ET.fromstring(data)
     except (expat.ExpatError, ET.ParseError) as err:
         raise QubesXmlError(f"{what} in the settings bundle is not well-formed: {err}") from err
+
+
+class _Budget:
+    """What one document may hold: the tree ET then builds stays bounded in memory."""
+
+    def __init__(self, what: str, refused: QubesXmlError) -> None:
+        self.what = what
+        self.refused = refused
+        self.elements = self.attributes = self.depth = 0
+
+    def refuse(self, *_args: object) -> None:
+        raise self.refused
+
+    def start(self, _name: str, attributes: dict[str, str]) -> None:
+        self.elements += 1
+        self.attributes += len(attributes)
+        self.depth += 1
+        if self.elements > MAX_ELEMENTS or self.attributes > MAX_ATTRIBUTES or self.depth > MAX_DEPTH:
+            raise QubesXmlError(
+                f"{self.what} in the settings bundle is larger than wyngq reads "
+                f"(more than {MAX_ELEMENTS} elements, {MAX_ATTRIBUTES} attributes or {MAX_DEPTH} levels)"
+            )
+
+    def end(self, _name: str) -> None:
+        self.depth -= 1
 
 
 def _domain(element: ET.Element, klass: QubeClass, labels: Mapping[str, str], files: Mapping[str, bytes]
@@ -160,7 +201,7 @@ def _volumes(element: ET.Element) -> list[VolumeSettings]:
         if kind not in ("private", "root", "volatile"):
             continue
         size, keep = node.get("size", "0"), node.get("revisions_to_keep")
-        if not size.isdigit() or (keep is not None and not keep.lstrip("-").isdigit()):
+        if not _NUMBER.fullmatch(size) or (keep is not None and not _SIGNED.fullmatch(keep)):
             raise QubesXmlError(f"volume {kind!r} has a bad size or revisions_to_keep")
         result.append(VolumeSettings(kind, _word(node.get("pool"), "pool"), int(size),
                                      int(keep) if keep is not None else None))

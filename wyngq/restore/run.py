@@ -120,7 +120,7 @@ def run_restore(
     warnings: tuple[str, ...] = ()
     if request.session:
         session = choose_session(bundle_sessions, request)
-        found = listing.read_session_bundle(wyng, session, workdir)
+        found = listing.read_session_bundle(wyng, session, workdir, archive=archive)
         read = read_settings(found)
         data = replace(session_data(archive, index, session, read), prefs=session_prefs(found))
         chosen = select_qubes(data, request)
@@ -156,7 +156,7 @@ def across_sessions(
     decoded: dict[str, SessionSettings] = {}
     while todo := bundles_to_read(placed, bundle_sessions, request, bundles):
         for session in todo:
-            bundles[session] = listing.read_session_bundle(wyng, session, workdir)
+            bundles[session] = listing.read_session_bundle(wyng, session, workdir, archive=archive)
             decoded[session] = read_settings(bundles[session])
             refuse_unsupported(session_data(archive, index, session, decoded[session]), request.qubes)
         placed = place_disposables(placed, {s: d.qubes for s, d in decoded.items()}, request)
@@ -170,7 +170,7 @@ def across_sessions(
     if request.prefs:  # the machine's preferences as of its newest backup (at or before --as-of)
         prefs_from = max(eligible(bundle_sessions, request.as_of))
         if prefs_from not in bundles:
-            bundles[prefs_from] = listing.read_session_bundle(wyng, prefs_from, workdir)
+            bundles[prefs_from] = listing.read_session_bundle(wyng, prefs_from, workdir, archive=archive)
     volumes: dict[str, dict[str, str]] = {}
     sizes: dict[str, int] = {}
     settings: dict[str, QubeSettings] = {}

@@ -19,6 +19,8 @@ from wyngq.errors import ConfigError, WyngError
 MIN_WYNG_DATE = "20250820"
 RELEASE_LINE = re.compile(r"\S+ (?P<version>.+) release (?P<date>\S+)")
 SESSION_PREFIX = "S_"
+MAX_DIGITS = 20
+_INTEGER = re.compile(rf"-?[0-9]{{1,{MAX_DIGITS}}}")
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,8 @@ def parse_list_output(stdout: str) -> Archive:
     if start == 0 and not stdout.startswith("{"):
         raise WyngError("Wyng printed no archive listing", hint="run the same command with -v to see Wyng's output")
     try:
-        data = json.loads(stdout[start:])
-    except (json.JSONDecodeError, RecursionError) as err:
+        data = json.loads(stdout[start:], parse_int=_json_int, parse_constant=_json_constant)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
         raise WyngError(f"cannot read Wyng's archive listing: {err}") from err
     try:
         return _archive(data)
@@ -165,11 +167,28 @@ def _entry(session: str, raw: Any) -> SessionEntry:
         raise TypeError(f"tags of {session} are not an object")
     return SessionEntry(
         session=session,
-        volsize=int(raw.get("volsize") or 0),
-        sequence=int(raw.get("sequence") or 0),
+        volsize=_count(raw.get("volsize") or 0, "volsize"),
+        sequence=_count(raw.get("sequence") or 0, "sequence"),
         changed=bool(raw.get("chg", True)),
         tags={str(k): str(v) for k, v in tags.items()},
     )
+
+
+def _json_int(text: str) -> int:
+    """Integers in the listing: ASCII digits, at most MAX_DIGITS of them."""
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"number {text[:30]!r} is not an integer of at most {MAX_DIGITS} digits")
+    return int(text)
+
+
+def _json_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a number")
+
+
+def _count(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{what} {value!r} is not a whole number")
+    return value
 
 
 def _session_key(key: str) -> str:
