@@ -104,6 +104,12 @@ class ArchiveNotFoundError(WyngError):
     code = "archive_not_found"
 
 
+class WyngStalledError(WyngError):
+    """A Wyng call printed nothing for the profile's stall_timeout and was stopped."""
+
+    code = "wyng_stalled"
+
+
 class Interrupted(WyngqError):
     """The operation was stopped by a signal; exit status 128+N."""
 

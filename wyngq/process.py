@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -26,12 +28,26 @@ log = logging.getLogger(__name__)
 LineHandler = Callable[[str], None]
 
 
+MAX_LINE_BYTES = 4096  # a line longer than this reaches the callbacks as its last 4096 bytes
+MAX_KEPT_BYTES = 16 * 1024 * 1024  # of stdout (stderr: MAX_KEPT_STDERR) kept from the start ...
+MAX_KEPT_STDERR = 1024 * 1024
+TAIL_BYTES = 256 * 1024  # ... plus this much of the end; what lies between is dropped
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a child that is stopped
+POLL_INTERVAL = 1.0
+
+
 @dataclass(frozen=True)
 class Completed:
+    """What a child left: status and output. `stopped` says why wyngq stopped it
+    (`stalled`: no output for `idle_timeout`; `timeout`; `overflow`: more stdout
+    than `max_stdout`); `truncated`, that the middle of stdout was dropped."""
+
     argv: tuple[str, ...]
     returncode: int
     stdout: str
     stderr: str
+    stopped: str | None = None
+    truncated: bool = False
 
 
 def run(
@@ -42,6 +58,9 @@ def run(
     on_partial_line: LineHandler | None = None,
     env: Mapping[str, str] | None = None,
     inherit_stdin: bool = False,
+    idle_timeout: float | None = None,
+    timeout: float | None = None,
+    max_stdout: int | None = None,
 ) -> Completed:
     """Run `argv`, wait for it and return what it printed.
 
@@ -49,8 +68,13 @@ def run(
     or our own stdin when `inherit_stdin`). Each stdout line is passed to
     `on_stdout_line` as it arrives (Wyng updates progress lines with `\\r`, so
     both `\\r` and `\\n` end a line); `on_partial_line` sees a line still being
-    written (Wyng draws its progress bar one `|` at a time). Raise ConfigError
-    if the program is missing.
+    written (Wyng draws its progress bar one `|` at a time). Reading costs linear
+    time whatever the child prints: lines are cut to MAX_LINE_BYTES, and the
+    output kept is bounded (MAX_KEPT_BYTES and TAIL_BYTES). Raise ConfigError if
+    the program is missing.
+    A child that prints nothing (stdout or stderr) for `idle_timeout` seconds,
+    runs longer than `timeout`, or prints more than `max_stdout` bytes is stopped
+    (SIGTERM, then SIGKILL after STOP_GRACE) and `stopped` says why.
     SIGINT/SIGTERM received while waiting are forwarded to the child, and the
     child's exit status tells the caller what happened.
     """
@@ -82,9 +106,10 @@ def run(
             raise ConfigError(f"program not executable: {argv[0]}") from err
         forwarding.attach(child)
 
-        stderr_chunks: list[bytes] = []
+        watch = _Watch(child, idle_timeout=idle_timeout, timeout=timeout, max_stdout=max_stdout)
+        stderr = _Kept(MAX_KEPT_STDERR)
         assert child.stderr is not None and child.stdout is not None
-        stderr_thread = threading.Thread(target=_drain, args=(child.stderr, stderr_chunks), daemon=True)
+        stderr_thread = threading.Thread(target=_drain, args=(child.stderr, stderr, watch), daemon=True)
         stderr_thread.start()
         if stdin is not None:
             assert child.stdin is not None
@@ -93,39 +118,147 @@ def run(
                 child.stdin.close()
             except BrokenPipeError:
                 pass
-        stdout_text = _read_lines(child.stdout, on_stdout_line, on_partial_line)
+        stdout = _read_lines(child.stdout, on_stdout_line, on_partial_line, watch)
         returncode = child.wait()
-        stderr_thread.join()
-    stderr_text = b"".join(stderr_chunks).decode("utf-8", errors="replace")
-    log.debug("rc=%d from %s", returncode, argv[0])
-    return Completed(tuple(argv), returncode, stdout_text, stderr_text)
+        stderr_thread.join(STOP_GRACE if watch.stopped else None)
+    log.debug("rc=%d from %s%s", returncode, argv[0], f" (stopped: {watch.stopped})" if watch.stopped else "")
+    return Completed(tuple(argv), returncode, stdout.text(), stderr.text(), watch.stopped, stdout.truncated)
 
 
-def _drain(stream: IO[bytes], sink: list[bytes]) -> None:
-    while chunk := stream.read(65536):
-        sink.append(chunk)
+class _Kept:
+    """Output kept from a child: its first `head` bytes and its last TAIL_BYTES."""
+
+    def __init__(self, head: int) -> None:
+        self.head_limit = head
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.truncated = False
+
+    def add(self, chunk: bytes) -> None:
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > 2 * TAIL_BYTES:
+                del self.tail[:-TAIL_BYTES]
+                self.truncated = True
+
+    def text(self) -> str:
+        if len(self.tail) > TAIL_BYTES:
+            del self.tail[:-TAIL_BYTES]
+            self.truncated = True
+        gap = "\n[... output dropped ...]\n" if self.truncated else ""
+        head = self.head.decode("utf-8", errors="replace")
+        return head + gap + bytes(self.tail).decode("utf-8", errors="replace")
 
 
-def _read_lines(stream: IO[bytes], on_line: LineHandler | None, on_partial: LineHandler | None = None) -> str:
-    """Read the child's stdout to the end, calling on_line for each line and
-    on_partial with the unfinished last line whenever it grows."""
-    read1 = getattr(stream, "read1", stream.read)
-    collected: list[str] = []
-    pending = b""
-    while chunk := read1(65536):
-        collected.append(chunk.decode("utf-8", errors="replace"))
-        if on_line is None:
-            continue
-        pending += chunk
-        *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
-        for line in lines:
-            if line.strip():
-                on_line(line.decode("utf-8", errors="replace"))
-        if on_partial is not None and pending.strip():
-            on_partial(pending.decode("utf-8", errors="replace"))
+class _Watch:
+    """Stops a child that stalls, runs too long or prints too much."""
+
+    def __init__(self, child: subprocess.Popen[bytes], *, idle_timeout: float | None, timeout: float | None,
+                 max_stdout: int | None) -> None:
+        self.child = child
+        self.idle_timeout = idle_timeout or None
+        self.deadline = time.monotonic() + timeout if timeout else None
+        self.max_stdout = max_stdout
+        self.stdout_bytes = 0
+        self.last_output = time.monotonic()
+        self.stopped: str | None = None
+        self._terminated_at: float | None = None
+        self._killed = False
+
+    @property
+    def armed(self) -> bool:
+        return self.idle_timeout is not None or self.deadline is not None or self.max_stdout is not None
+
+    def output(self, size: int, *, stdout: bool) -> None:
+        self.last_output = time.monotonic()
+        if stdout:
+            self.stdout_bytes += size
+            if self.max_stdout is not None and self.stdout_bytes > self.max_stdout:
+                self.stop("overflow")
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            self.stop("timeout")
+        elif self.idle_timeout is not None and now - self.last_output > self.idle_timeout:
+            self.stop("stalled")
+        if self._terminated_at is not None and now - self._terminated_at > STOP_GRACE and not self._killed:
+            # SIGTERM went to the child alone (Wyng cleans up on it); what is left of
+            # its process group now goes, the child included
+            self._killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.child.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.child.kill()
+
+    def stop(self, why: str) -> None:
+        if self.stopped is None:
+            self.stopped = why
+            log.warning("stopping %s: %s", self.child.args[0] if isinstance(self.child.args, list) else "", why)
+            self._terminated_at = time.monotonic()
+            with contextlib.suppress(ProcessLookupError):
+                self.child.terminate()
+
+    def give_up_reading(self) -> bool:
+        """Once a stopped child is gone, a helper it left holding the pipe is not waited for."""
+        return self.stopped is not None and self.child.poll() is not None and (
+            time.monotonic() - (self._terminated_at or 0) > STOP_GRACE)
+
+
+def _drain(stream: IO[bytes], sink: _Kept, watch: _Watch) -> None:
+    while chunk := os.read(stream.fileno(), 65536):
+        watch.output(len(chunk), stdout=False)
+        sink.add(chunk)
+
+
+def _read_lines(stream: IO[bytes], on_line: LineHandler | None, on_partial: LineHandler | None,
+                watch: _Watch) -> _Kept:
+    """Read the child's stdout to the end (or until `watch` stops the child),
+    calling on_line for each line and on_partial with the unfinished last line
+    whenever it grows. Each chunk costs time linear in its own size: separators
+    are searched in the new chunk only, and the unfinished line is kept to its
+    last MAX_LINE_BYTES."""
+    kept = _Kept(MAX_KEPT_BYTES)
+    pending = bytearray()
+    fd = stream.fileno()
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if watch.armed and not selector.select(POLL_INTERVAL):
+                watch.check()
+                if watch.give_up_reading():
+                    break
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            watch.output(len(chunk), stdout=True)
+            if watch.armed:
+                watch.check()
+            kept.add(chunk)
+            if on_line is not None:
+                _feed(chunk, pending, on_line, on_partial)
     if on_line is not None and pending.strip():
         on_line(pending.decode("utf-8", errors="replace"))
-    return "".join(collected)
+    return kept
+
+
+def _feed(chunk: bytes, pending: bytearray, on_line: LineHandler, on_partial: LineHandler | None) -> None:
+    *lines, last = chunk.replace(b"\r", b"\n").split(b"\n")
+    for line in lines:
+        pending += line[-MAX_LINE_BYTES:]
+        if pending.strip():
+            on_line(pending[-MAX_LINE_BYTES:].decode("utf-8", errors="replace"))
+        pending.clear()
+    pending += last[-MAX_LINE_BYTES:]
+    if len(pending) > MAX_LINE_BYTES:
+        del pending[:-MAX_LINE_BYTES]
+    if on_partial is not None and pending.strip():
+        on_partial(pending.decode("utf-8", errors="replace"))
 
 
 class _ForwardSignals:

@@ -15,7 +15,7 @@ from wyngq.output import Human, JsonLines
 from wyngq.profile import PassphraseSource, Profile, load_profile
 from wyngq.qubes.port import QubesPort
 from wyngq.secret import Secret
-from wyngq.wyng.commands import WyngTarget
+from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT, WyngTarget
 from wyngq.wyng.runner import Wyng
 
 Presenter = JsonLines | Human
@@ -92,6 +92,7 @@ def resolve_context(
             executable=args.wyng or (profile.wyng if profile else "wyng"),
             dest=dest,
             meta_dir=args.meta_dir or (profile.meta_dir if profile else None),
+            stall_timeout=profile.stall_timeout if profile else DEFAULT_STALL_TIMEOUT,
         ),
         profile=profile,
         passphrase_source=source,

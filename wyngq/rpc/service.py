@@ -336,7 +336,8 @@ class _Call:
     def _with_wyng(profile: Profile, work: Callable[[Wyng], Any]) -> Any:
         """Run `work` with Wyng as the profile says, with its passphrase (if any);
         nobody is ever asked for one here."""
-        target = WyngTarget(executable=profile.wyng, dest=profile.dest, meta_dir=profile.meta_dir)
+        target = WyngTarget(executable=profile.wyng, dest=profile.dest, meta_dir=profile.meta_dir,
+                            stall_timeout=profile.stall_timeout)
         secret = passphrase.from_source(profile.passphrase, profile.name)
         drop_key_agent(target)
         return work(Wyng(target, passphrase=secret))

@@ -8,9 +8,13 @@ and volume names are built by wyngq itself from validated qube names.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wyngq.volnames import METADATA_VOLUME
+
+# Wyng prints at least a progress mark per 5 % of a volume: an hour with nothing
+# at all is a destination that stopped answering, not a slow one.
+DEFAULT_STALL_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -19,12 +23,15 @@ class WyngTarget:
 
     `--config=/dev/null` keeps /etc/wyng/wyng.ini from silently adding
     defaults; `-u` never lets Wyng prompt; `--authmin=0` never leaves a key
-    agent behind (one that lives accepts any passphrase).
+    agent behind (one that lives accepts any passphrase). `stall_timeout`: a call
+    that prints nothing for this many seconds is stopped (None: never); it is
+    not part of which archive this is.
     """
 
     executable: str
     dest: str
     meta_dir: str | None = None
+    stall_timeout: float | None = field(default=DEFAULT_STALL_TIMEOUT, compare=False)
 
     def base(self) -> list[str]:
         argv = [self.executable, f"--dest={self.dest}", "--config=/dev/null", "-u", "--authmin=0"]

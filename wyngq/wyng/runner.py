@@ -27,6 +27,7 @@ from wyngq.errors import (
     UnauthenticatedArchiveError,
     WyngError,
     WyngqError,
+    WyngStalledError,
 )
 from wyngq.secret import Secret
 from wyngq.wyng import commands
@@ -45,6 +46,7 @@ class WyngRun:
     stdout: str
     stderr: str
     failed_volumes: tuple[str, ...] = ()
+    truncated: bool = False  # the middle of stdout was dropped (process.MAX_KEPT_BYTES)
 
 
 class Wyng:
@@ -74,6 +76,8 @@ class Wyng:
     def catalog(self) -> Archive:
         """Return the archive's catalogue; raise ConfigError if Wyng is too old."""
         result = self._run(commands.list_command(self.target), stream=False)
+        if result.truncated:
+            raise WyngError(f"Wyng's archive listing is larger than the {process.MAX_KEPT_BYTES} bytes wyngq reads")
         archive = parse_list_output(result.stdout)
         check_version(archive)
         return archive
@@ -166,11 +170,19 @@ class Wyng:
             stdin=stdin,
             on_stdout_line=handler,
             on_partial_line=getattr(handler, "partial", None),
+            idle_timeout=self.target.stall_timeout,
         )
+        if done.stopped is not None:
+            raise WyngStalledError(
+                f"Wyng printed nothing for {self.target.stall_timeout:.0f} s and was stopped",
+                wyng_rc=done.returncode,
+                hint="check that the destination answers (a qubes:// qube that hangs, a network mount); "
+                     "a profile can allow more time with stall_timeout",
+            )
         failed: tuple[str, ...] = ()
         if done.returncode == 2 and error_file is not None:
             failed = _read_error_file(error_file)
-        run = WyngRun(done.returncode, done.stdout, done.stderr, failed)
+        run = WyngRun(done.returncode, done.stdout, done.stderr, failed, done.truncated)
         if self.encrypted_only:
             check_encrypted(done.stdout, header_required=done.returncode in (0, 2, *accept))
         if done.returncode == 0:

@@ -20,6 +20,7 @@ from wyngq.errors import (
     Interrupted,
     WyngError,
     WyngqError,
+    WyngStalledError,
 )
 from wyngq.secret import Secret
 from wyngq.wyng.catalog import parse_list_output
@@ -446,3 +447,16 @@ def test_local_from_document_reaches_wyng_unchanged(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "seen.json").read_text()) == json.loads(
         (FIXTURES / "json" / "local-from_send.json").read_text()
     )
+
+
+def test_a_wyng_call_that_prints_nothing_for_the_stall_timeout_is_stopped(tmp_path: Path) -> None:
+    program = Program(tmp_path, "echo 'Wyng 0.8 rc4 release 20251028'; sleep 60")
+    wyng = Wyng(WyngTarget(str(program.path), DEST, stall_timeout=1.0))
+    with pytest.raises(WyngStalledError) as caught:
+        wyng.verify("20261126-151007", ["appvms/work/private.img"])
+    assert caught.value.code == "wyng_stalled" and caught.value.exit_code is ExitCode.WYNG
+    assert "printed nothing for 1 s" in caught.value.message and "stall_timeout" in (caught.value.hint or "")
+
+
+def test_the_stall_timeout_is_not_part_of_which_archive_it_is() -> None:
+    assert WyngTarget("wyng", DEST, stall_timeout=5.0) == WyngTarget("wyng", DEST)
