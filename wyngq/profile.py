@@ -7,6 +7,7 @@ backup does. Example (`wyng-util-qubes.example.toml` in the package):
     dest = "file:/mnt/backup/laptop.wyng"
     # wyng = "/usr/local/bin/wyng"
     # meta_dir = "/var/lib/wyng"
+    # stall_timeout = 3600  # stop a Wyng call that prints nothing this long (0: never)
 
     [passphrase]            # one of: command, file, qube
     file = "/etc/wyng-util-qubes/laptop.pass"
@@ -52,6 +53,7 @@ from typing import Any
 
 from wyngq.errors import ConfigError, UsageError
 from wyngq.names import is_qube_name
+from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT
 
 PROFILE_DIR = "/etc/wyng-util-qubes/profiles"
 PROFILE_DIR_ENV = "WYNGQ_PROFILE_DIR"
@@ -60,6 +62,8 @@ AUTOPRUNE_MODES = ("off", "on", "full")
 RPC_ACTIONS = ("list", "backup", "restore", "verify", "prune", "status")
 CONFLICT_POLICIES = ("fail", "skip", "replace", "rename")
 _DEST_SCHEMES = ("file:", "ssh://", "qubes://", "qubes-ssh://")
+MAX_STALL_TIMEOUT = 7 * 24 * 3600
+MAX_PROFILE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class Profile:
     dest: str
     wyng: str = "wyng"
     meta_dir: str | None = None
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
     passphrase: PassphraseSource = field(default_factory=PassphraseSource)
     qubes: Selection = field(default_factory=Selection)
     backup: BackupDefaults = field(default_factory=BackupDefaults)
@@ -152,19 +157,50 @@ def load_profile(name: str, directory: str | None = None) -> Profile:
     path = os.path.join(directory or profile_dir(), f"{name}.toml")
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            raw = handle.read(MAX_PROFILE_BYTES + 1)
     except FileNotFoundError as err:
         raise ConfigError(f"no profile {name!r}", hint=f"create {path}") from err
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+    except OSError as err:
         raise ConfigError(f"cannot read profile {path}: {err}") from err
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ConfigError(f"cannot read profile {path}: larger than {MAX_PROFILE_BYTES} bytes")
     try:
+        # tomllib raises ValueError for an integer of more than 4300 digits and
+        # RecursionError for arrays nested too deep
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # TOMLDecodeError is a ValueError
+        raise ConfigError(f"cannot read profile {path}: {_short(err)}") from err
+    try:
+        _no_control_characters(data)
         return parse_profile(name, data)
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"profile {path}: {err}") from err
 
 
+def _short(err: BaseException) -> str:
+    text = str(err) if not isinstance(err, RecursionError) else "values nested too deep"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _no_control_characters(data: dict[str, Any]) -> None:
+    """Raise ValueError if any key or string in the profile holds a control
+    character (a NUL would reach a path or a command line; TOML lets `\\u0000`
+    through). Iterative: a deep structure cannot exhaust the stack here."""
+    stack: list[Any] = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and not value.isprintable():
+            raise ValueError(f"{ascii(value)[:60]} has a control character")
+
+
 def parse_profile(name: str, data: dict[str, Any]) -> Profile:
-    _only(data, {"dest", "wyng", "meta_dir", "passphrase", "qubes", "backup", "dom0", "rpc"}, "profile")
+    _only(data, {"dest", "wyng", "meta_dir", "stall_timeout", "passphrase", "qubes", "backup", "dom0", "rpc"},
+          "profile")
     dest = _str(data, "dest")
     if not dest.startswith(_DEST_SCHEMES):
         raise ValueError(f"dest {dest!r} is not a Wyng URL (file:, ssh://, qubes://, qubes-ssh://)")
@@ -173,12 +209,20 @@ def parse_profile(name: str, data: dict[str, Any]) -> Profile:
         dest=dest,
         wyng=_str(data, "wyng", "wyng"),
         meta_dir=_str(data, "meta_dir", None),
+        stall_timeout=_stall_timeout(data),
         passphrase=_passphrase(data.get("passphrase", {})),
         qubes=_selection(data.get("qubes", {})),
         backup=_backup(data.get("backup", {})),
         dom0=_dom0(data.get("dom0", {})),
         rpc=_rpc(data.get("rpc", {})),
     )
+
+
+def _stall_timeout(data: dict[str, Any]) -> float | None:
+    value = data.get("stall_timeout", DEFAULT_STALL_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_STALL_TIMEOUT:
+        raise ValueError(f"stall_timeout must be a number of seconds from 0 (never) to {MAX_STALL_TIMEOUT}")
+    return float(value) or None
 
 
 def _passphrase(raw: Any) -> PassphraseSource:

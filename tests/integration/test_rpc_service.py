@@ -557,3 +557,19 @@ def test_an_interrupted_restore_ends_with_a_result_line_a_record_and_an_audit_li
     (job,) = [j for j in rpc.jobs() if j.action == "restore"]
     assert (job.state, job.code, job.exit_code) == ("finished", "interrupted", 130)
     assert rpc.audit()[-1]["outcome"] == "interrupted"
+
+
+@pytest.mark.parametrize("text", [
+    'dest = "file:/x"\nstall_timeout = ' + "9" * 5000 + "\n",
+    'dest = "file:/x"\n[qubes]\ninclude = ' + "[" * 5000 + "]" * 5000 + "\n",
+    'dest = "file:/x"\nwyng = "/usr/bin/wy\\u0000ng"\n',
+    'dest = "file:/x"\0\n',
+], ids=["huge integer", "deep arrays", "NUL escape", "NUL byte"])
+def test_a_broken_profile_answers_exactly_like_a_missing_one(rpc: RpcWorld, text: str) -> None:
+    rpc.profile(text)
+    reply = rpc.call("backup", LAPTOP)
+    missing = rpc.call("backup", {**LAPTOP, "profile": "nosuchprofile"})
+    assert reply.status == missing.status == 4
+    assert reply.result == {**missing.result, "message": missing.result["message"].replace("nosuchprofile", "laptop"),
+                            "comment": missing.result["comment"].replace("nosuchprofile", "laptop")}
+    assert rpc.wyng_calls() == []

@@ -282,3 +282,34 @@ def test_dom0_mistakes(edit: str, message: str) -> None:
     text = "\n".join(lines) + "\n" + edit + "\n"
     with pytest.raises((ValueError, TypeError), match=re.escape(message)):
         parse_profile("laptop", tomllib.loads(text))
+
+
+# -- hostile profiles: each a clean ConfigError, never an internal error ----------------------
+HOSTILE = {
+    "a 5000-digit integer": 'dest = "file:/x"\nstall_timeout = ' + "9" * 5000 + "\n",
+    "arrays nested 5000 deep": 'dest = "file:/x"\n[qubes]\ninclude = ' + "[" * 5000 + "]" * 5000 + "\n",
+    "a NUL byte": 'dest = "file:/x"\0\n',
+    "a NUL escape in a path": 'dest = "file:/x"\nwyng = "/usr/bin/wy\\u0000ng"\n',
+    "an escape sequence in a key": 'dest = "file:/x"\n"\\u001b[2J" = 1\n',
+    "a line break in a command": 'dest = "file:/x"\n[passphrase]\ncommand = ["/bin/pass", "a\\nb"]\n',
+    "stall_timeout negative": 'dest = "file:/x"\nstall_timeout = -1\n',
+    "stall_timeout a string": 'dest = "file:/x"\nstall_timeout = "1h"\n',
+    "stall_timeout a bool": 'dest = "file:/x"\nstall_timeout = true\n',
+    "stall_timeout over a week": 'dest = "file:/x"\nstall_timeout = 604801\n',
+    "stall_timeout infinite": 'dest = "file:/x"\nstall_timeout = inf\n',
+    "larger than 1 MiB": 'dest = "file:/x"\n' + "#" * (1024 * 1024) + "\n",
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_profile_is_a_config_error(tmp_path: Path, text: str) -> None:
+    (tmp_path / "laptop.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_profile("laptop", str(tmp_path))
+    assert "laptop.toml" in caught.value.message and len(caught.value.message) < 400
+
+
+def test_stall_timeout_defaults_to_an_hour_and_zero_means_never(tmp_path: Path) -> None:
+    assert parse_profile("a", {"dest": "file:/x"}).stall_timeout == 3600.0
+    assert parse_profile("a", {"dest": "file:/x", "stall_timeout": 600}).stall_timeout == 600.0
+    assert parse_profile("a", {"dest": "file:/x", "stall_timeout": 0}).stall_timeout is None
