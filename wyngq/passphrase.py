@@ -19,6 +19,7 @@ from wyngq.profile import PassphraseSource
 from wyngq.secret import Secret
 
 MAX_PASSPHRASE_BYTES = 4096
+COMMAND_TIMEOUT = 120.0  # a vault qube may have to start, or its user to unlock it
 
 
 QVM_RUN = "/usr/bin/qvm-run"
@@ -32,11 +33,11 @@ def from_source(source: PassphraseSource, profile: str = "", *, qvm_run: str = Q
     (run from dom0, so no policy is involved): the service prints the passphrase.
     """
     if source.command:
-        return _from_command(source.command)
+        return _from_command(source.command, f"the passphrase command {source.command[0]}")
     if source.file:
         return _from_file(source.file)
     if source.qube:
-        return _from_command(vault_command(source.qube, profile, qvm_run))
+        return _from_command(vault_command(source.qube, profile, qvm_run), f"the vault qube {source.qube}")
     return None
 
 
@@ -56,11 +57,20 @@ def prompt(what: str = "Archive passphrase: ") -> Secret:
     return _secret(getpass.getpass(what), "the passphrase you typed")
 
 
-def _from_command(argv: tuple[str, ...]) -> Secret:
-    done = process.run(argv)
+def _from_command(argv: tuple[str, ...], what: str) -> Secret:
+    """The passphrase a command (or a vault qube, through qvm-run) prints: at most
+    MAX_PASSPHRASE_BYTES (line breaks at the end aside), within COMMAND_TIMEOUT."""
+    # room for the line breaks that end the passphrase; more is refused without being read
+    done = process.run(argv, timeout=COMMAND_TIMEOUT, max_stdout=MAX_PASSPHRASE_BYTES + 2)
+    if done.stopped == "timeout":
+        raise AuthError(f"{what} gave no passphrase within {COMMAND_TIMEOUT:.0f} s and was stopped",
+                        hint="check that it does not wait for input (a vault qube may need to be unlocked)")
+    if done.stopped == "overflow" or len(done.stdout.rstrip("\n").encode("utf-8")) > MAX_PASSPHRASE_BYTES:
+        raise AuthError(f"{what} printed more than {MAX_PASSPHRASE_BYTES} bytes, which is no passphrase",
+                        hint="it must print the passphrase alone, on one line")
     if done.returncode != 0:
-        raise AuthError(f"the passphrase command {argv[0]} failed (status {done.returncode})")
-    return _secret(done.stdout.rstrip("\n"), f"the output of {argv[0]}")
+        raise AuthError(f"{what} failed (status {done.returncode})")
+    return _secret(done.stdout.rstrip("\n"), what)
 
 
 def _from_file(path: str) -> Secret:

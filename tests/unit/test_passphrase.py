@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bounds import MIB, measure
+from wyngq import passphrase
 from wyngq.errors import AuthError, ConfigError
 from wyngq.passphrase import MAX_PASSPHRASE_BYTES, from_source
 from wyngq.profile import PassphraseSource
@@ -185,3 +187,27 @@ def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
 
 def _too_slow(_signum: int, _frame: object) -> None:
     raise AssertionError("opening the FIFO blocked")
+
+
+# -- bounded: size and time ---------------------------------------------------------------------
+def test_a_command_that_prints_too_much_is_stopped_unread() -> None:
+    flood = "import sys\nwhile True:\n    sys.stdout.write('x' * 65536); sys.stdout.flush()"
+    usage = measure(lambda: from_source(PassphraseSource(command=(sys.executable, "-c", flood))))
+    assert isinstance(usage.error, AuthError), usage.error
+    assert "printed more than 4096 bytes" in usage.error.message
+    assert usage.peak_bytes < 4 * MIB and usage.cpu_seconds < 2.0
+
+
+def test_a_passphrase_of_exactly_the_limit_is_fine() -> None:
+    script = f"print('p' * {MAX_PASSPHRASE_BYTES})"
+    assert from_source(PassphraseSource(command=(sys.executable, "-c", script))) == Secret("p" * MAX_PASSPHRASE_BYTES)
+    script = f"print('p' * {MAX_PASSPHRASE_BYTES + 1})"
+    with pytest.raises(AuthError, match="more than 4096 bytes"):
+        from_source(PassphraseSource(command=(sys.executable, "-c", script)))
+
+
+def test_a_command_that_does_not_answer_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passphrase, "COMMAND_TIMEOUT", 1.0)
+    with pytest.raises(AuthError, match="gave no passphrase within 1 s") as caught:
+        from_source(PassphraseSource(command=(sys.executable, "-c", "import time; time.sleep(60)")))
+    assert "unlocked" in (caught.value.hint or "")

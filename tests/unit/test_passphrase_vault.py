@@ -57,3 +57,9 @@ def test_profile_takes_a_vault_qube_and_checks_its_name() -> None:
         parse_profile("laptop", {"dest": "file:/b", "passphrase": {"qube": "-vault"}})
     with pytest.raises(ValueError, match="one of"):
         parse_profile("laptop", {"dest": "file:/b", "passphrase": {"qube": "vault", "file": "/p"}})
+
+
+def test_a_vault_that_answers_too_much_is_refused_by_name(tmp_path: Path) -> None:
+    qvm_run, _ = fake_qvm_run(tmp_path, "x" * 5000)
+    with pytest.raises(AuthError, match="the vault qube vault printed more than 4096 bytes"):
+        from_source(PassphraseSource(qube="vault"), "laptop", qvm_run=qvm_run)
