@@ -3,6 +3,11 @@
 JSON mode: one object per line, each with a `type`; the last line is always
 `{"type": "result", "ok": ..., "exit_code": N, "code": "...", ...}`, errors included.
 Logs never go to stdout (they go to stderr through `logging`).
+
+Nothing an archive supplies reaches a terminal raw: every line of human text
+(`Human`) and every log line (`SafeFormatter`) passes through `shown` /
+`terminal_text`, which write escape and control characters as `\\x1b`-style
+escapes. JSON escapes control characters itself.
 """
 
 from __future__ import annotations
@@ -11,11 +16,54 @@ import dataclasses
 import datetime
 import enum
 import json
+import logging
 import sys
 from collections.abc import Mapping
 from typing import IO, Any
 
 from wyngq.errors import ExitCode, Interrupted, WyngqError
+
+
+def shown(value: object) -> str:
+    """`value` as text that is safe on a terminal, on one line: every character
+    that is not printable (C0 and C1 controls such as ESC and CSI, DEL, line
+    breaks, bidi overrides) is written as a Python-style escape (`\\x1b`)."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def terminal_text(text: str) -> str:
+    """Like `shown`, but the line breaks wyngq put in its own text stay."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+# JSON escapes C0 controls itself; these others (DEL, C1 controls such as CSI, bidi
+# controls) can only occur inside JSON strings, where a \\u escape means the same
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                            0x200E, 0x200F, 0x2028, 0x2029]}
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines with `terminal_text` applied (tracebacks included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().format(record))
+
+
+def log_to_stderr(level: int, fmt: str) -> None:
+    """logging.basicConfig to stderr, each line through SafeFormatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def exit_status(error: WyngqError) -> int:
@@ -71,7 +119,7 @@ class JsonLines:
 
     def _write(self, document: Mapping[str, Any]) -> None:
         try:
-            self.stream.write(json.dumps(document, ensure_ascii=False, sort_keys=False) + "\n")
+            self.stream.write(json.dumps(document, ensure_ascii=False, sort_keys=False).translate(_JSON_ESCAPES) + "\n")
             self.stream.flush()
         except BrokenPipeError:
             pass  # the reader went away; the work goes on and the dom0 log keeps the result
@@ -125,7 +173,7 @@ class Human:
 
     def say(self, text: str = "") -> None:
         try:
-            self.stream.write(text + "\n")
+            self.stream.write(terminal_text(text) + "\n")
             self.stream.flush()
         except BrokenPipeError:
             pass
@@ -166,15 +214,15 @@ class Human:
 
     def _write(self, text: str) -> None:
         try:
-            self.stream.write(text)
+            self.stream.write("\r".join(terminal_text(part) for part in text.split("\r")))
             self.stream.flush()
         except BrokenPipeError:
             pass
 
     def error(self, error: WyngqError) -> None:
-        print(f"wyng-util-qubes: error: {error.message}", file=sys.stderr)
+        print(f"wyng-util-qubes: error: {terminal_text(error.message)}", file=sys.stderr)
         if error.hint:
-            print(f"  {error.hint}", file=sys.stderr)
+            print(f"  {terminal_text(error.hint)}", file=sys.stderr)
 
 
 def _words(value: object) -> list[str]:

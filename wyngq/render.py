@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wyngq.backup import BackupResult
 from wyngq.listing import ListResult
-from wyngq.output import Human, format_time
+from wyngq.output import Human, format_time, shown
 
 
 def backup(out: Human, result: BackupResult) -> None:
@@ -49,7 +49,7 @@ def listing(out: Human, result: ListResult) -> None:
         if result.session_tags:
             out.say("Tags:")
             for tag, desc in result.session_tags.items():
-                out.say(f"  {tag:<12} {desc}")
+                out.say(f"  {shown(tag):<12} {shown(desc)}")
         return
     if not result.qubes:
         out.say("\nNo Qubes backups in this archive yet.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import io
 import json
+import logging
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,9 +13,9 @@ from typing import Any
 import pytest
 
 from wyngq.backup import BackupResult, QubeOutcome
-from wyngq.errors import AuthError, ConfigError, ExitCode, Interrupted, WyngError
+from wyngq.errors import AuthError, ConfigError, ExitCode, Interrupted, WyngError, WyngqError
 from wyngq.model import QubeClass
-from wyngq.output import Human, JsonLines, exit_status, to_data
+from wyngq.output import Human, JsonLines, SafeFormatter, exit_status, shown, terminal_text, to_data
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -208,3 +209,40 @@ def test_human_quiet_prints_nothing() -> None:
     out = io.StringIO()
     Human(out, quiet=True).event("plan", qubes=["work"])
     assert out.getvalue() == ""
+
+
+# -- nothing raw to a terminal ---------------------------------------------------------------
+HOSTILE_TEXT = "a\x1b[2Jb\x07c\x9b31md\u202ee\x7ff\tg\rh\x00i"
+
+
+def test_shown_escapes_every_control_character_and_keeps_the_rest() -> None:
+    assert shown(HOSTILE_TEXT) == "a\\x1b[2Jb\\x07c\\x9b31md\\u202ee\\x7ff\\x09g\\x0dh\\x00i"
+    assert shown("plain — ✓ wörk 🎉") == "plain — ✓ wörk 🎉"
+    assert shown("two\nlines") == "two\\x0alines"
+    assert terminal_text("two\nlines\x1b") == "two\nlines\\x1b"
+
+
+def test_human_output_and_errors_carry_no_raw_control_character(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    human = Human(out, verbose=1)
+    human.say(f"qube {HOSTILE_TEXT}")
+    human.event("wyng_output", line=HOSTILE_TEXT)
+    human.event("something", detail=HOSTILE_TEXT)
+    human.error(WyngqError(f"bad {HOSTILE_TEXT}", hint=HOSTILE_TEXT))
+    for text in (out.getvalue(), capsys.readouterr().err):
+        assert not any(not c.isprintable() and c != "\n" for c in text), repr(text)
+        assert "\\x1b[2J" in text
+
+
+def test_json_lines_escape_c1_and_bidi_controls_and_mean_the_same() -> None:
+    out = io.StringIO()
+    JsonLines(out).event("volume", name=HOSTILE_TEXT)
+    line = out.getvalue()
+    assert not any(not c.isprintable() and c != "\n" for c in line), repr(line)
+    assert json.loads(line)["name"] == HOSTILE_TEXT
+
+
+def test_log_lines_are_escaped() -> None:
+    record = logging.LogRecord("wyngq", logging.WARNING, __file__, 1, "archive said %s", (HOSTILE_TEXT,), None)
+    text = SafeFormatter("%(levelname)s: %(message)s").format(record)
+    assert text.startswith("WARNING: archive said a\\x1b[2J") and "\x1b" not in text

@@ -21,7 +21,7 @@ from wyngq import client, qubes
 from wyngq.cli import backup, common, create, delete, jobstatus, listing, prune, restore, verify, version
 from wyngq.errors import Interrupted, WyngqError
 from wyngq.lock import operation_lock
-from wyngq.output import Human, JsonLines, report_error
+from wyngq.output import Human, JsonLines, log_to_stderr, report_error
 from wyngq.qubes.port import QubesPort
 
 # Order is the order `--help` shows them in.
@@ -99,4 +99,4 @@ def _signals_as_exceptions() -> Iterator[None]:
 
 def _configure_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose >= 2 else logging.WARNING
-    logging.basicConfig(level=level, stream=sys.stderr, format="wyng-util-qubes: %(levelname)s: %(message)s")
+    log_to_stderr(level, "wyng-util-qubes: %(levelname)s: %(message)s")

@@ -13,7 +13,7 @@ from wyngq import names
 from wyngq.cli import dom0
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import UsageError
-from wyngq.output import Human
+from wyngq.output import Human, shown
 from wyngq.restore.model import ConflictPolicy, Problem, RestorePlan, RestoreRequest
 from wyngq.restore.run import RestoreResult, archive_qube_of, run_restore
 
@@ -229,4 +229,4 @@ def show_changes(out: Human, plan: RestorePlan) -> None:
                     continue
                 old = "-" if op.old is None else repr(op.old)
                 new = "-" if op.value is None else repr(op.value)
-                out.say(f"    {step.kind.value} {op.verb} {op.key}: {old} -> {new}")
+                out.say(f"    {step.kind.value} {op.verb} {shown(op.key)}: {old} -> {new}")

@@ -39,7 +39,7 @@ from typing import IO, Any, BinaryIO, cast
 from wyngq import lock, names, passphrase, paths, process
 from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError
 from wyngq.model import Qube
-from wyngq.output import JsonLines, exit_status, result_code, to_data
+from wyngq.output import JsonLines, exit_status, log_to_stderr, result_code, to_data
 from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, RpcRule, load_profile, profile_dir
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
@@ -369,7 +369,7 @@ def main(
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupted)
     signal.signal(signal.SIGINT, _interrupted)  # as an Interrupted error: the job and the caller get a result
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wyng-util-qubes[rpc] %(levelname)s: %(message)s")
+    log_to_stderr(logging.INFO, "wyng-util-qubes[rpc] %(levelname)s: %(message)s")
     stdout = cast(BinaryIO, open(sys.stdout.fileno(), "wb", buffering=0, closefd=False))  # noqa: SIM115
     config = config or Config.from_environment()
     if len(args) != 2:
