@@ -9,19 +9,23 @@ import io
 import json
 import logging
 import os
+import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
 from tests.conftest import FakeWyngFactory
 from tests.integration.restore_world import QUBES
-from tests.integration.rpc_world import ALL_ACTIONS, PROFILE, RpcWorld, make_rpc_world
+from tests.integration.rpc_world import ALL_ACTIONS, PROFILE, Reply, RpcWorld, make_rpc_world
 from wyngq.lock import operation_lock
 from wyngq.model import PropertyValue
-from wyngq.rpc.service import CallerStream
+from wyngq.rpc import service
+from wyngq.rpc.service import CallerStream, SignalGate
 
 LAPTOP = {"profile": "laptop"}
 
@@ -573,3 +577,53 @@ def test_a_broken_profile_answers_exactly_like_a_missing_one(rpc: RpcWorld, text
     assert reply.result == {**missing.result, "message": missing.result["message"].replace("nosuchprofile", "laptop"),
                             "comment": missing.result["comment"].replace("nosuchprofile", "laptop")}
     assert rpc.wyng_calls() == []
+
+
+@pytest.fixture
+def service_signals() -> Iterator[SignalGate]:
+    """The service's own handlers, as main() installs them, and a fresh gate."""
+    gate = SignalGate()
+    previous = {s: signal.signal(s, gate.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    with patch.object(service, "SIGNALS", gate):
+        yield gate
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def _serve(rpc: RpcWorld, action: str, request: dict[str, Any]) -> Reply:
+    out = io.BytesIO()
+    status = service.serve(rpc.config, "mgmt", action, io.BytesIO(json.dumps(request).encode()), out,
+                           qubes_factory=lambda: rpc.dom0.qubes, quiet_signals=True)
+    return Reply(status, [json.loads(line) for line in out.getvalue().decode().splitlines()])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_between_the_end_of_the_work_and_the_result_does_not_lose_it(
+        rpc: RpcWorld, service_signals: SignalGate, signum: int) -> None:
+    real_result_code = service.result_code
+
+    def signal_then_result_code(status: int, data: Any) -> str:
+        os.kill(os.getpid(), signum)  # the handler runs here, right after the work
+        return real_result_code(status, data)
+
+    with patch.object(service, "result_code", signal_then_result_code):
+        reply = _serve(rpc, "backup", {**LAPTOP, "qubes": ["work"]})
+    assert reply.status == 0 and reply.result["ok"] is True
+    assert rpc.audit()[-1]["outcome"] == "ok"
+    (job,) = [j for j in rpc.jobs() if j.action == "backup"]
+    assert job.state == "finished" and job.exit_code == 0
+
+
+def test_a_signal_during_the_work_still_interrupts_it_once(rpc: RpcWorld, service_signals: SignalGate) -> None:
+    real_handle = service.actions.handle
+
+    def signal_during_work(env: Any, request: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_handle(env, request)
+
+    with patch.object(service.actions, "handle", signal_during_work):
+        reply = _serve(rpc, "verify", LAPTOP)
+    assert reply.status == 128 + signal.SIGTERM and reply.result["code"] == "interrupted"
+    assert rpc.audit()[-1]["outcome"] == "interrupted"
+    os.kill(os.getpid(), signal.SIGTERM)  # a second one, after: only logged
+    assert service_signals.armed is False

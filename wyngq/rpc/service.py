@@ -194,14 +194,22 @@ def serve(
     quiet_signals: bool = False,
 ) -> int:
     """Answer one qrexec call; return its exit status. With `quiet_signals` (the
-    service's own process), SIGINT/SIGTERM are ignored once the work is over. `caller` and `action` are
+    service's own process, whose handler is SIGNALS), SIGINT/SIGTERM are ignored
+    once the work is over. `caller` and `action` are
     qrexec's (trusted) values; `stdin` is the caller's, `stdout` goes to it."""
     out = CallerStream(stdout)
     call = _Call(config, caller, action, JsonLines(cast(IO[str], out)), qubes_factory)
     error: WyngqError | None = None
     outcome = actions.Outcome(ExitCode.INTERNAL, None)
     try:
-        outcome = call.run(stdin)
+        try:
+            outcome = call.run(stdin)
+        finally:
+            if quiet_signals:
+                # The work is over: from here nothing may stop the record, the result
+                # or the audit line. A signal that lands before this line raises
+                # Interrupted here, inside the outer try, and is reported as such.
+                SIGNALS.armed = False
         status = int(outcome.exit_code)
     except WyngqError as err:
         error, status = err, exit_status(err)
@@ -225,9 +233,6 @@ def serve(
             call.jobs.finish(call.job, exit_code=status, code=code, message=message, session=outcome.session,
                              caller_gone=caller_gone, qubes=outcome.qubes or None)
 
-    if quiet_signals:  # the work is over: nothing may now stop the record, the result or the audit line
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
     gone_before_result = out.gone
     record_job(gone_before_result)  # before the result: a caller that asks `status` next sees the outcome
     out.finish()
@@ -367,8 +372,8 @@ def main(
     `config` and `qubes_factory` are for tests; the command line always uses the defaults."""
     args = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _interrupted)
-    signal.signal(signal.SIGINT, _interrupted)  # as an Interrupted error: the job and the caller get a result
+    signal.signal(signal.SIGTERM, SIGNALS.handle)
+    signal.signal(signal.SIGINT, SIGNALS.handle)  # as an Interrupted error: the job and the caller get a result
     log_to_stderr(logging.INFO, "wyng-util-qubes[rpc] %(levelname)s: %(message)s")
     stdout = cast(BinaryIO, open(sys.stdout.fileno(), "wb", buffering=0, closefd=False))  # noqa: SIM115
     config = config or Config.from_environment()
@@ -400,8 +405,24 @@ def drop_key_agent(target: WyngTarget) -> None:
         raise runner.error_for(done.returncode, done.stderr, done.stdout)
 
 
-def _interrupted(signum: int, _frame: object) -> None:
-    raise Interrupted(signum)
+class SignalGate:
+    """The service's SIGINT/SIGTERM handler: while `armed`, the first signal raises
+    Interrupted (and disarms the gate, so a second one cannot break the handling of
+    the first); once the work is over, `serve` disarms it and signals are only
+    logged. One attribute store closes the window a handler swap would leave."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if not self.armed:
+            log.warning("signal %d ignored: the call is finishing", signum)
+            return
+        self.armed = False
+        raise Interrupted(signum)
+
+
+SIGNALS = SignalGate()
 
 
 if __name__ == "__main__":
