@@ -20,6 +20,7 @@ SALT_DIR ?= /srv/salt
 UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 MAN_DIR ?= $(PREFIX)/share/man
 BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
+LOGROTATE_DIR ?= $(SYSCONFDIR)/logrotate.d
 # The Python that runs the checks (`make test`, what .ci/run runs).
 TEST_PYTHON ?= python3
 
@@ -63,7 +64,7 @@ install-package: man completion
 	install -D -m 0644 $(COMPLETION) $(DESTDIR)$(BASH_COMPLETION_DIR)/wyng-util-qubes
 
 # dom0: the command, the qrexec service and its policy, an example profile, Salt,
-# and the scheduled-backup units (installed, never enabled).
+# the scheduled-backup units (installed, never enabled) and the audit log's rotation.
 install-dom0: install-package
 	install -D -m 0755 qubes-rpc/qubes.WyngBackup $(DESTDIR)$(QUBES_RPC_DIR)/qubes.WyngBackup
 	install -D -m 0664 policy/90-default-wyng-util-qubes.policy \
@@ -77,6 +78,7 @@ install-dom0: install-package
 		$(DESTDIR)$(UNIT_DIR)/wyng-util-qubes-backup@.service
 	install -D -m 0644 wyngq/data/systemd/wyng-util-qubes-backup@.timer \
 		$(DESTDIR)$(UNIT_DIR)/wyng-util-qubes-backup@.timer
+	install -D -m 0644 wyngq/data/logrotate/wyng-util-qubes $(DESTDIR)$(LOGROTATE_DIR)/wyng-util-qubes
 
 # A management qube: the same command, which forwards requests to dom0 over qrexec.
 install-vm: install-package

@@ -110,6 +110,7 @@ def test_install_dom0_adds_the_service_policy_profile_and_salt(tmp_path: Path) -
         "/srv/salt/_states/wyngq.py": 0o644,
         "/usr/lib/systemd/system/wyng-util-qubes-backup@.service": 0o644,
         "/usr/lib/systemd/system/wyng-util-qubes-backup@.timer": 0o644,
+        "/etc/logrotate.d/wyng-util-qubes": 0o644,
     }
     for source in ("qubes-rpc/qubes.WyngBackup", "salt/_states/wyngq.py"):
         installed_path = {"qubes-rpc/qubes.WyngBackup": "etc/qubes-rpc/qubes.WyngBackup",

@@ -198,6 +198,7 @@ def test_dom0_rpm_files_modes_and_config_flags(rpms: dict[str, BuiltRpm]) -> Non
     entry("/srv/salt/_states/wyngq.py", 0o100644)
     entry("/usr/lib/systemd/system/wyng-util-qubes-backup@.service", 0o100644)
     entry("/usr/lib/systemd/system/wyng-util-qubes-backup@.timer", 0o100644)
+    entry("/etc/logrotate.d/wyng-util-qubes", 0o100644, flags="cn")
     for source in package_sources():
         entry(f"{sitelib}/{source}", 0o100644)
     check_shared(files, "wyng-util-qubes")
@@ -219,12 +220,14 @@ def test_dom0_rpm_files_modes_and_config_flags(rpms: dict[str, BuiltRpm]) -> Non
         "/srv/salt/_states/wyngq.py",
         "/usr/lib/systemd/system/wyng-util-qubes-backup@.service",
         "/usr/lib/systemd/system/wyng-util-qubes-backup@.timer",
+        "/etc/logrotate.d/wyng-util-qubes",
     }
 
 
 def test_dom0_rpm_config_list_and_salt_sync(rpms: dict[str, BuiltRpm]) -> None:
     rpm = rpms["wyng-util-qubes"]
     assert sorted(rpm.config_files()) == [
+        "/etc/logrotate.d/wyng-util-qubes",
         "/etc/qubes/policy.d/30-user-wyng-util-qubes.policy",
         "/etc/qubes/policy.d/90-default-wyng-util-qubes.policy",
         "/etc/wyng-util-qubes/profiles/example.toml.sample",
