@@ -58,9 +58,15 @@ if sys.argv[2] == "-l":
     sys.exit(0)
 assert sys.argv[2:-2] == {command!r}, sys.argv
 sys.path.insert(0, {root!r})
+import json, resource
 from wyngq.rpc.service import Config, main
-sys.exit(main(sys.argv[-2:], Config(profile_dir={profiles!r}, log_dir={log!r}, state_dir={state!r},
-                                   lock_path={lock!r})))
+status = main(sys.argv[-2:], Config(profile_dir={profiles!r}, log_dir={log!r}, state_dir={state!r},
+                                   lock_path={lock!r}))
+# what the service itself used (not Wyng, its child), for the tests of bounded reading
+usage = resource.getrusage(resource.RUSAGE_SELF)
+with open({usage!r}, "w") as handle:
+    json.dump({{"max_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime}}, handle)
+sys.exit(status)
 """
 
 
@@ -199,7 +205,7 @@ class Dom0:
             f'dest = "{self.dest}"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
             f'[qubes]\ninclude = ["{app}", "{tpl}"]\n'
             '[rpc]\nallow_unauthenticated_restore = true\n'
-            f'[[rpc.allow]]\ncallers = ["{mgmt}"]\nactions = ["list", "backup", "restore", "status"]\n'
+            f'[[rpc.allow]]\ncallers = ["{mgmt}"]\nactions = ["list", "backup", "restore", "status", "verify"]\n'
             'on_conflict = ["fail", "replace"]\n'
         )
         (self.paths["profiles"] / "lab.toml").write_text(profile)
@@ -208,7 +214,9 @@ class Dom0:
         sudo = tmp_path / "sudo"
         sudo.write_text(f"#!{sys.executable}\n" + HARNESS.format(
             root=str(ROOT), command=SERVICE_COMMAND, profiles=str(self.paths["profiles"]),
-            log=str(self.paths["log"]), state=str(self.paths["state"]), lock=str(tmp_path / "wyngq.lock")))
+            log=str(self.paths["log"]), state=str(self.paths["state"]), lock=str(tmp_path / "wyngq.lock"),
+            usage=str(tmp_path / "service-usage.json")))
+        self.usage_file = tmp_path / "service-usage.json"
         sudo.chmod(0o755)
         wrapper = WRAPPER.read_text()
         assert wrapper.count(SUDO_LINE) == 1
@@ -225,6 +233,11 @@ class Dom0:
         lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
         assert lines and lines[-1]["type"] == "result", done.stdout + done.stderr
         return done.returncode, lines
+
+    def usage(self) -> dict[str, float]:
+        """The service's peak RSS (KiB) and CPU time in its last call."""
+        data: dict[str, float] = json.loads(self.usage_file.read_text())
+        return data
 
     def audit(self) -> list[dict[str, Any]]:
         return [json.loads(x) for x in (self.paths["log"] / "audit.log").read_text().splitlines()]
