@@ -627,3 +627,20 @@ def test_a_signal_during_the_work_still_interrupts_it_once(rpc: RpcWorld, servic
     assert rpc.audit()[-1]["outcome"] == "interrupted"
     os.kill(os.getpid(), signal.SIGTERM)  # a second one, after: only logged
     assert service_signals.armed is False
+
+
+def test_a_stalled_wyng_is_stopped_after_the_profiles_stall_timeout_and_frees_the_lock(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    """As a `qubes://` destination whose qube stops answering: Wyng prints its header, then nothing."""
+    rpc = make_rpc_world(tmp_path, fake_wyng)
+    rpc.call("backup", {**LAPTOP, "qubes": ["work"]})
+    stalling = tmp_path / "bin" / "wyng-stalling"
+    stalling.write_text(f'#!/bin/sh\ncase "$*" in *" verify "*) echo "Wyng 0.8 rc4 release 20251028"; exec sleep 60;;'
+                        f' esac\nexec "{rpc.dom0.executable}" "$@"\n')
+    stalling.chmod(0o755)
+    rpc.profile("stall_timeout = 1\n" + PROFILE.format(dest=rpc.dom0.dest, wyng=stalling, actions=ALL_ACTIONS))
+    reply = rpc.call("verify", LAPTOP)
+    assert (reply.status, reply.result["code"]) == (9, "wyng_stalled"), reply.result
+    assert "stall_timeout" in reply.result["hint"]
+    assert rpc.audit()[-1]["outcome"] == "wyng_stalled"
+    assert rpc.call("list", LAPTOP).status == 0  # the operation lock was released

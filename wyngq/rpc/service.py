@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 from wyngq import lock, names, passphrase, paths, process
-from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError
+from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError, WyngStalledError
 from wyngq.model import Qube
 from wyngq.output import JsonLines, exit_status, log_to_stderr, result_code, to_data
 from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, RpcRule, load_profile, profile_dir
@@ -397,7 +397,10 @@ def drop_key_agent(target: WyngTarget) -> None:
     `--authmin=-1` makes Wyng use the agent and kill it: here for a throw-away
     listing with no passphrase at all, whose outcome is ignored. The job's own
     calls then authenticate with the profile's passphrase or fail (docs/security-model.md)."""
-    done = process.run(commands.end_key_agent_command(target))
+    done = process.run(commands.end_key_agent_command(target), idle_timeout=target.stall_timeout)
+    if done.stopped is not None:
+        raise WyngStalledError(f"Wyng printed nothing for {target.stall_timeout:.0f} s and was stopped",
+                               wyng_rc=done.returncode, hint="check that the destination answers")
     log.debug("key agent check for %s: wyng exited %d", target.dest, done.returncode)
     if done.returncode not in (0, 3):  # 0: no passphrase needed or an agent answered (and ended); 3: none
         # Anything else (another Wyng holding the lock, an unreachable archive) may have left an
