@@ -72,7 +72,8 @@ def test_package_files_are_the_ones_the_packages_install() -> None:
     assert code | by_pyproject == package_sources()
     # What stays out of site-packages is installed elsewhere by the dom0 package.
     assert data - by_pyproject == {"wyngq/data/systemd/wyng-util-qubes-backup@.service",
-                                   "wyngq/data/systemd/wyng-util-qubes-backup@.timer"}
+                                   "wyngq/data/systemd/wyng-util-qubes-backup@.timer",
+                                   "wyngq/data/logrotate/wyng-util-qubes"}
 
 
 def test_setuptools_reads_the_configuration() -> None:
