@@ -40,13 +40,16 @@ def test_restore_dry_run_shows_features_tags_and_notes_escaped(
     work.features.clear()
     work.tags.discard("tag\x1b[8m")
     work.notes = "changed"
-    terminal = Terminal()
-    monkeypatch.setattr(sys, "stdout", terminal)
-    status = main(["restore", f"--dest={world.dest}", f"--wyng={world.executable}", "work",
-                   "--on-conflict=replace", "--dry-run"], connect=lambda: world.qubes)
-    shown = terminal.getvalue()
-    assert status == 0, capsys.readouterr().err
-    assert not [c for c in RAW if c in shown], shown
-    assert "title\\x1b]0;owned\\x07" in shown and "tag\\x1b[8m" in shown
-    assert "\\x1b[1A" in shown and "\\u202eevil" in shown
+    # the archive is unencrypted: its tags are refused as problems, which name them;
+    # trusted, the diff shows every change
+    for trust, expected in (((), 6), (("--trust-archive-settings",), 0)):
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stdout", terminal)
+        status = main(["restore", f"--dest={world.dest}", f"--wyng={world.executable}", "work",
+                       "--on-conflict=replace", "--dry-run", *trust], connect=lambda: world.qubes)
+        shown = terminal.getvalue()
+        assert status == expected, capsys.readouterr().err + shown
+        assert not [c for c in RAW if c in shown], shown
+        assert "tag\\x1b[8m" in shown
+    assert "title\\x1b]0;owned\\x07" in shown and "\\x1b[1A" in shown and "\\u202eevil" in shown
     assert "Dry run: nothing was changed." in shown  # the text wyngq writes itself stays as it is
