@@ -154,6 +154,8 @@ class FakeQubes(RestoreOps):
     def settings(self, name: str) -> QubeSettings:
         self.calls.append(("settings", name))
         q = self._get(name)
+        self._read_fault("firewall", name, "firewall rules")
+        self._read_fault("notes", name, "notes")
         return QubeSettings(
             name=name,
             klass=q.klass,

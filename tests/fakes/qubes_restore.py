@@ -36,6 +36,9 @@ BOOL = frozenset({"provides_network", "template_for_dispvms", "debug", "autostar
                   "auto_cleanup"})
 INT = frozenset({"memory", "maxmem", "vcpus", "qrexec_timeout", "shutdown_timeout", "backup_timestamp"})
 VM = frozenset({"netvm", "default_dispvm", "management_dispvm", "audiovm", "guivm"})
+# qubesd's admin extension refuses to set or remove these (qubes/ext/admin.py, PROHIBITED_FEATURES)
+PROHIBITED_FEATURES = frozenset({"deferred-netvm-original", "preload-dispvm", "preload-dispvm-completed",
+                                 "preload-dispvm-in-progress"})
 
 
 _Fault = tuple[str, tuple[str, ...], str, BaseException | None]  # method, leading arguments, message, error
@@ -64,12 +67,18 @@ class RestoreOps:
 
     def start(self, name: str) -> None:
         """Start a qube as qubesd would (its netvm first); refused while tagged."""
+        self._write_call("start", name)
+        self._start(name)
+
+    def _start(self, name: str) -> None:
         qube = self._get(name)
+        if qube.running:  # qubesd returns at once for a running qube
+            return
         if GUARD_TAG in qube.tags:
             raise QubesError(f"qube {name!r}: Restore of this domain in progress, cannot start")
         netvm = self._prop(qube, "netvm")
         if netvm:
-            self.start(netvm)
+            self._start(netvm)
         qube.running = True
 
     def revert(self, name: str, kind: str) -> None:
@@ -192,10 +201,15 @@ class RestoreOps:
 
     def set_feature(self, name: str, feature: str, value: str) -> None:
         self._write_call("set_feature", name, feature, value)
-        self._get(name).features[feature] = value
+        qube = self._get(name)
+        self._check_feature_change(name, feature)
+        if feature == "preload-dispvm-max":
+            self._check_preload(qube, value)
+        qube.features[feature] = value
 
     def remove_feature(self, name: str, feature: str) -> None:
         self._write_call("remove_feature", name, feature)
+        self._check_feature_change(name, feature)
         if self._get(name).features.pop(feature, None) is None:
             raise QubesError(f"qube {name!r}: no feature {feature!r}")
 
@@ -318,6 +332,12 @@ class RestoreOps:
             self._revision_store: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         return self._revision_store
 
+    def _read_fault(self, method: str, name: str, what: str) -> None:
+        """A read injected to fail (`fail("firewall", NAME)`), as AdminQubes reports it."""
+        for fault_method, fault_args, message, _error in self._faults():
+            if fault_method == method and (name,)[: len(fault_args)] == fault_args:
+                raise QubesError(f"qube {name!r}: cannot read its {what}: {message}")
+
     def _write_call(self, method: str, *args: str) -> None:
         self.calls.append(("write", method, *args))
         for fault_method, fault_args, message, error in self._faults():
@@ -384,6 +404,29 @@ class RestoreOps:
             (q.klass is QubeClass.DISP and q.template == name) or self._prop(q, "default_dispvm") == name))
         if users:
             raise QubesError(f"qube {name!r}: Cannot change template_for_dispvms to False while it is in use")
+
+    @staticmethod
+    def _check_feature_change(name: str, feature: str) -> None:
+        if feature in PROHIBITED_FEATURES:
+            raise QubesError(f"qube {name!r}: PermissionDenied: changing this feature is prohibited by "
+                             "qubes.ext.admin.AdminExtension")
+
+    def _check_preload(self, qube: FakeQube, value: str) -> None:
+        """As qubesd's disposable-template mixin: the qube or its template must say it
+        supports qrexec and the services preloading waits for; the value is a number."""
+        template = self.domains.get(qube.template or "")
+
+        def has(feature: str) -> bool:
+            found = qube.features.get(feature, template.features.get(feature) if template else None)
+            return bool(found) and found not in ("0", "False")
+
+        if not has("qrexec"):
+            raise QubesError(f"qube {qube.name!r}: Qube does not support qrexec")
+        missing = [s for s in ("qubes.WaitForRunningSystem", "qubes.WaitForSession") if not has("supported-rpc." + s)]
+        if missing:
+            raise QubesError(f"qube {qube.name!r}: Qube does not support the RPC(s) '{', '.join(missing)}'")
+        if not (value or "0").isdigit():
+            raise QubesError(f"qube {qube.name!r}: Invalid preload-dispvm-max value: not a digit")
 
     def _servicevm(self, qube: FakeQube) -> None:
         if self._prop(qube, "provides_network") == "True":

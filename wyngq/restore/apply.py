@@ -271,6 +271,25 @@ def _prefs(run: _Run, step: Step) -> None:
             run.warnings.append(f"global preference {op.key} not set: {err.message}")
 
 
+def _preload(run: _Run, step: Step) -> None:
+    """Set or remove `preload-dispvm-max`. qubesd refuses it where the qube cannot
+    preload disposables: the qube is restored all the same, and a warning says
+    how to set it later."""
+    assert step.qube is not None
+    for op in step.ops:
+        try:
+            if op.verb == "set":
+                run.qubes.set_feature(step.qube, op.key, op.value or "")
+            else:
+                run.qubes.remove_feature(step.qube, op.key)
+        except QubesError as err:
+            run.warnings.append(
+                f"{step.qube}: {op.key} not restored ({err.message}); once it can preload disposables, "
+                f"`qvm-features {step.qube} {op.key} {op.value or ''}`".rstrip())
+            continue
+        _count(run, step.qube)
+
+
 def _finish(run: _Run, step: Step) -> None:
     assert step.qube is not None
     run.qubes.remove_tag(step.qube, GUARD_TAG)
@@ -314,6 +333,7 @@ _HANDLERS: dict[StepKind, Callable[[_Run, Step], None]] = {
     StepKind.FIREWALL: _writes,
     StepKind.NOTES: _writes,
     StepKind.DEVICES: _writes,
+    StepKind.PRELOAD: _preload,
     StepKind.FINISH: _finish,
 }
 

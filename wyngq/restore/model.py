@@ -47,6 +47,7 @@ class StepKind(enum.StrEnum):
     FIREWALL = "firewall"
     NOTES = "notes"
     DEVICES = "devices"
+    PRELOAD = "preload"
     FINISH = "finish"
     PREFS = "prefs"  # dom0's global preferences, after every qube (restore.prefs)
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings, VolumeSettings
+from wyngq.qubes.reserved import PRELOAD_MAX, is_reserved_feature
 from wyngq.restore.model import GUARD_TAG, LiveSystem, Op, Problem, StepKind
 from wyngq.restore.resolve import REFERENCES, World
 
@@ -109,7 +110,7 @@ def desired_settings(
         properties=properties,
         keep_default=frozenset(keep_default),
         untouched=skip,
-        features={k: v for k, v in settings.features.items() if k not in MANAGED_FEATURES},
+        features={k: v for k, v in settings.features.items() if not _untouched_feature(k)},
         tags=frozenset(t for t in settings.tags if not managed_tag(t)),
         firewall=settings.firewall,
         notes=settings.notes,
@@ -221,6 +222,7 @@ def operations(desired: Desired, current: QubeSettings, created: bool) -> dict[S
             StepKind.REFERENCES if is_reference(name, old) else StepKind.PROPERTIES)
         steps[kind].append(Op("reset", name, None, old.value))
     _features(desired, current, steps[StepKind.FEATURES])
+    _preload(desired, current, steps[StepKind.PRELOAD])
     _tags(desired, current, steps[StepKind.TAGS])
     if desired.firewall and normal_rules(desired.firewall) != normal_rules(current.firewall or ()):
         steps[StepKind.FIREWALL].append(Op("set", "rules", "\n".join(desired.firewall),
@@ -250,14 +252,31 @@ def _volumes(desired: Desired, current: QubeSettings, ops: list[Op]) -> None:
             ops.append(Op("resize", volume.kind, str(volume.size), None if old is None else str(old.size)))
 
 
+def _untouched_feature(name: str) -> bool:
+    """Features a restore never compares, sets or removes: those qubesd follows
+    from a property, and those qubesd reserves for itself (wyngq.qubes.reserved)."""
+    return name in MANAGED_FEATURES or is_reserved_feature(name)
+
+
 def _features(desired: Desired, current: QubeSettings, ops: list[Op]) -> None:
+    """Features made equal to the backup, but for PRELOAD_MAX (its own later step)."""
     for name, value in sorted(desired.features.items()):
         old = current.features.get(name)
-        if old != value:
+        if old != value and name != PRELOAD_MAX:
             ops.append(Op("set", name, value, old))
     for name, old in sorted(current.features.items()):
-        if name not in desired.features and name not in MANAGED_FEATURES:
+        if name not in desired.features and not _untouched_feature(name) and name != PRELOAD_MAX:
             ops.append(Op("remove", name, None, old))
+
+
+def _preload(desired: Desired, current: QubeSettings, ops: list[Op]) -> None:
+    """`preload-dispvm-max`, set once every qube's features are in place: qubesd
+    takes it only when the qube or its template supports preloading."""
+    wanted, old = desired.features.get(PRELOAD_MAX), current.features.get(PRELOAD_MAX)
+    if wanted is not None and wanted != old:
+        ops.append(Op("set", PRELOAD_MAX, wanted, old))
+    elif wanted is None and old is not None:
+        ops.append(Op("remove", PRELOAD_MAX, None, old))
 
 
 def _tags(desired: Desired, current: QubeSettings, ops: list[Op]) -> None:

@@ -14,7 +14,8 @@ problems and how each is resolved, its volume pairs, and the ordered steps
    API (restore.data says why);
 4. plain properties, then references in dependency order, then capabilities
    switched off (after nobody points at them any more);
-5. features, tags, firewall, notes, devices; the guard tag removed last;
+5. features, tags, firewall, notes, devices; `preload-dispvm-max` once every
+   qube's features are in place (wyngq.qubes.reserved); the guard tag removed last;
 6. dom0's global preferences, when asked (restore.prefs).
 
 Settings that give power are reviewed against the archive's trust
@@ -181,11 +182,8 @@ def _volumes(
         pairs = []
         for kind in kinds:
             volume = next((v for v in live.volumes.get(decision.target, ()) if v.kind == kind), None)
-            if volume is not None and volume.revisions_to_keep == 0 and request.keep_previous:
-                problems.append(Problem(
-                    "no_revisions", f"its {kind} volume keeps no revisions, so its current data could not be "
-                    "brought back", f"refused: run `qvm-volume config {decision.target}:{kind} revisions_to_keep 1`, "
-                    "or pass --no-keep-previous", blocking=True))
+            if volume is not None and volume.revisions_to_keep in (0, -1):
+                problems.append(_no_revisions(decision.target, kind, volume.revisions_to_keep, request.keep_previous))
             pairs.append(_pair(decision.target, kind, archived[kind], data, live, volume.pool if volume else None,
                                True, problems))
         return tuple(p for p in pairs if p is not None), None, ()
@@ -210,6 +208,20 @@ def _volumes(
                                 "refused: choose an existing pool with --pool (qvm-pool lists them)", blocking=True))
     return tuple(p for p in pairs if p is not None), request.pool, \
         tuple(sorted(pools.items())) if request.pool is None else ()
+
+
+def _no_revisions(target: str, kind: str, keep: int | None, keep_previous: bool) -> Problem:
+    """A replaced volume that keeps no revision of its current data: 0, or -1
+    (snapshots disabled, Qubes 4.3: written live, no revision at all). Replacing
+    it needs --no-keep-previous, and the plan says the data is then gone."""
+    what = (f"its {kind} volume has snapshots disabled (revisions_to_keep -1)" if keep == -1
+            else f"its {kind} volume keeps no revisions")
+    message = f"{what}, so its current data could not be brought back"
+    if not keep_previous:
+        return Problem("no_revisions", message, "replaced anyway (--no-keep-previous): its current data is lost")
+    return Problem("no_revisions", message,
+                   f"refused: run `qvm-volume config {target}:{kind} revisions_to_keep 1`, "
+                   "or pass --no-keep-previous to replace it without a copy", blocking=True)
 
 
 def _pair(
@@ -294,6 +306,7 @@ def _steps(ordered: list[QubePlan], qube_ops: Mapping[str, Mapping[StepKind, tup
         steps += _per_qube(ordered, qube_ops, kind)
     for plan in ordered:
         steps += [Step(k, plan.target, qube_ops[plan.target][k]) for k in _PER_QUBE_TAIL if k in qube_ops[plan.target]]
+    steps += _per_qube(ordered, qube_ops, StepKind.PRELOAD)  # once every qube's features are in place
     steps += [Step(StepKind.FINISH, p.target) for p in ordered]
     return tuple(steps)
 

@@ -1,0 +1,30 @@
+"""What qubesd keeps for itself: features a restore never sets or removes.
+
+qubesd's Admin API refuses to set or remove these features (PermissionDenied
+from qubesd's admin extension, its `PROHIBITED_FEATURES`); qubesd sets them
+itself, e.g. the list of preloaded disposables of a disposable template. A
+backup may hold them; a restore leaves them as qubesd has them
+(docs/qubes-settings.md).
+
+`preload-dispvm-max` is the user's setting behind preloading: qubesd takes it
+only on a qube whose own or whose template's features say it supports qrexec
+and the services preloading waits for, so a restore sets it after every
+qube's features are in place.
+"""
+
+from __future__ import annotations
+
+RESERVED_FEATURES = frozenset({
+    "deferred-netvm-original",
+    "preload-dispvm",
+    "preload-dispvm-completed",
+    "preload-dispvm-in-progress",
+})
+PRELOAD_MAX = "preload-dispvm-max"
+# the features qubesd checks (on the qube, else its template) before it takes PRELOAD_MAX
+PRELOAD_NEEDS = ("qrexec", "supported-rpc.qubes.WaitForRunningSystem", "supported-rpc.qubes.WaitForSession")
+
+
+def is_reserved_feature(name: str) -> bool:
+    """Whether qubesd refuses every change of feature `name` through the Admin API."""
+    return name in RESERVED_FEATURES
