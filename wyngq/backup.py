@@ -14,14 +14,15 @@ import os
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from wyngq import __version__, bundle, paths, volnames
+from wyngq.backup_shutdown import shutdown_order, stopped_for_backup
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0.backup import Dom0Backup, Dom0Outcome, Dom0Stream
-from wyngq.errors import ConfigError, ExitCode, QubesError, UsageError, WyngError
+from wyngq.errors import ConfigError, ExitCode, QubesError, SnapshotsDisabledError, UsageError, WyngError
 from wyngq.events import Reporter, wyng_progress
-from wyngq.model import Pool, PoolDriver, PropertyValue, Qube, QubeClass
+from wyngq.model import Pool, PoolDriver, PropertyValue, Qube, QubeClass, QubeSettings
 from wyngq.profile import Profile
 from wyngq.qubes.port import QubesPort
 from wyngq.restore import prefs
@@ -46,6 +47,9 @@ class BackupRequest:
     check_after_send: bool = False
     dry_run: bool = False
     dom0: Dom0Backup = field(default_factory=Dom0Backup)
+    shutdown: bool = False  # shut down the selected running qubes first, start them again after
+    shutdown_dependants: bool = False  # ... and the running qubes that depend on them
+    tags: tuple[str, ...] = ()  # session tags besides "qubes" (profile [backup] tags)
 
 
 def request_for_profile(
@@ -61,6 +65,8 @@ def request_for_profile(
     dom0_home: bool | None = None,
     dom0_home_dir: str | None = None,
     dom0_config: bool | None = None,
+    shutdown: bool = False,
+    shutdown_dependants: bool = False,
 ) -> BackupRequest:
     """The caller's choices first (None: not chosen), then the profile's; named
     qubes replace the profile's selection rather than adding to it. Names must
@@ -81,6 +87,9 @@ def request_for_profile(
         ),
         dry_run=dry_run,
         dom0=dom0_request(profile, home=dom0_home, home_dir=dom0_home_dir, config=dom0_config),
+        shutdown=shutdown or shutdown_dependants,
+        shutdown_dependants=shutdown_dependants,
+        tags=defaults.tags if defaults else (),
     )
 
 
@@ -129,6 +138,15 @@ class BackupPlan:
         """The archive names Wyng renames away when it sends (aliasing)."""
         return [vol.archive_name for vol in self.volumes if vol.archive_name != vol.local_name]
 
+    def without(self, names: Collection[str]) -> BackupPlan:
+        """The plan with these qubes left out (their settings could not be read)."""
+        return BackupPlan(
+            qubes=tuple(q for q in self.qubes if q not in names),
+            volumes=tuple(v for v in self.volumes if v.qube not in names),
+            running=tuple(q for q in self.running if q not in names),
+            settings_only=tuple(q for q in self.settings_only if q not in names),
+        )
+
     def volume_owner(self, name: str) -> str | None:
         for vol in self.volumes:
             if name in (vol.local_name, vol.archive_name):
@@ -154,6 +172,8 @@ class BackupResult:
     check: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     dom0: tuple[Dom0Outcome, ...] = ()
+    shut_down: tuple[str, ...] = ()  # --shutdown: the qubes stopped for the backup
+    restarted: tuple[str, ...] = ()  # ... and those started again
 
     @property
     def changed(self) -> bool:
@@ -256,6 +276,19 @@ def plan_backup(qubes: Sequence[Qube], pools: Mapping[str, Pool], known: Collect
     )
 
 
+def check_live_volumes(qubes: Sequence[Qube]) -> None:
+    """Refuse (QubesError) to back up a running qube whose data volume keeps no
+    snapshots (`revisions_to_keep = -1`, Qubes 4.3): it is written live, so Wyng
+    would copy data changing under it. qvm-backup refuses the same."""
+    live = [f"{q.name}:{v.kind}" for q in qubes if q.running for v in q.volumes
+            if v.kind in q.klass.backed_up_volumes and v.revisions_to_keep == -1 and v.save_on_stop]
+    if live:
+        raise SnapshotsDisabledError(
+            "running qubes whose volumes have snapshots disabled (revisions_to_keep -1) cannot be backed up "
+            f"consistently: {', '.join(live)}",
+            hint="shut them down first, or pass --shutdown to have them stopped and started again")
+
+
 def new_session(before: Collection[str], after: Archive, not_before: str = "") -> str | None:
     """The session the send just made: the newest one holding the settings bundle
     that was not among the archive's sessions `before`, and not older than the
@@ -285,11 +318,43 @@ def run_backup(
     kept from earlier runs cannot answer what the plan needs (wyngq.wyng.known):
     then the send is the only Wyng call. dom0's home and configuration go in the
     same session when `request.dom0` asks for them (wyngq.dom0.backup), written
-    to a spool directory on disk that is removed afterwards."""
+    to a spool directory on disk that is removed afterwards. With
+    `request.shutdown`, the selected running qubes are stopped first and started
+    again afterwards (wyngq.backup_shutdown)."""
+    listed = qubes.list_qubes()
+    loaded: dict[str, Qube] = {}
+
+    def load(name: str) -> Qube:
+        if name not in loaded:
+            loaded[name] = qubes.qube(name)
+        return loaded[name]
+
+    names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
+    if not request.shutdown or not any(load(n).running for n in names):
+        return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [load(n) for n in names])
+    order = shutdown_order(names, qubes.overview(), request.shutdown_dependants)
+    if request.dry_run:
+        reporter.event("plan", action="shutdown", qubes=list(order), dry_run=True)
+        return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [load(n) for n in names])
+    with stopped_for_backup(qubes, order, reporter) as stopped:
+        result = _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [qubes.qube(n) for n in names])
+    return replace(result, shut_down=tuple(stopped.stopped), restarted=tuple(stopped.started),
+                   warnings=result.warnings + tuple(stopped.warnings))
+
+
+def _with_spool(
+    qubes: QubesPort,
+    wyng: Wyng,
+    request: BackupRequest,
+    reporter: Reporter,
+    workdir: str,
+    known_archives: KnownArchives | None,
+    selected: list[Qube],
+) -> BackupResult:
     if not request.dom0.wanted:
-        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, None)
+        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, None, selected)
     with dom0_backup.spool(paths.spool_dir()) as spool:
-        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, spool)
+        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, spool, selected)
 
 
 def _run_backup(
@@ -300,18 +365,11 @@ def _run_backup(
     workdir: str,
     known_archives: KnownArchives | None,
     spool: str | None,
+    selected: list[Qube],
 ) -> BackupResult:
     known = known_archives.get(wyng.target) if known_archives is not None else None
-    listed = qubes.list_qubes()
-    loaded: dict[str, Qube] = {}
-
-    def load(name: str) -> Qube:
-        if name not in loaded:
-            loaded[name] = qubes.qube(name)
-        return loaded[name]
-
-    names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
-    selected, pools = [load(n) for n in names], qubes.pools()
+    check_live_volumes(selected)
+    pools = qubes.pools()
     if known is None:
         known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
         if known_archives is not None:
@@ -331,7 +389,10 @@ def _run_backup(
         dry_run=request.dry_run,
     )
 
-    settings = [qubes.settings(n) for n in plan.qubes]
+    settings, unreadable = read_settings(qubes, plan.qubes)
+    plan = plan.without(unreadable)
+    if not plan.volumes:
+        raise QubesError("no qube left to back up: " + "; ".join(unreadable.values()))
     manifest = bundle.encode_manifest(settings, wyngq_version=__version__, qubes_version=qubes.qubes_version(),
                                       prefs=_global_prefs(qubes))
     bundle_path = os.path.join(workdir, "qubes-metadata.tgz")
@@ -348,7 +409,7 @@ def _run_backup(
         sent = wyng.send(
             local_from=local_from,
             metadata_file=bundle_path,
-            tags=(TAG,),
+            tags=(TAG, *request.tags),
             dedup=request.dedup,
             autoprune=request.autoprune,
             dry_run=request.dry_run,
@@ -356,7 +417,7 @@ def _run_backup(
         )
         failed_by_wyng = {plan.volume_owner(v) or v for v in sent.failed_volumes}
         if request.dry_run:
-            outcomes = _outcomes(plan, failed_by_wyng, {})
+            outcomes = _outcomes(plan, failed_by_wyng, {}) + _unreadable(unreadable)
             return BackupResult(session=None, dry_run=True, qubes=outcomes, dom0=_dom0_outcomes(streams, set(), {}))
         session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started,
                                             extra=[s.volume for s in streams])
@@ -392,8 +453,27 @@ def _run_backup(
                     qubes.set_backup_timestamp(outcome.name, stamp)
                 except Exception as err:
                     warnings.append(f"could not set backup_timestamp of {outcome.name}: {err}")
-    return BackupResult(session=session, dry_run=False, qubes=outcomes, check=check, warnings=tuple(warnings),
-                        dom0=dom0)
+    return BackupResult(session=session, dry_run=False, qubes=outcomes + _unreadable(unreadable), check=check,
+                        warnings=tuple(warnings), dom0=dom0)
+
+
+def read_settings(qubes: QubesPort, names: Sequence[str]) -> tuple[list[QubeSettings], dict[str, str]]:
+    """Each qube's settings for the bundle, and the qubes whose settings could not
+    be read (name -> why). Such a qube is left out of the backup and fails loudly:
+    a settings bundle without, say, its firewall rules would restore it open."""
+    settings: list[QubeSettings] = []
+    unreadable: dict[str, str] = {}
+    for name in names:
+        try:
+            settings.append(qubes.settings(name))
+        except QubesError as err:
+            unreadable[name] = str(err)
+    return settings, unreadable
+
+
+def _unreadable(unreadable: Mapping[str, str]) -> tuple[QubeOutcome, ...]:
+    return tuple(QubeOutcome(name, False, (), False, f"its settings could not be read, so it was not backed up: "
+                                                    f"{why}") for name, why in sorted(unreadable.items()))
 
 
 def _dom0_streams(request: Dom0Backup, wyng: Wyng, spool: str | None, reporter: Reporter) -> list[Dom0Stream]:

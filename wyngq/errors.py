@@ -53,6 +53,14 @@ class ConfigError(WyngqError):
     code = "config"
 
 
+class WyngMissingError(ConfigError):
+    code = "wyng_missing"
+
+
+class WyngTooOldError(ConfigError):
+    code = "wyng_too_old"
+
+
 class NotPermittedError(WyngqError):
     exit_code = ExitCode.NOT_PERMITTED
     code = "not_permitted"
@@ -84,6 +92,12 @@ class UnsupportedQubeError(QubesError):
     code = "unsupported_class"
 
 
+class SnapshotsDisabledError(QubesError):
+    """A running qube's volume is written live (revisions_to_keep -1): no consistent copy."""
+
+    code = "snapshots_disabled"
+
+
 class AuthError(WyngqError):
     exit_code = ExitCode.AUTH
     code = "auth"
@@ -108,6 +122,19 @@ class WyngStalledError(WyngError):
     """A Wyng call printed nothing for the profile's stall_timeout and was stopped."""
 
     code = "wyng_stalled"
+
+
+class ArchiveFullError(WyngError):
+    """The archive's destination ran out of space during a send; the sessions
+    already in the archive are untouched."""
+
+    code = "archive_full"
+
+
+class DestinationUnreachableError(WyngError):
+    """Wyng could not reach the archive's destination (qube, ssh host)."""
+
+    code = "destination_unreachable"
 
 
 class Interrupted(WyngqError):

@@ -21,6 +21,9 @@ def backup(out: Human, result: BackupResult) -> None:
         out.say(f"  {'dom0 ' + item.item:<32} {status}")
         for note in item.notes:
             out.say(f"      {note}")
+    if result.shut_down:
+        out.say(f"Shut down for the backup: {', '.join(result.shut_down)}; started again: "
+                f"{', '.join(result.restarted) or 'none'}")
     for warning in result.warnings:
         out.say(f"warning: {warning}")
     if result.check is not None:

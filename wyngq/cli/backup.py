@@ -25,6 +25,10 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     parser.add_argument("--check-after-send", action="store_true", default=None, help="check the new session")
     parser.add_argument("--dry-run", action="store_true", help="show what would be sent; store nothing")
     dom0.add_backup_arguments(parser)
+    parser.add_argument("--shutdown", action="store_true",
+                        help="shut down the selected running qubes first and start them again afterwards")
+    parser.add_argument("--shutdown-dependants", action="store_true",
+                        help="with --shutdown: also the running qubes that depend on them")
     return parser
 
 
@@ -50,4 +54,6 @@ def backup_request(args: argparse.Namespace, profile: Profile | None) -> BackupR
         dom0_home=args.dom0_home,
         dom0_home_dir=dom0.home_dir(args),
         dom0_config=args.dom0_config,
+        shutdown=args.shutdown,
+        shutdown_dependants=args.shutdown_dependants,
     )

@@ -273,6 +273,12 @@ class AdminQubes:
             if _running(vm):
                 vm.kill()
 
+    def start(self, name: str) -> None:
+        with _qubes_errors(name):
+            vm = self._vm(name)
+            if not _running(vm):
+                vm.start()
+
     def clone_volume(self, name: str, kind: str, source: str) -> None:
         target, origin = self._vm(name), self._vm(source)
         with _qubes_errors(name):
@@ -380,22 +386,28 @@ def _volumes(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str]) -> tuple[Volume, .
     )
 
 
-def _firewall(vm: qubesadmin.vm.QubesVM) -> tuple[str, ...] | None:
+def _firewall(vm: qubesadmin.vm.QubesVM) -> tuple[str, ...]:
+    """The qube's firewall rules. A failure to read them fails the qube's settings
+    (QubesError): a backup without them would restore qubesd's accept-all default."""
     try:
         raw = vm.qubesd_call(vm.name, "admin.vm.firewall.Get")
-    except qubesadmin.exc.QubesException:
-        return None
-    return tuple(line for line in raw.decode("ascii").splitlines() if line)
+        return tuple(line for line in raw.decode("ascii").splitlines() if line)
+    except (qubesadmin.exc.QubesException, UnicodeDecodeError) as err:
+        raise QubesError(f"qube {vm.name!r}: cannot read its firewall rules: {err}",
+                         hint="fix the qube's firewall (qvm-firewall), or leave it out of the backup") from err
 
 
 def _notes(vm: qubesadmin.vm.QubesVM) -> str | None:
+    """The qube's notes (every class has them since Qubes 4.3); None where this
+    qubesadmin has none. A failure to read them fails the qube's settings."""
     get_notes = getattr(vm, "get_notes", None)
     if get_notes is None:
         return None
     try:
         return str(get_notes())
-    except qubesadmin.exc.QubesException:
-        return None
+    except qubesadmin.exc.QubesException as err:
+        raise QubesError(f"qube {vm.name!r}: cannot read its notes: {err}",
+                         hint="check the qube's notes (qvm-notes), or leave it out of the backup") from err
 
 
 def _devices(vm: qubesadmin.vm.QubesVM) -> tuple[DeviceAssignment, ...]:

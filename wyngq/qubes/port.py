@@ -109,6 +109,10 @@ class QubesPort(Protocol):
 
     def kill(self, name: str) -> None: ...
 
+    def start(self, name: str) -> None:
+        """Start a halted qube (and what it needs, as qubesd does); QubesError if it will not."""
+        ...
+
     def clone_volume(self, name: str, kind: str, source: str) -> None:
         """Replace a halted qube's `kind` volume with the same volume of qube `source`
         (admin.vm.volume.CloneFrom/CloneTo: a reflink or thin snapshot in the same
