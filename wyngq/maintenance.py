@@ -49,10 +49,13 @@ class VerifyResult:
     qubes: tuple[QubeCheck, ...]
     settings: str  # "ok" | "missing" | "damaged: …"
     dom0: tuple[Dom0Check, ...] = ()
+    archive_check: str | None = None  # --full: "ok" | "failed: …" (Wyng arch-check of every session)
 
     @property
     def exit_code(self) -> ExitCode:
         bad = [q for q in self.qubes if not q.ok]
+        if self.archive_check not in (None, "ok"):
+            return ExitCode.WYNG
         if not bad and self.settings == "ok" and all(d.ok for d in self.dom0):
             return ExitCode.OK
         if not bad and self.settings == "ok":
@@ -84,9 +87,11 @@ def pick_session(archive: Archive, qubes: Sequence[str], requested: str | None) 
 
 
 # -- verify ---------------------------------------------------------------------------
-def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Reporter, workdir: str) -> VerifyResult:
+def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Reporter, workdir: str, *,
+           full: bool = False) -> VerifyResult:
     """Check the data of the qubes' volumes in a session, and that its settings
-    read as a restore reads them (restore.settings.usable)."""
+    read as a restore reads them (restore.settings.usable); with `full`, then
+    Wyng's arch-check of the whole archive too."""
     archive = wyng.catalog()
     chosen = pick_session(archive, qubes, session)
     index = qube_volumes(archive)
@@ -105,7 +110,8 @@ def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Repo
             checks.append(QubeCheck(q, run.returncode == 0, volumes[q], error))
     with_data = [q for q, by_session in index.items() if chosen in by_session]
     dom0 = verify_dom0(wyng, archive, chosen) if not qubes else ()
-    return VerifyResult(chosen, tuple(checks), _check_settings(wyng, archive, chosen, with_data, workdir), dom0)
+    return VerifyResult(chosen, tuple(checks), _check_settings(wyng, archive, chosen, with_data, workdir), dom0,
+                        _full_check(wyng, reporter) if full else None)
 
 
 def verify_dom0(wyng: Wyng, archive: Archive, session: str) -> tuple[Dom0Check, ...]:
@@ -132,6 +138,15 @@ def _check_config_stream(wyng: Wyng, session: str, volume: str, size: int) -> st
         except extract.UnsafeArchiveError as err:
             return f"the stream does not read: {err.message}"
     return None
+
+
+def _full_check(wyng: Wyng, reporter: Reporter) -> str:
+    """Wyng's own check of every session of every volume (`arch-check`)."""
+    reporter.event("step", step="arch-check")
+    run = wyng.arch_check(None)
+    if run.returncode == 0:
+        return "ok"
+    return "failed: " + (_last_line(run.stderr) or _last_line(run.stdout) or f"Wyng arch-check exited {run.returncode}")
 
 
 def _check_settings(wyng: Wyng, archive: Archive, session: str, with_data: Sequence[str], workdir: str) -> str:
@@ -232,11 +247,30 @@ def plan_prune(archive: Archive, request: PruneRequest) -> dict[str, tuple[str, 
     return plan
 
 
+def refuse_newest(archive: Archive, request: PruneRequest) -> None:
+    """Raise UsageError when the sessions asked for are only ever the newest session
+    of the chosen qubes' volumes: Wyng never removes a volume's newest session, so
+    that prune would remove nothing while looking like a success."""
+    index = qube_volumes(archive)
+    newest_of: dict[str, list[str]] = {}
+    for qube in request.chosen(index):
+        for name in {v for by_kind in index[qube].values() for v in by_kind.values()}:
+            sessions = sorted(archive.volumes[name].sessions)
+            if sessions and sessions[-1] in request.sessions:
+                newest_of.setdefault(sessions[-1], []).append(qube)
+    if newest_of:
+        what = "; ".join(f"{s} is the newest session of {', '.join(sorted(set(q)))}" for s, q in newest_of.items())
+        raise UsageError(f"nothing to prune: {what}, and Wyng never removes a volume's newest session",
+                         hint="back up again first (then it is no longer the newest), or `delete` the qube's backups")
+
+
 def prune(wyng: Wyng, request: PruneRequest, reporter: Reporter) -> PruneResult:
     check_prune_request(request)
     archive = wyng.catalog()
     plan = plan_prune(archive, request)
     newest = archive.sessions()[-1:] if archive.sessions() else []
+    if request.sessions and not plan:
+        refuse_newest(archive, request)
     reporter.event("plan", action="prune", dry_run=request.dry_run, sessions={q: list(s) for q, s in plan.items()})
     if request.dry_run:
         return PruneResult(True, plan, tuple(newest))

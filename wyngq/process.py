@@ -50,6 +50,10 @@ class Completed:
     truncated: bool = False
 
 
+class ProgramMissingError(ConfigError):
+    """The program to run does not exist (callers say which program it is)."""
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -101,7 +105,7 @@ def run(
                 start_new_session=True,
             )
         except FileNotFoundError as err:
-            raise ConfigError(f"program not found: {argv[0]}", hint="install it or give its path") from err
+            raise ProgramMissingError(f"program not found: {argv[0]}", hint="install it or give its path") from err
         except PermissionError as err:
             raise ConfigError(f"program not executable: {argv[0]}") from err
         forwarding.attach(child)

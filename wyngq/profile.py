@@ -53,7 +53,7 @@ from typing import Any
 
 from wyngq.errors import ConfigError, UsageError
 from wyngq.names import is_qube_name
-from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT
+from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT, ArchiveCare
 
 PROFILE_DIR = "/etc/wyng-util-qubes/profiles"
 PROFILE_DIR_ENV = "WYNGQ_PROFILE_DIR"
@@ -89,9 +89,16 @@ class Selection:
 
 @dataclass(frozen=True)
 class BackupDefaults:
+    """[backup]: Wyng's archive care, as validated values (docs/archive-care.md);
+    never an option string handed to Wyng as it is."""
+
     dedup: bool = False
     autoprune: str | None = None
     check_after_send: bool = False
+    apdays: str | None = None  # autoprune's "A:B:C:D" (Wyng --apdays)
+    tags: tuple[str, ...] = ()  # session tags besides "qubes" (Wyng --tag)
+    vouch: tuple[str, ...] = ()  # Wyng --vouch, e.g. reflink_fs_xfs for XFS reflink pools
+    keep: tuple[str, ...] = ()  # sessions a prune never removes (Wyng --keep)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,14 @@ class Profile:
     backup: BackupDefaults = field(default_factory=BackupDefaults)
     dom0: Dom0Settings = field(default_factory=Dom0Settings)
     rpc: RpcAccess = field(default_factory=RpcAccess)
+
+
+def archive_care(profile: Profile | None) -> ArchiveCare | None:
+    """The profile's Wyng archive-care options (apdays, vouch, keep), or None."""
+    if profile is None:
+        return None
+    care = ArchiveCare(apdays=profile.backup.apdays, vouch=profile.backup.vouch, keep=profile.backup.keep)
+    return care if care != ArchiveCare() else None
 
 
 def profile_dir() -> str:
@@ -267,7 +282,7 @@ def _is_tag_selector(item: str) -> bool:
 
 def _backup(raw: Any) -> BackupDefaults:
     table = _table(raw, "backup")
-    _only(table, {"dedup", "autoprune", "check_after_send"}, "[backup]")
+    _only(table, {"dedup", "autoprune", "check_after_send", "apdays", "tags", "vouch", "keep"}, "[backup]")
     autoprune = _str(table, "autoprune", None)
     if autoprune is not None and autoprune not in AUTOPRUNE_MODES:
         raise ValueError(f"[backup] autoprune must be one of {', '.join(AUTOPRUNE_MODES)}")
@@ -275,6 +290,10 @@ def _backup(raw: Any) -> BackupDefaults:
         dedup=_bool(table, "dedup", False),
         autoprune=autoprune,
         check_after_send=_bool(table, "check_after_send", False),
+        apdays=_apdays(_str(table, "apdays", None)),
+        tags=_checked(table, "tags", SESSION_TAG, "a tag id (lower-case letters, digits, _ . -; up to 25)", MAX_TAGS),
+        vouch=_checked(table, "vouch", VOUCH, "reflink_fs_TYPE or fs_online_factors", 4),
+        keep=_checked(table, "keep", SESSION_ID, "a session id YYYYMMDD-HHMMSS (Wyng crashes on ^tag)", 64),
     )
 
 
@@ -293,6 +312,34 @@ def _dom0(raw: Any) -> Dom0Settings:
         exclude=tuple(exclude),
         config=_bool(table, "config", False),
     )
+
+
+SESSION_TAG = re.compile(r"[a-z0-9_.-]{1,25}")  # Wyng lower-cases tag ids and keeps 25 characters
+SESSION_ID = re.compile(r"\d{8}-\d{6}")
+VOUCH = re.compile(r"reflink_fs_[a-z0-9]{1,16}|fs_online_factors")
+MAX_TAGS = 4  # Wyng keeps 5 tags per session and drops the rest silently; wyngq adds "qubes"
+
+
+def _apdays(value: str | None) -> str | None:
+    """Wyng's autoprune parameters A:B:C:D (keep-all days, thinning days, days per
+    kept session, sessions per day): four whole numbers, at least 0:0:1:1."""
+    if value is None:
+        return None
+    parts = value.split(":")
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 5 for p in parts) or int(parts[2]) < 1 \
+            or int(parts[3]) < 1:
+        raise ValueError(f"[backup] apdays {value!r} must be four numbers A:B:C:D, at least 0:0:1:1")
+    return value
+
+
+def _checked(table: dict[str, Any], key: str, pattern: re.Pattern[str], what: str, most: int) -> tuple[str, ...]:
+    values = _str_list(table, key)
+    for value in values:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"[backup] {key}: {value!r} is not {what}")
+    if len(values) > most or len(set(values)) != len(values):
+        raise ValueError(f"[backup] {key}: at most {most}, each once")
+    return tuple(values)
 
 
 def _rpc(raw: Any) -> RpcAccess:

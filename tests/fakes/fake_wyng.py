@@ -12,7 +12,11 @@ differs on purpose it says so below.
 Environment (all optional):
   FAKE_WYNG_LOCK     path of the machine-wide lock (default <tempdir>/fake-wyng.lock)
   FAKE_WYNG_LOG      append one JSON line per call: argv, passphrase, stdin_isatty, rc
-  FAKE_WYNG_FAIL     comma list of: auth, lock, interrupt, crash, vol=NAME, corrupt=NAME
+  FAKE_WYNG_FAIL     comma list of: auth, lock, interrupt, crash, full, vol=NAME, corrupt=NAME
+                     (full: the destination's disk fills up mid-send: a BrokenPipeError
+                     traceback, rc 1, nothing recorded; the cause goes to FAKE_WYNG_DEBUG_LOG)
+  FAKE_WYNG_DEBUG_LOG  where "full" writes tar's "No space left on device" line, as real
+                     Wyng does in /tmp/wyng-debug/err.log
   FAKE_WYNG_DELAY    seconds to sleep mid-transfer (send/receive/verify, first volume)
   FAKE_WYNG_VERSION  version reported in the banner and JSON (default "0.8 rc4")
   FAKE_WYNG_DATE     release date reported likewise (default "20251028")
@@ -900,6 +904,8 @@ class FakeWyng:
             imports[name] = os.path.abspath(path)
         stvols = [v for _, names in self.storagesets for v in names]
         width = max(map(len, list(imports) + self.selected + stvols), default=30)
+        if "full" in self.faults and not a.dry_run:
+            self.disk_full()
         selected = self.selected
         for pool, names in self.storagesets:
             if not (names or selected):
@@ -943,6 +949,17 @@ class FakeWyng:
         if is_lvm_pool(pool):
             atomic_write(lvm_snapshot_path(pool, dv),
                          json.dumps(["wyng", "arch-" + self.arch.idx["uuid"], session]).encode())
+
+    def disk_full(self) -> None:
+        """What real Wyng 0.8 rc4 does when the archive's disk fills up during a send:
+        its tar helper stops, the send dies of a broken pipe, no session is recorded."""
+        log = os.environ.get("FAKE_WYNG_DEBUG_LOG")
+        if log:
+            with open(log, "a") as handle:
+                handle.write(" --+--\ntar: ./Vol_1/S_tmp/x: Cannot write: No space left on device\n")
+        err("Traceback (most recent call last):\n  File \"/usr/bin/wyng\", line 4012, in send_volume\n"
+            "BrokenPipeError: [Errno 32] Broken pipe")
+        raise Exit(1)
 
     def parse_tags(self) -> dict[str, str]:
         tags: dict[str, str] = {}

@@ -256,3 +256,24 @@ def test_an_unusable_lock_path_is_a_clear_result_not_a_traceback(world: CliWorld
     world.env["WYNGQ_LOCK_PATH"] = str(world.tmp)  # a directory: cannot be opened as the lock file
     code, lines = world.run("list")
     assert code == 3 and lines[-1]["code"] == "config" and "lock file" in str(lines[-1]["message"])
+
+
+def test_verify_full_runs_wyngs_arch_check_of_the_whole_archive(world: CliWorld, fake_wyng: FakeWyngFactory
+                                                                ) -> None:
+    backup_sessions(world, 2)
+    code, lines = world.run("verify", "--full")
+    assert code == 0 and lines[-1]["archive_check"] == "ok"
+    checks = [c["argv"] for c in fake_wyng.calls() if "arch-check" in c["argv"]]  # type: ignore[operator]
+    assert checks and not any(str(a).startswith("--session") for a in checks[-1])  # type: ignore[union-attr]
+    assert world.result("verify")["archive_check"] is None
+
+
+def test_prune_of_the_newest_session_is_refused_with_the_reason(world: CliWorld) -> None:
+    s1, s2 = backup_sessions(world, 2)
+    for extra in ((), ("--dry-run",), ("work",)):
+        code, lines = world.run("prune", f"--session={s2}", *extra)
+        assert code == 2, lines
+        assert "newest session" in str(lines[-1]["message"]) and s2 in str(lines[-1]["message"])
+    assert world.sessions("work") == [s1, s2]
+    code, _ = world.run("prune", f"--session={s1}")
+    assert code == 0 and world.sessions("work") == [s2]

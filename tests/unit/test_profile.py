@@ -313,3 +313,42 @@ def test_stall_timeout_defaults_to_an_hour_and_zero_means_never(tmp_path: Path) 
     assert parse_profile("a", {"dest": "file:/x"}).stall_timeout == 3600.0
     assert parse_profile("a", {"dest": "file:/x", "stall_timeout": 600}).stall_timeout == 600.0
     assert parse_profile("a", {"dest": "file:/x", "stall_timeout": 0}).stall_timeout is None
+
+
+# -- archive care keys ---------------------------------------------------------------
+CARE = _edit("check_after_send = false", 'check_after_send = false\napdays = "0:30:1:2"\ntags = ["weekly", "laptop"]\n'
+             'vouch = ["reflink_fs_xfs"]\nkeep = ["20250101-000000"]')
+
+
+def test_archive_care_keys_become_typed_values() -> None:
+    from wyngq.profile import archive_care
+    from wyngq.wyng.commands import ArchiveCare
+
+    profile = parse_profile("p", tomllib.loads(CARE))
+    assert profile.backup.tags == ("weekly", "laptop")
+    assert archive_care(profile) == ArchiveCare(apdays="0:30:1:2", vouch=("reflink_fs_xfs",), keep=("20250101-000000",))
+    assert archive_care(parse_profile("p", tomllib.loads(GOOD))) is None
+
+
+CARE_MISTAKES = {
+    "apdays with three parts": ('apdays = "0:30:1:2"', 'apdays = "0:30:1"'),
+    "apdays below 0:0:1:1": ('apdays = "0:30:1:2"', 'apdays = "0:30:0:2"'),
+    "apdays an option": ('apdays = "0:30:1:2"', 'apdays = "0:30:1:2 --force"'),
+    "a tag with a space": ('tags = ["weekly", "laptop"]', 'tags = ["week ly"]'),
+    "a tag with upper case (Wyng lower-cases it)": ('tags = ["weekly", "laptop"]', 'tags = ["Weekly"]'),
+    "a tag with a comma": ('tags = ["weekly", "laptop"]', 'tags = ["weekly,desc"]'),
+    "five tags (Wyng keeps five with qubes)": ('tags = ["weekly", "laptop"]', 'tags = ["a", "b", "c", "d", "e"]'),
+    "a tag twice": ('tags = ["weekly", "laptop"]', 'tags = ["a", "a"]'),
+    "vouch for anything": ('vouch = ["reflink_fs_xfs"]', 'vouch = ["--force"]'),
+    "keep by tag (crashes Wyng)": ('keep = ["20250101-000000"]', 'keep = ["^weekly"]'),
+    "keep not a session": ('keep = ["20250101-000000"]', 'keep = ["yesterday"]'),
+    "tags not a list": ('tags = ["weekly", "laptop"]', 'tags = "weekly"'),
+}
+
+
+@pytest.mark.parametrize("change", CARE_MISTAKES.values(), ids=CARE_MISTAKES.keys())
+def test_each_archive_care_mistake_is_refused(change: tuple[str, str]) -> None:
+    old, new = change
+    assert CARE.count(old) == 1
+    with pytest.raises((ValueError, TypeError)):
+        parse_profile("p", tomllib.loads(CARE.replace(old, new)))

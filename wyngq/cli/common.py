@@ -12,7 +12,7 @@ from typing import Any
 from wyngq import passphrase, qubes
 from wyngq.errors import AuthError, UsageError
 from wyngq.output import Human, JsonLines
-from wyngq.profile import PassphraseSource, Profile, load_profile
+from wyngq.profile import PassphraseSource, Profile, archive_care, load_profile
 from wyngq.qubes.port import QubesPort
 from wyngq.secret import Secret
 from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT, WyngTarget
@@ -93,6 +93,7 @@ def resolve_context(
             dest=dest,
             meta_dir=args.meta_dir or (profile.meta_dir if profile else None),
             stall_timeout=profile.stall_timeout if profile else DEFAULT_STALL_TIMEOUT,
+            care=archive_care(profile),
         ),
         profile=profile,
         passphrase_source=source,

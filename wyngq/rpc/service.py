@@ -40,7 +40,7 @@ from wyngq import lock, names, passphrase, paths, process
 from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError, WyngStalledError
 from wyngq.model import Qube
 from wyngq.output import JsonLines, exit_status, log_to_stderr, result_code, to_data
-from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, RpcRule, load_profile, profile_dir
+from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, RpcRule, archive_care, load_profile, profile_dir
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
 from wyngq.rpc import actions, audit, jobs
@@ -342,7 +342,7 @@ class _Call:
         """Run `work` with Wyng as the profile says, with its passphrase (if any);
         nobody is ever asked for one here."""
         target = WyngTarget(executable=profile.wyng, dest=profile.dest, meta_dir=profile.meta_dir,
-                            stall_timeout=profile.stall_timeout)
+                            stall_timeout=profile.stall_timeout, care=archive_care(profile))
         secret = passphrase.from_source(profile.passphrase, profile.name)
         drop_key_agent(target)
         return work(Wyng(target, passphrase=secret))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wyngq.errors import ConfigError, WyngError
+from wyngq.errors import WyngError, WyngTooOldError
 
 MIN_WYNG_DATE = "20250820"
 RELEASE_LINE = re.compile(r"\S+ (?P<version>.+) release (?P<date>\S+)")
@@ -99,7 +99,8 @@ def check_header_version(stdout: str) -> None:
     first = stdout.lstrip("\n").split("\n", 1)[0]
     match = RELEASE_LINE.fullmatch(first.strip())
     if match is None:
-        raise ConfigError("Wyng printed no release line", hint=f"install Wyng 0.8 release {MIN_WYNG_DATE} or newer")
+        raise WyngTooOldError("Wyng printed no release line",
+                              hint=f"install Wyng 0.8 release {MIN_WYNG_DATE} or newer")
     check_wyng_version(match["version"], match["date"])
 
 
@@ -107,7 +108,7 @@ def check_wyng_version(wversion: str, wdate: str) -> None:
     major = wversion.split()[0] if wversion else ""
     date_ok = len(wdate) == 8 and wdate.isascii() and wdate.isdigit()
     if not _at_least(major, (0, 8)) or not date_ok or wdate < MIN_WYNG_DATE:
-        raise ConfigError(
+        raise WyngTooOldError(
             f"Wyng {wversion} release {wdate} is too old",
             hint=f"install Wyng 0.8 release {MIN_WYNG_DATE} or newer",
         )

@@ -18,6 +18,26 @@ DEFAULT_STALL_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
+class ArchiveCare:
+    """Wyng's archive-care options a profile sets (wyngq.profile validates them)."""
+
+    apdays: str | None = None
+    vouch: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+
+def care_options(care: ArchiveCare | None, *, prune: bool) -> list[str]:
+    """`--apdays`, `--vouch` (send and prune) and `--keep` (prune only)."""
+    if care is None:
+        return []
+    argv = [f"--apdays={care.apdays}"] if care.apdays else []
+    argv += [f"--vouch={v}" for v in care.vouch]
+    if prune:
+        argv += [f"--keep={k}" for k in care.keep]
+    return argv
+
+
+@dataclass(frozen=True)
 class WyngTarget:
     """Which Wyng, which archive, and the options every call carries.
 
@@ -32,6 +52,7 @@ class WyngTarget:
     dest: str
     meta_dir: str | None = None
     stall_timeout: float | None = field(default=DEFAULT_STALL_TIMEOUT, compare=False)
+    care: ArchiveCare | None = None  # the profile's archive care, for send and prune
 
     def base(self) -> list[str]:
         argv = [self.executable, f"--dest={self.dest}", "--config=/dev/null", "-u", "--authmin=0"]
@@ -103,6 +124,7 @@ def send_command(
         argv.append("--dedup")
     if autoprune:
         argv.append(f"--autoprune={autoprune}")
+    argv += care_options(target.care, prune=False)
     if dry_run:
         argv.append("--dry-run")
     argv.append(f"--import-other-from={METADATA_VOLUME}:|:{metadata_file}")
@@ -154,6 +176,7 @@ def prune_command(
         argv.append("--all-before")
     if autoprune:
         argv.append(f"--autoprune={autoprune}")
+    argv += care_options(target.care, prune=True)
     if all_volumes:
         return [*argv, "--all", "prune"]
     return [*argv, "prune", "--", *volumes]

@@ -26,11 +26,12 @@ from wyngq.errors import (
     Interrupted,
     UnauthenticatedArchiveError,
     WyngError,
+    WyngMissingError,
     WyngqError,
     WyngStalledError,
 )
 from wyngq.secret import Secret
-from wyngq.wyng import commands
+from wyngq.wyng import commands, faults
 from wyngq.wyng.catalog import Archive, check_header_version, check_version, parse_list_output
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class Wyng:
             dry_run=dry_run,
             other_imports=other_imports,
         )
-        return self._run(argv, error_file=local_from + ".error")
+        return self._run(argv, error_file=local_from + ".error", sending=True)
 
     def receive(self, *, local_from: str, session: str, use_snapshot: bool = False) -> WyngRun:
         argv = commands.receive_command(self.target, local_from=local_from, session=session, use_snapshot=use_snapshot)
@@ -157,6 +158,7 @@ class Wyng:
         error_file: str | None = None,
         stream: bool = True,
         accept: frozenset[int] = frozenset(),
+        sending: bool = False,
     ) -> WyngRun:
         """Run Wyng. Exit 2 with failed volumes named in `error_file`, and any
         status in `accept`, come back as a WyngRun; every other failure raises
@@ -165,13 +167,18 @@ class Wyng:
             _remove(error_file)
         stdin = self.passphrase.line() if self.passphrase is not None else None
         handler = self.on_output if stream else None
-        done = process.run(
-            argv,
-            stdin=stdin,
-            on_stdout_line=handler,
-            on_partial_line=getattr(handler, "partial", None),
-            idle_timeout=self.target.stall_timeout,
-        )
+        try:
+            done = process.run(
+                argv,
+                stdin=stdin,
+                on_stdout_line=handler,
+                on_partial_line=getattr(handler, "partial", None),
+                idle_timeout=self.target.stall_timeout,
+            )
+        except process.ProgramMissingError as err:
+            raise WyngMissingError(f"Wyng is not installed at {argv[0]!r}",
+                                   hint="install Wyng (wyng-backup), or give its path with --wyng or the "
+                                        "profile's `wyng` key") from err
         if done.stopped is not None:
             raise WyngStalledError(
                 f"Wyng printed nothing for {self.target.stall_timeout:.0f} s and was stopped",
@@ -192,7 +199,7 @@ class Wyng:
             raise error
         if (done.returncode == 2 and failed) or done.returncode in accept:
             return run
-        raise error
+        raise faults.explain(self.target.dest, done.returncode, done.stderr, sending=sending) or error
 
 
 HEADER = re.compile(r"^(Encrypted|Un-encrypted) archive '", re.MULTILINE)

@@ -248,3 +248,19 @@ def test_send_imports_dom0_streams_after_the_settings_bundle() -> None:
         "--import-other-from=wyng-qubes-dom0-config:|:/var/lib/x/config.tar",
         "send",
     ]
+
+
+def test_archive_care_goes_to_send_and_prune_only() -> None:
+    from wyngq.wyng.commands import ArchiveCare, prune_command
+
+    care = WyngTarget(WYNG, DEST, care=ArchiveCare(apdays="0:30:1:2", vouch=("reflink_fs_xfs",),
+                                                    keep=("20250101-000000",)))
+    send = send_command(care, local_from="/tmp/v.json", metadata_file="/tmp/m.tgz", tags=("qubes", "weekly"))
+    assert send == [*BASE, "--local-from=/tmp/v.json", "--send-unchanged", "--tag=qubes", "--tag=weekly",
+                    "--apdays=0:30:1:2", "--vouch=reflink_fs_xfs", METADATA.replace("/tmp/wq/qubes-metadata.tgz",
+                                                                                    "/tmp/m.tgz"), "send"]
+    prune = prune_command(care, session="20250102-000000", all_volumes=True)
+    assert prune == [*BASE, "--session=20250102-000000", "--apdays=0:30:1:2", "--vouch=reflink_fs_xfs",
+                     "--keep=20250101-000000", "--all", "prune"]
+    assert list_command(care) == [*BASE, "--json", "list"]
+    assert care.base() == BASE
