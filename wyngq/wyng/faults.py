@@ -1,8 +1,11 @@
 """What a failed Wyng run means, when its exit status alone misleads.
 
 - Destination full: Wyng's send dies with `BrokenPipeError` (status 1); the
-  cause, "No space left on device", is only in its debug log. A send records
-  its session only at the end, so the archive's earlier sessions are intact.
+  cause, "No space left on device", is only in its debug log (one path for the
+  whole machine, which the next Wyng run replaces), so the free space of a
+  `file:` destination is the main evidence. Wyng keeps what it finished (often
+  just the settings bundle) in a partial session; the earlier sessions are
+  intact.
 - Destination unreachable: status 5 with "Destination not ready to receive
   commands", after the line of the helper that failed (ssh, qvm-run).
 - Wyng missing: the program cannot be run at all.
@@ -42,8 +45,9 @@ def explain(dest: str, returncode: int, stderr: str, *, sending: bool) -> WyngEr
 def archive_full(dest: str, free: int | None, returncode: int) -> ArchiveFullError:
     where = f"{free // (1024 * 1024)} MiB free" if free is not None else "free space unknown from here"
     return ArchiveFullError(
-        f"the archive's destination is full ({where} at {dest}); this session was not recorded, "
-        "and the sessions already in the archive are intact",
+        f"the archive's destination is full ({where} at {dest}); this backup did not complete (Wyng keeps "
+        "only what it finished, e.g. the settings bundle, in a partial session), and the sessions already in "
+        "the archive are intact",
         wyng_rc=returncode,
         hint="free space there (e.g. `prune` old sessions) or move the archive to a larger disk, then back up again",
     )
