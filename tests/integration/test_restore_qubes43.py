@@ -48,6 +48,7 @@ def test_a_dvm_template_with_reserved_features_restores_cleanly(world: RestoreWo
     writes = feature_writes(world)
     assert not any(w[1] in RESERVED for w in writes)
     assert writes[-1] == ("dvm", "preload-dispvm-max", "2")  # after every other feature
+    assert result.menus  # the result says what became of the app menus (here: no qvm-appmenus)
 
 
 def test_preload_max_set_after_the_template_restored_with_it_supports_it(world: RestoreWorld) -> None:

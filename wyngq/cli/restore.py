@@ -138,6 +138,7 @@ def result_data(result: RestoreResult) -> dict[str, object]:
         "dry_run": result.dry_run, "refused": result.refused,
         "changed": result.changed, "summary": result.summary,
         "settings_source": result.plan.settings_source, "qubes": qubes, "warnings": list(result.warnings),
+        "menus": list(result.menus),
     }
     if result.code is not None:
         data["code"] = result.code
@@ -197,6 +198,8 @@ def show(out: Human, result: RestoreResult) -> None:
             out.say(f"      {outcome.hint}")
     for warning in result.warnings:
         out.say(f"warning: {warning}")
+    for note in result.menus:
+        out.say(f"note: {note}")
 
 
 def show_prefs(out: Human, result: RestoreResult) -> None:

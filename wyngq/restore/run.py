@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from wyngq import bundle, listing, volnames
 from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
-from wyngq.model import QubeSettings
+from wyngq.model import QubeClass, QubeSettings
 from wyngq.qubes.port import QubesPort
-from wyngq.restore import trust
+from wyngq.restore import menus, trust
 from wyngq.restore.apply import QubeOutcome, apply_plan
 from wyngq.restore.model import LiveSystem, RestorePlan, RestoreRequest, SessionData
 from wyngq.restore.plan import plan_restore
@@ -43,6 +43,7 @@ class RestoreResult:
     qubes: tuple[QubeOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
     interrupted: int | None = None  # the signal that stopped it part way
+    menus: tuple[str, ...] = ()  # what was done about the restored qubes' app menus (wyngq.restore.menus)
     prefs_failed: tuple[str, ...] = ()  # global preferences that could not be set
 
     @property
@@ -137,9 +138,10 @@ def run_restore(
     if plan.blocking or request.dry_run:
         return RestoreResult(session=plan.session, dry_run=request.dry_run, plan=plan, warnings=warnings)
     applied = apply_plan(plan, qubes, wyng, workdir, reporter)
+    notes = menus.refresh_menus(restored_for_menus(plan, applied.qubes, data)) if applied.interrupted is None else ()
     return RestoreResult(session=plan.session, dry_run=False, plan=plan, qubes=applied.qubes,
                          warnings=warnings + applied.warnings, interrupted=applied.interrupted,
-                         prefs_failed=applied.prefs_failed)
+                         prefs_failed=applied.prefs_failed, menus=notes)
 
 
 def across_sessions(
@@ -187,6 +189,18 @@ def across_sessions(
         sessions=dict(placement.sessions), prefs=session_prefs(bundles[prefs_from]),
     )
     return data, warnings
+
+
+def restored_for_menus(plan: RestorePlan, outcomes: tuple[QubeOutcome, ...], data: SessionData
+                       ) -> list[tuple[str, QubeClass, str | None]]:
+    """The qubes restored in full, with their class and GUI qube (wyngq.restore.menus)."""
+    done = {o.target for o in outcomes if o.ok}
+    result = []
+    for qube in plan.qubes:
+        if qube.changes and qube.target in done:
+            guivm = data.settings[qube.source].properties.get("guivm")
+            result.append((qube.target, qube.klass, guivm.value if guivm is not None else None))
+    return result
 
 
 def require_authenticated(archive: Archive) -> None:
