@@ -50,7 +50,8 @@ Deliberate differences from real Wyng:
     and never refuses;
   * a send is committed at its very end, so an interrupt or crash records
     nothing at all (real Wyng may keep the volumes it finished);
-  * `monitor` and `diff` exit 1 ("not implemented by the fake"); `add` adds the
+  * `monitor` only names the volumes (no snapshots to rotate); `diff` exits 1 ("not implemented
+    by the fake"); `add` adds the
     volume and then crashes (rc 1) like real 0.8 rc4; `arch-deduplicate` is a no-op.
 """
 
@@ -90,7 +91,7 @@ SESSION_FMT = "%Y%m%d-%H%M%S"
 ACTIONS = ("monitor", "version", "list", "receive", "verify", "diff", "arch-check", "add",
            "send", "prune", "delete", "rename", "arch-deduplicate", "arch-init")
 WRITE_ACTIONS = ("add", "send", "prune", "delete", "rename", "arch-deduplicate", "arch-init")
-NOT_IMPLEMENTED = ("monitor", "diff")
+NOT_IMPLEMENTED = ("diff",)
 # config keys real Wyng refuses to take from an .ini file
 CONF_BLOCKED = {"config", "debug", "force", "save-to", "session", "unattended", "volume-desc",
                 "tag", "all", "all-before", "vols-from", "import-other-from", "upgrade-format",
@@ -1103,6 +1104,13 @@ class FakeWyng:
                     raise KeyError(dv)
                 if not self.receive_volume(pool, dv, verify=False):
                     self.error_cache.append(dv)
+
+    def do_monitor(self) -> None:
+        """Real Wyng records each lvm_thin volume's deltas and rotates its snapshots;
+        the fake keeps no local snapshots, so it only goes through the volumes."""
+        for _pool, names in self.storagesets:
+            for name in names:
+                say(f"Volume '{name}': monitored")
 
     def do_verify(self) -> None:
         selected = self.selected

@@ -182,3 +182,26 @@ def test_a_broken_pipe_with_room_left_and_no_cause_stays_a_plain_wyng_failure(
     with pytest.raises(WyngError) as caught:
         backup(world, "work", wyng=broken)
     assert not isinstance(caught.value, ArchiveFullError)
+
+
+# -- Wyng's monitor for lvm_thin pools ------------------------------------------------------
+def test_monitor_goes_only_to_volumes_in_lvm_thin_pools(world: World, fake_wyng: FakeWyngFactory) -> None:
+    from wyngq.model import Pool, PoolDriver
+    from wyngq.monitor import run_monitor
+
+    world.qubes.add_pool(Pool("vm-pool", PoolDriver.LVM_THIN, "qubes_dom0/vm-pool"))
+    world.qubes.domains["vault"].volumes["private"].pool = "vm-pool"
+    world.qubes.domains["vault"].volumes["root"].pool = "vm-pool"
+    result = run_monitor(world.qubes, world.wyng(), BackupRequest(qubes=("work", "vault")), Recorder(),
+                         world.workdir)
+    assert result.volumes == ("vm-vault-private", "vm-vault-root")
+    assert result.skipped == ("appvms/work/private.img",)
+    call = next(c for c in fake_wyng.calls() if "monitor" in c["argv"])  # type: ignore[operator]
+    assert call["rc"] == 0 and call["argv"][-1] == "monitor"  # type: ignore[index]
+
+
+def test_monitor_without_lvm_thin_runs_no_wyng(world: World, fake_wyng: FakeWyngFactory) -> None:
+    from wyngq.monitor import run_monitor
+
+    result = run_monitor(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), Recorder(), world.workdir)
+    assert result.volumes == () and not any("monitor" in c["argv"] for c in fake_wyng.calls())  # type: ignore[operator]

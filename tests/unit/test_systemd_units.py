@@ -25,13 +25,13 @@ def exec_lines(name: str) -> list[list[str]]:
     return [shlex.split(line.replace("%i", "laptop")) for line in lines]
 
 
-def test_service_runs_backup_then_prune_unattended_for_the_profile() -> None:
+def test_service_runs_backup_monitor_then_prune_unattended_for_the_profile() -> None:
     commands = exec_lines("wyng-util-qubes-backup@.service")
-    assert [c[0] for c in commands] == ["/usr/bin/wyng-util-qubes"] * 2
+    assert [c[0] for c in commands] == ["/usr/bin/wyng-util-qubes"] * 3
     for argv in commands:
         args = build_parser().parse_args(argv[1:])
         assert args.profile == "laptop" and args.unattended and args.json and args.wait == 7200
-    assert [build_parser().parse_args(c[1:]).action for c in commands] == ["backup", "prune"]
+    assert [build_parser().parse_args(c[1:]).action for c in commands] == ["backup", "monitor", "prune"]
     assert unit("wyng-util-qubes-backup@.service")["Service"]["Type"] == "oneshot"
 
 

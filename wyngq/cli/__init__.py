@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
 from wyngq import client, qubes
-from wyngq.cli import backup, common, create, delete, jobstatus, listing, prune, restore, verify, version
+from wyngq.cli import backup, common, create, delete, jobstatus, listing, monitor, prune, restore, verify, version
 from wyngq.errors import Interrupted, WyngqError
 from wyngq.lock import operation_lock
 from wyngq.output import Human, JsonLines, log_to_stderr, report_error
@@ -31,6 +31,7 @@ ACTIONS: dict[str, ModuleType] = {
     "restore": restore,
     "verify": verify,
     "prune": prune,
+    "monitor": monitor,
     "delete": delete,
     "list": listing,
     "status": jobstatus,

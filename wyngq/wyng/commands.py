@@ -132,6 +132,11 @@ def send_command(
     return [*argv, "send"]
 
 
+def monitor_command(target: WyngTarget, local_from: str) -> list[str]:
+    """Record lvm_thin deltas of the volumes in `local_from` without sending (`monitor`)."""
+    return [*target.base(), f"--local-from={local_from}", "monitor"]
+
+
 def receive_to_file_command(target: WyngTarget, volume: str, session: str, path: str) -> list[str]:
     """Fetch one volume of one session into a plain file. Not `--quiet`: the
     header Wyng prints shows whether the archive is encrypted (Wyng.pin_encrypted)."""

@@ -114,6 +114,9 @@ class Wyng:
         )
         return self._run(argv, error_file=local_from + ".error", sending=True)
 
+    def monitor(self, *, local_from: str) -> WyngRun:
+        return self._run(commands.monitor_command(self.target, local_from), error_file=local_from + ".error")
+
     def receive(self, *, local_from: str, session: str, use_snapshot: bool = False) -> WyngRun:
         argv = commands.receive_command(self.target, local_from=local_from, session=session, use_snapshot=use_snapshot)
         return self._run(argv, error_file=local_from + ".error")
