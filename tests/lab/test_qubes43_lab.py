@@ -213,3 +213,12 @@ def test_backup_shutdown_backs_up_a_running_qube_and_starts_it_again(lab: Lab, t
     lab.app.domains.refresh_cache(force=True)
     assert lab.app.domains[app.name].is_running()
     assert not result.qubes[0].running  # backed up halted
+
+
+@pytest.mark.parametrize("dest", ["qubes://no-such-qube/archive", "ssh://nobody@127.0.0.1:1/archive"])
+def test_an_unreachable_destination_says_so(lab: Lab, dest: str) -> None:
+    from wyngq.errors import DestinationUnreachableError
+
+    with pytest.raises(DestinationUnreachableError) as caught:
+        Wyng(WyngTarget(lab.wyng, dest, lab.meta_dir)).catalog()
+    assert caught.value.code == "destination_unreachable" and dest in caught.value.message
