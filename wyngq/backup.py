@@ -182,6 +182,10 @@ class BackupResult:
 
     @property
     def changed(self) -> bool:
+        """Whether the archive got a session; in a dry run, whether the real run
+        would store one (Salt's test mode reports would-be changes as changes)."""
+        if self.dry_run:
+            return any(q.ok for q in self.qubes)
         return self.session is not None
 
     @property

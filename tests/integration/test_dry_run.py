@@ -75,7 +75,7 @@ def test_a_dry_run_leaves_the_archive_and_the_pools_byte_for_byte(
 
     assert watched(world, tmp_path) == before
     assert sends(log) == []
-    assert result.exit_code is ExitCode.OK and result.dry_run and not result.changed
+    assert result.exit_code is ExitCode.OK and result.dry_run and result.changed  # would change: Salt test mode
     assert [q.name for q in result.qubes if q.ok] == sorted(QUBES)
     by_name = {v.local_name: v for v in result.volumes}
     assert by_name["appvms/work/private.img"].incremental
