@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None, *, connect: Callable[[], QubesPort] 
     presenter: common.Presenter = JsonLines() if json_mode else Human()
     action = next((w for w in words if w in ACTIONS), "unknown")
     try:
-        args = build_parser().parse_args(words)
+        args = build_parser().parse_args(common.wait_words(words))
         action = args.action
         presenter = JsonLines(quiet=args.quiet) if json_mode else Human(verbose=args.verbose, quiet=args.quiet)
         _configure_logging(args.verbose)

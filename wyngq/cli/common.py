@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,8 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group = parser.add_argument_group("archive and output")
     group.add_argument("--dest", default=default(None), help="archive URL (file:, ssh://, qubes://, qubes-ssh://)")
     group.add_argument("--profile", default=default(None), help="use the dom0 profile NAME")
-    group.add_argument("--wyng", default=default(None), help="path to the wyng program")
+    group.add_argument("--wyng", default=default(None),
+                       help="the wyng program (default: the profile's `wyng`, else `wyng` on PATH)")
     group.add_argument("--meta-dir", default=default(None), help="Wyng's metadata directory")
     group.add_argument("--passphrase-file", default=default(None), help="read the passphrase from a root-only file")
     group.add_argument("--json", action="store_true", default=default(False),
@@ -60,7 +61,30 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("-v", "--verbose", action="count", default=default(0), help="show more (twice: debug logs)")
     group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="show only the result")
     group.add_argument("--wait", nargs="?", type=_seconds, const=math.inf, default=default(None), metavar="SECONDS",
-                       help="if another operation is running, wait for it (for at most SECONDS)")
+                       help="if another operation is running, wait for it (as --wait=SECONDS: for at most SECONDS)")
+    group.add_argument("--remote", action="store_true", default=default(False),
+                       help="forward to dom0 over qrexec (the default in a qube; see --remote --help)")
+
+
+def wait_words(words: Sequence[str]) -> list[str]:
+    """`--wait` takes its value only as `--wait=SECONDS` or as a number right
+    after it, as other tools do, so that `--wait list` waits and lists rather
+    than reading `list` as the number of seconds."""
+    out = list(words)
+    for index, word in enumerate(out):
+        if word == "--":
+            break
+        if word == "--wait" and (index + 1 == len(out) or not _is_number(out[index + 1])):
+            out[index] = "--wait=inf"
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
