@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -65,12 +66,10 @@ def main(argv: Sequence[str] | None = None, *, connect: Callable[[], QubesPort] 
         module = ACTIONS[action]
         if not module.NEEDS_ARCHIVE:
             return int(module.run(args, presenter))
-        with (
-            _signals_as_exceptions(),
-            operation_lock(action, wait=args.wait),
-            tempfile.TemporaryDirectory(prefix="wyngq-") as workdir,
-        ):
-            return int(module.run(args, common.resolve_context(args, workdir, connect), presenter))
+        with _signals_as_exceptions(), tempfile.TemporaryDirectory(prefix="wyngq-") as workdir:
+            # the lock is taken by common.with_wyng, after any passphrase is in hand
+            lock = functools.partial(operation_lock, action, wait=args.wait)
+            return int(module.run(args, common.resolve_context(args, workdir, connect, lock), presenter))
     except WyngqError as err:
         return report_error(presenter, action, err)
     except Exception as err:  # a bug: the result line still comes, the traceback goes to stderr

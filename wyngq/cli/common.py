@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,10 +99,15 @@ class Context:
     can_prompt: bool
     workdir: str
     connect: Callable[[], QubesPort]  # the Qubes adapter; tests pass a fake
+    # the operation lock (wyngq.lock), taken by with_wyng once nobody is being asked anything
+    lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
 
 
 def resolve_context(
-    args: argparse.Namespace, workdir: str, connect: Callable[[], QubesPort] = qubes.connect
+    args: argparse.Namespace,
+    workdir: str,
+    connect: Callable[[], QubesPort] = qubes.connect,
+    lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> Context:
     profile = load_profile(args.profile) if args.profile else None
     if args.dest and profile is not None:
@@ -123,6 +130,7 @@ def resolve_context(
         can_prompt=not args.unattended and sys.stdin.isatty(),
         workdir=workdir,
         connect=connect,
+        lock=lock,
     )
 
 
@@ -133,16 +141,31 @@ def with_wyng(context: Context, work: Callable[[Wyng], Any], *, new_archive: boo
     none) and ask on the terminal only when the archive wants one. An
     authentication failure happens at the first Wyng call, before any change,
     so running `work` again is safe.
+
+    The operation lock is held only while `work` runs, never while a person is
+    asked (the passphrase source, which may be a vault qube asking its user,
+    comes first; a prompt after a refused try happens with the lock released),
+    so a waiting prompt never makes a scheduled backup fail as busy.
     """
     secret = passphrase.from_source(context.passphrase_source, context.profile.name if context.profile else "")
-    if secret is None and new_archive and context.can_prompt:
+    if secret is None and new_archive:
+        if not context.can_prompt:
+            raise UsageError(
+                "a new encrypted archive needs a passphrase, and there is neither a terminal to ask on "
+                "nor a passphrase source",
+                hint="give --passphrase-file=FILE or a profile [passphrase] source, run it on a terminal, "
+                     "or pass --encrypt=off",
+            )
         secret = _prompt_new()
     try:
-        return work(Wyng(context.target, passphrase=secret))
+        with context.lock():
+            return work(Wyng(context.target, passphrase=secret))
     except AuthError:
         if secret is not None or not context.can_prompt:
             raise
-    return work(Wyng(context.target, passphrase=passphrase.prompt()))
+    secret = passphrase.prompt()
+    with context.lock():
+        return work(Wyng(context.target, passphrase=secret))
 
 
 def _prompt_new() -> Secret:
