@@ -234,7 +234,8 @@ def select_qubes(
         raise UsageError("dom0 is never backed up by wyng-util-qubes", hint="leave dom0 out of the list")
     unknown = sorted(set(request.qubes) - set(listed))
     if unknown:
-        raise UsageError(f"no such qube: {', '.join(unknown)}", hint="check the names with qvm-ls")
+        raise UsageError(f"no such qube: {', '.join(unknown)}",
+                         hint="check the names with qvm-ls (qubes of a class wyngq does not know are left out)")
     chosen = set(request.qubes)
     if request.include_flagged:
         chosen |= {name for name in listed if flagged(name)}
@@ -374,6 +375,7 @@ def _run_backup(
         volumes=[v.local_name for v in plan.volumes],
         running=list(plan.running),
         dry_run=request.dry_run,
+        sizes={v.local_name: v.size for v in plan.volumes},
     )
 
     settings = [qubes.settings(n) for n in plan.qubes]
@@ -390,7 +392,9 @@ def _run_backup(
 
     _wait_for_new_second(known.newest)
     started = session_id_now()
-    wyng.on_output = wyng_progress(reporter, lambda v: {"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
+    sizes = {v.local_name: v.size for v in plan.volumes} | {v.archive_name: v.size for v in plan.volumes}
+    wyng.on_output = wyng_progress(reporter, lambda v: ({"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
+                                   | ({"size": sizes[v]} if v in sizes else {}))
     try:
         sent = wyng.send(
             local_from=local_from,
