@@ -313,3 +313,18 @@ def test_stall_timeout_defaults_to_an_hour_and_zero_means_never(tmp_path: Path) 
     assert parse_profile("a", {"dest": "file:/x"}).stall_timeout == 3600.0
     assert parse_profile("a", {"dest": "file:/x", "stall_timeout": 600}).stall_timeout == 600.0
     assert parse_profile("a", {"dest": "file:/x", "stall_timeout": 0}).stall_timeout is None
+
+
+def test_the_example_profile_loads_with_each_passphrase_source(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+    from wyngq.profile import load_profile
+
+    text = (ROOT / "wyngq" / "data" / "wyng-util-qubes.example.toml").read_text(encoding="utf-8")
+    (tmp_path / "example.toml").write_text(text)
+    assert load_profile("example", str(tmp_path)).passphrase.file == "/etc/wyng-util-qubes/laptop.pass"
+    for line, check in (('# qube = "vault"', lambda s: s.qube == "vault"),
+                        ('# command = ["/usr/local/bin/get-wyng-passphrase", "laptop"]',
+                         lambda s: s.command == ("/usr/local/bin/get-wyng-passphrase", "laptop"))):
+        variant = text.replace('file = "/etc/wyng-util-qubes/laptop.pass"\n', "").replace(line, line[2:])
+        (tmp_path / "variant.toml").write_text(variant)
+        assert check(load_profile("variant", str(tmp_path)).passphrase)
