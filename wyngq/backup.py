@@ -349,6 +349,7 @@ def _run_backup(
         return loaded[name]
 
     names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
+    opened = known is None
     if known is None:
         reporter.event("opening", dest=wyng.target.dest)  # Wyng derives the key first: seconds of silence
         known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
@@ -391,6 +392,8 @@ def _run_backup(
         return dry_run_result(plan, schedule, _dom0_outcomes(streams, set(), {}))
 
     _wait_for_new_second(known.newest)
+    if not opened:
+        reporter.event("opening", dest=wyng.target.dest)
     started = session_id_now()
     sizes = {v.local_name: v.size for v in plan.volumes} | {v.archive_name: v.size for v in plan.volumes}
     wyng.on_output = wyng_progress(reporter, lambda v: ({"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})

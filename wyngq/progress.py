@@ -66,10 +66,13 @@ class ProgressBoard:
         self.current = None
         if not vol.size:
             return f"{vol.label}  done in {_duration(elapsed)}"
-        return f"{vol.label}  {_bytes(vol.size)} in {_duration(elapsed)} ({_rate(vol.size, elapsed)})"
+        text = f"{vol.label}  {_bytes(vol.size)} in {_duration(elapsed)}"
+        # under half a second Wyng found nothing to read (an unchanged or empty volume): no rate
+        return text + (f" ({_rate(vol.size, elapsed)})" if elapsed >= 0.5 else "")
 
     def line(self) -> str:
-        """`LABEL  45%  230.4/512.0 MiB  180 MiB/s  0:02 left  | all 35%  900.0/2560.0 MiB  0:09 left`."""
+        """`LABEL  45%  230/512 MiB  180 MiB/s  0:02 left  | all 35%, 0:09 left` (short enough
+        for a terminal line beside a volume name)."""
         vol = self.current
         if vol is None:
             return ""
@@ -83,7 +86,7 @@ class ProgressBoard:
         if total and self.first_start is not None and len(self.sizes) > 1:
             done = min(total, self.finished + vol.done)
             elapsed = now - self.first_start
-            parts += [f"| all {done * 100 // total}%", _pair(done, total), _left(total - done, done, elapsed)]
+            parts.append(f"| all {done * 100 // total}%, {_left(total - done, done, elapsed)}")
         return "  ".join(p for p in parts if p)
 
 
@@ -101,7 +104,8 @@ def _rate(count: int, elapsed: float) -> str:
 
 def _pair(done: int, total: int) -> str:
     unit, scale = ("GiB", 1024 * MiB) if total >= 10 * 1024 * MiB else ("MiB", MiB)
-    return f"{done / scale:.1f}/{total / scale:.1f} {unit}"
+    digits = 1 if total / scale < 100 else 0
+    return f"{done / scale:.{digits}f}/{total / scale:.{digits}f} {unit}"
 
 
 def _bytes(count: int) -> str:
