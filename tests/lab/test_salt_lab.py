@@ -255,7 +255,7 @@ def test_salt_test_mode_changes_nothing_and_due_is_per_archive(lab: Lab, minion:
         [tpl.name, app.name]), other
 
     # the plain `cmd.run` recipe with `stateful`: test mode reports result None with the would-be changes
-    command = f"{sys.executable} -m wyngq --json --quiet --unattended --profile=other backup"
+    command = f"{sys.executable} -m wyngq --json --quiet --unattended --profile=other backup --max-age=20h"
     recipe = (f"other-backup:\n  cmd.run:\n    - name: {command}\n    - env:\n"
               f"      - WYNGQ_PROFILE_DIR: {minion.profiles}\n    - stateful:\n"
               f"      - test_name: {command} --dry-run\n")
