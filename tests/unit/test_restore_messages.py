@@ -38,5 +38,5 @@ def test_a_refused_conflict_is_not_shown_as_a_skip() -> None:
                                                QubePlan("vault", "vault", QubeClass.APP, Action.SKIP, (skipped,))),
                        ())
     lines = shown(RestoreResult(SESSION, False, plan))
-    assert lines[1].split() == ["work", "AppVM", "REFUSED"]
-    assert lines[3].split() == ["vault", "AppVM", "skip"]
+    assert lines[1].split() == ["work", "AppVM", SESSION, "REFUSED"]
+    assert lines[3].split() == ["vault", "AppVM", SESSION, "skip"]
