@@ -4,10 +4,17 @@ docs/architecture.md: all selected volumes of all pools go to Wyng in ONE `send`
 settings bundle in the same session, so data and settings share a session id.
 After the send the archive is listed again and every planned volume must be in
 the new session: Wyng can exit 0 without doing the work (docs/facts.md).
+
+A dry run plans from the archive record or the catalogue (`wyng --json list`
+only reads) and checks that each volume's file is there; it never runs
+`wyng send --dry-run`, which adds volumes to the archive, rewrites its
+`archive.ini` and leaves snapshot files in the pools, and which fails on a
+volume Wyng has no snapshot of yet (after a restore: docs/everyday.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +33,7 @@ from wyngq.model import Pool, PoolDriver, PropertyValue, Qube, QubeClass, QubeSe
 from wyngq.profile import Profile
 from wyngq.qubes.port import QubesPort
 from wyngq.restore import prefs
+from wyngq.schedule import QubeDue, due_qubes
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.known import KnownArchive, KnownArchives
 from wyngq.wyng.runner import Wyng
@@ -50,6 +58,7 @@ class BackupRequest:
     shutdown: bool = False  # shut down the selected running qubes first, start them again after
     shutdown_dependants: bool = False  # ... and the running qubes that depend on them
     tags: tuple[str, ...] = ()  # session tags besides "qubes" (profile [backup] tags)
+    max_age: int | None = None  # only qubes with no session in this archive younger than this (seconds)
 
 
 def request_for_profile(
@@ -67,6 +76,7 @@ def request_for_profile(
     dom0_config: bool | None = None,
     shutdown: bool = False,
     shutdown_dependants: bool = False,
+    max_age: int | None = None,
 ) -> BackupRequest:
     """The caller's choices first (None: not chosen), then the profile's; named
     qubes replace the profile's selection rather than adding to it. Names must
@@ -86,6 +96,7 @@ def request_for_profile(
             defaults and defaults.check_after_send
         ),
         dry_run=dry_run,
+        max_age=max_age,
         dom0=dom0_request(profile, home=dom0_home, home_dir=dom0_home_dir, config=dom0_config),
         shutdown=shutdown or shutdown_dependants,
         shutdown_dependants=shutdown_dependants,
@@ -113,6 +124,17 @@ class PlannedVolume:
     pool_path: str
     local_name: str
     archive_name: str  # the name Wyng finds it under now (differs when aliasing)
+    # derived from the fields above and the pool, for dry runs and progress; not part of equality
+    driver: PoolDriver = field(default=PoolDriver.FILE_REFLINK, compare=False)
+    size: int = field(default=0, compare=False)
+    incremental: bool = field(default=False, compare=False)  # the archive has it already (else read in full)
+
+    def local_path(self) -> str:
+        """The file or device Wyng reads: `POOLDIR/NAME` for file-reflink,
+        `/dev/VG/NAME` for lvm_thin (pool path `VG/THINPOOL`)."""
+        if self.driver is PoolDriver.LVM_THIN:
+            return f"/dev/{self.pool_path.split('/')[0]}/{self.local_name}"
+        return os.path.join(self.pool_path, self.local_name)
 
 
 @dataclass(frozen=True)
@@ -174,17 +196,31 @@ class BackupResult:
     dom0: tuple[Dom0Outcome, ...] = ()
     shut_down: tuple[str, ...] = ()  # --shutdown: the qubes stopped for the backup
     restarted: tuple[str, ...] = ()  # ... and those started again
+    # with a maximum age: every selected qube, its last session in this archive, and whether it is due
+    schedule: tuple[QubeDue, ...] = ()
+    volumes: tuple[PlannedVolume, ...] = ()  # a dry run's plan
 
     @property
     def changed(self) -> bool:
+        """Whether the archive got a session; in a dry run, whether the real run
+        would store one (Salt's test mode reports would-be changes as changes)."""
+        if self.dry_run:
+            return any(q.ok for q in self.qubes)
         return self.session is not None
+
+    @property
+    def due(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.schedule if e.due)
 
     @property
     def summary(self) -> str:
         done = [q.name for q in self.qubes if q.ok]
         failed = [q.name for q in self.qubes if not q.ok]
+        if self.schedule and not self.qubes:
+            return f"nothing due: {len(self.schedule)} qube(s) have a recent session in this archive"
         if self.dry_run:
-            return f"dry run: would back up {', '.join(done)}"
+            text = f"dry run: would back up {', '.join(done) or 'nothing'}"
+            return text + (f"; would FAIL: {', '.join(failed)}" if failed else "")
         done += [f"dom0 {d.item}" for d in self.dom0 if d.ok]
         failed += [f"dom0 {d.item}" for d in self.dom0 if not d.ok]
         text = f"session {self.session}: backed up {', '.join(done) or 'nothing'}"
@@ -218,7 +254,8 @@ def select_qubes(
         raise UsageError("dom0 is never backed up by wyng-util-qubes", hint="leave dom0 out of the list")
     unknown = sorted(set(request.qubes) - set(listed))
     if unknown:
-        raise UsageError(f"no such qube: {', '.join(unknown)}", hint="check the names with qvm-ls")
+        raise UsageError(f"no such qube: {', '.join(unknown)}",
+                         hint="check the names with qvm-ls (qubes of a class wyngq does not know are left out)")
     chosen = set(request.qubes)
     if request.include_flagged:
         chosen |= {name for name in listed if flagged(name)}
@@ -262,7 +299,8 @@ def plan_backup(qubes: Sequence[Qube], pools: Mapping[str, Pool], known: Collect
                 alias = volnames.convert(local, other, qube.klass is QubeClass.TEMPLATE)
                 if alias is not None and alias in known:
                     archived = alias  # Wyng renames it to `local` and sends incrementally
-            volumes.append(PlannedVolume(qube.name, kind, pool.wyng_path, local, archived))
+            volumes.append(PlannedVolume(qube.name, kind, pool.wyng_path, local, archived, driver, vol.size,
+                                         archived in known))
     if unsupported:
         raise ConfigError(
             "these volumes are in pools Wyng cannot back up: " + ", ".join(unsupported),
@@ -368,12 +406,23 @@ def _run_backup(
     selected: list[Qube],
 ) -> BackupResult:
     known = known_archives.get(wyng.target) if known_archives is not None else None
-    check_live_volumes(selected)
-    pools = qubes.pools()
+    opened = known is None
     if known is None:
+        reporter.event("opening", dest=wyng.target.dest)  # Wyng derives the key first: seconds of silence
         known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
         if known_archives is not None:
             known_archives.put(wyng.target, known)
+    schedule: tuple[QubeDue, ...] = ()
+    if request.max_age is not None:
+        names = tuple(q.name for q in selected)
+        disposable = {q.name for q in selected if not q.klass.backed_up_volumes}
+        schedule = due_qubes(names, disposable, known.last, request.max_age, time.time())
+        due = {e.name for e in schedule if e.due}
+        selected = [q for q in selected if q.name in due]
+        if not selected:
+            return BackupResult(session=None, dry_run=request.dry_run, qubes=(), schedule=schedule)
+    check_live_volumes(selected)
+    pools = qubes.pools()
     plan = plan_backup(selected, pools, known.volumes)
     if not plan.volumes:
         raise UsageError(
@@ -387,6 +436,7 @@ def _run_backup(
         volumes=[v.local_name for v in plan.volumes],
         running=list(plan.running),
         dry_run=request.dry_run,
+        sizes={v.local_name: v.size for v in plan.volumes},
     )
 
     settings, unreadable = read_settings(qubes, plan.qubes)
@@ -401,10 +451,17 @@ def _run_backup(
     with open(local_from, "w", encoding="utf-8") as handle:
         json.dump(plan.local_from(), handle)
     streams = _dom0_streams(request.dom0, wyng, spool, reporter)
+    if request.dry_run:
+        result = dry_run_result(plan, schedule, _dom0_outcomes(streams, set(), {}))
+        return replace(result, qubes=result.qubes + _unreadable(unreadable))
 
     _wait_for_new_second(known.newest)
+    if not opened:
+        reporter.event("opening", dest=wyng.target.dest)
     started = session_id_now()
-    wyng.on_output = wyng_progress(reporter, lambda v: {"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
+    sizes = {v.local_name: v.size for v in plan.volumes} | {v.archive_name: v.size for v in plan.volumes}
+    wyng.on_output = wyng_progress(reporter, lambda v: ({"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
+                                   | ({"size": sizes[v]} if v in sizes else {}))
     try:
         sent = wyng.send(
             local_from=local_from,
@@ -412,19 +469,15 @@ def _run_backup(
             tags=(TAG, *request.tags),
             dedup=request.dedup,
             autoprune=request.autoprune,
-            dry_run=request.dry_run,
             other_imports=[(s.volume, s.path) for s in streams],
         )
         failed_by_wyng = {plan.volume_owner(v) or v for v in sent.failed_volumes}
-        if request.dry_run:
-            outcomes = _outcomes(plan, failed_by_wyng, {}) + _unreadable(unreadable)
-            return BackupResult(session=None, dry_run=True, qubes=outcomes, dom0=_dom0_outcomes(streams, set(), {}))
         session, missing = _confirm_session(wyng, known.sessions, plan, sent.stdout, started,
                                             extra=[s.volume for s in streams])
     except BaseException:
         # a send that stopped may have renamed volumes already (Wyng writes that first):
         # the next backup reads the catalogue instead of trusting the record
-        if known_archives is not None and not request.dry_run:
+        if known_archives is not None:
             known_archives.forget(wyng.target)
         raise
     outcomes = _outcomes(plan, failed_by_wyng, missing)
@@ -433,7 +486,7 @@ def _run_backup(
         if all(outcome.ok for outcome in outcomes) and all(item.ok for item in dom0):
             known_archives.put(wyng.target, known.with_session(
                 session, [*plan.sent_names(), volnames.METADATA_VOLUME, *(d.volume for d in dom0)],
-                renamed=plan.renamed_names()))
+                renamed=plan.renamed_names(), qubes=plan.qubes))
         else:  # perhaps the record misled the plan (wyngq.wyng.known): the next backup reads the catalogue
             known_archives.forget(wyng.target)
 
@@ -454,7 +507,7 @@ def _run_backup(
                 except Exception as err:
                     warnings.append(f"could not set backup_timestamp of {outcome.name}: {err}")
     return BackupResult(session=session, dry_run=False, qubes=outcomes + _unreadable(unreadable), check=check,
-                        warnings=tuple(warnings), dom0=dom0)
+                        warnings=tuple(warnings), dom0=dom0, schedule=schedule)
 
 
 def read_settings(qubes: QubesPort, names: Sequence[str]) -> tuple[list[QubeSettings], dict[str, str]]:
@@ -504,6 +557,23 @@ def _global_prefs(qubes: QubesPort) -> dict[str, PropertyValue] | None:
     except QubesError as err:
         log.warning("dom0's global preferences are not recorded in this backup: %s", err.message)
         return None
+
+
+def dry_run_result(plan: BackupPlan, schedule: tuple[QubeDue, ...] = (),
+                   dom0: tuple[Dom0Outcome, ...] = ()) -> BackupResult:
+    """What a send of `plan` would do, without Wyng: a qube whose volume file is
+    missing would fail (Wyng only warns and records nothing for it)."""
+    missing: dict[str, list[str]] = {}
+    for vol in plan.volumes:
+        if not os.path.exists(vol.local_path()):
+            missing.setdefault(vol.qube, []).append(vol.local_path())
+    outcomes = tuple(
+        dataclasses.replace(q, error="its volume file is missing: " + ", ".join(missing[q.name]))
+        if q.name in missing else q
+        for q in _outcomes(plan, set(), missing)
+    )
+    return BackupResult(session=None, dry_run=True, qubes=outcomes, schedule=schedule, volumes=plan.volumes,
+                        dom0=dom0)
 
 
 def sent_volumes(stdout: str) -> tuple[str | None, set[str]]:

@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -168,7 +169,16 @@ def forward(action: str, data: bytes, presenter: JsonLines | Human, *, executabl
             else:
                 presenter.event(kind, **document)
 
-    done = process.run([executable, "@adminvm", f"{SERVICE}+{action}"], stdin=data, on_stdout_line=on_line)
+    try:
+        done = process.run([executable, "@adminvm", f"{SERVICE}+{action}"], stdin=data, on_stdout_line=on_line)
+    except ConfigError as err:
+        if shutil.which(executable) is not None:
+            raise
+        raise ConfigError(
+            f"{executable} not found: this qube cannot call dom0 over qrexec",
+            hint="it comes with the package qubes-core-qrexec-vm (Fedora) or qubes-core-qrexec (Debian): "
+                 "install it in this qube's template, or run wyng-util-qubes in dom0",
+        ) from err
     if done.returncode < 0:
         raise Interrupted(-done.returncode)
     if not results:

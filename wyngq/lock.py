@@ -52,7 +52,7 @@ def operation_lock(action: str, *, wait: float | None = None, path: str | None =
                 if time.monotonic() >= deadline:
                     raise BusyError(
                         f"another wyng-util-qubes operation is running ({_holder(fd)})",
-                        hint="wait for it to finish, or pass --wait[=SECONDS]",
+                        hint="wait for it to finish, or pass --wait (or --wait=SECONDS)",
                     ) from None
                 time.sleep(POLL_SECONDS)
         record = json.dumps({"pid": os.getpid(), "action": action, "since": int(time.time())}).encode()

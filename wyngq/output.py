@@ -17,11 +17,14 @@ import datetime
 import enum
 import json
 import logging
+import shutil
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from wyngq.errors import ExitCode, Interrupted, WyngqError
+from wyngq.progress import ProgressBoard
 
 
 def shown(value: object) -> str:
@@ -166,10 +169,14 @@ def _code_name(exit_code: int) -> str:
 class Human:
     """Reporter and presenter for people at a terminal."""
 
-    def __init__(self, stream: IO[str] | None = None, verbose: int = 0, quiet: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None, verbose: int = 0, quiet: bool = False,
+                 clock: Callable[[], float] = time.monotonic, live: bool | None = None) -> None:
         self.stream = stream or sys.stdout
         self.verbose = verbose
         self.quiet = quiet
+        self.board = ProgressBoard(clock)
+        self.live = self.stream.isatty() if live is None else live  # redraw one line with \r
+        self._shown = 0  # length of the line being redrawn
 
     def say(self, text: str = "") -> None:
         try:
@@ -192,25 +199,46 @@ class Human:
             running = _words(fields.get("running"))
             if running:
                 self.say("Running, so their state at their last start is saved: " + ", ".join(running))
+            sizes = fields.get("sizes")
+            if isinstance(sizes, Mapping):
+                self.board.plan({str(k): int(v) for k, v in sizes.items() if isinstance(v, int)})
+        elif type == "opening":
+            self.say("Opening the archive (Wyng derives the key first: a few seconds)...")
         elif type == "volume":
             self._volume(fields)
         elif self.verbose:
             self.say(f"[{type}] " + ", ".join(f"{k}={v}" for k, v in fields.items()))
 
     def _volume(self, fields: Mapping[str, object]) -> None:
-        """One line per volume; on a terminal it is redrawn as Wyng progresses."""
+        """One line per volume; on a terminal it is redrawn as Wyng progresses, with
+        bytes done, rate and time left (wyngq.progress), and ends with its size and time."""
         owner = f"{fields['qube']}: " if fields.get("qube") else ""
         label = f"  {owner}{fields.get('volume')}"
         state = fields.get("state")
-        live = self.stream.isatty()
+        size = fields.get("size")
         if state == "started":
-            self._write(f"{label}" if live else f"{label}\n")
-        elif state == "progress" and live:
-            self._write(f"\r{label}  {fields.get('percent')}%")
-        elif state == "done" and live:
-            self._write(f"\r{label}  done\n")
+            line = self.board.start(str(fields.get("volume")), label, size if isinstance(size, int) else None)
+            self._redraw(line) if self.live else self.say(label)
+        elif state == "progress":
+            percent = fields.get("percent")
+            line = self.board.advance(percent if isinstance(percent, int) else 0)
+            if self.live:
+                self._redraw(line)
+        elif state == "done":
+            line = self.board.finish()
+            if self.live:
+                self._redraw(line)
+                self._write("\n")
+                self._shown = 0
         elif state == "deleted":
             self.say(f"{label}  deleted")
+
+    def _redraw(self, line: str) -> None:
+        """Draw `line` over the one shown, padded so that nothing of a longer one stays,
+        and cut to the terminal's width (a wrapped line could not be redrawn)."""
+        line = line[: max(20, shutil.get_terminal_size().columns - 1)]
+        self._write("\r" + line.ljust(self._shown))
+        self._shown = len(line)
 
     def _write(self, text: str) -> None:
         try:

@@ -58,6 +58,7 @@ from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT, ArchiveCare
 PROFILE_DIR = "/etc/wyng-util-qubes/profiles"
 PROFILE_DIR_ENV = "WYNGQ_PROFILE_DIR"
 _PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+PROFILE_NAME_RULE = "1-64 characters: lower-case letters, digits, '_', '.', '-', starting with a letter or digit"
 AUTOPRUNE_MODES = ("off", "on", "full")
 RPC_ACTIONS = ("list", "backup", "restore", "verify", "prune", "status")
 CONFLICT_POLICIES = ("fail", "skip", "replace", "rename")
@@ -168,7 +169,7 @@ def load_profile(name: str, directory: str | None = None) -> Profile:
     """Return the profile called `name`; raise UsageError for a bad name and
     ConfigError for a missing or invalid file."""
     if not is_profile_name(name):
-        raise UsageError(f"invalid profile name {name!r}", hint="use lower-case letters, digits, '_', '.', '-'")
+        raise UsageError(f"invalid profile name {name!r}", hint=f"a profile name is {PROFILE_NAME_RULE}")
     path = os.path.join(directory or profile_dir(), f"{name}.toml")
     try:
         with open(path, "rb") as handle:

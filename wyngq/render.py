@@ -8,8 +8,14 @@ from wyngq.output import Human, format_time, shown
 
 
 def backup(out: Human, result: BackupResult) -> None:
+    if result.schedule:
+        _schedule(out, result)
+        if not result.qubes:
+            out.say("Nothing is due.")
+            return
     if result.dry_run:
-        out.say("Dry run: nothing was stored and no qube was changed.")
+        out.say("Dry run: nothing was stored and nothing changed, in the archive, the pools or the qubes.")
+        _dry_run_volumes(out, result)
     else:
         out.say(f"Session {result.session}:")
     for qube in result.qubes:
@@ -29,8 +35,40 @@ def backup(out: Human, result: BackupResult) -> None:
     if result.check is not None:
         out.say(f"Archive check of the new session: {result.check}")
     failed = [q.name for q in result.qubes if not q.ok]
-    if failed:
+    if failed and not result.dry_run:
         out.say(f"Not backed up: {', '.join(failed)}. Their backup_timestamp was left unchanged.")
+
+
+def _schedule(out: Human, result: BackupResult) -> None:
+    out.say("Last session in this archive:")
+    for entry in result.schedule:
+        when = f"{entry.last_session} ({_age(entry.age)} ago)" if entry.age is not None else "none"
+        out.say(f"  {entry.name:<32} {when}{'  due' if entry.due else ''}")
+
+
+def _dry_run_volumes(out: Human, result: BackupResult) -> None:
+    total = sum(v.size for v in result.volumes)
+    out.say(f"Would send {len(result.volumes)} volume(s), {_size(total)} to read:")
+    for vol in result.volumes:
+        how = "changes since the last session" if vol.incremental else "all of it (new in this archive)"
+        out.say(f"  {vol.qube}: {vol.local_name}  {_size(vol.size)}, {how}")
+
+
+def _size(count: int) -> str:
+    value, unit = float(count), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def _age(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
 
 
 def listing(out: Human, result: ListResult) -> None:

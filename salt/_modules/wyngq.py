@@ -13,12 +13,9 @@ are the public contract users and the qrexec service rely on, so Salt gets
 the same behaviour and the same tests; a long Wyng run, its lock, its signal
 handling and its logging stay out of the minion process; and Salt's own Python
 (a venv, or the onedir build of Salt 3006+) need not be able to import wyngq
-or qubesadmin. The one exception is `due`, the cheap question the state asks on
-every run ("which of the profile's qubes have no backup younger than
-max_age?"): there is no Wyng-free command for it yet (`backup --dry-run` runs
-Wyng's full read of the data), so it loads the profile and applies the
-engine's own selection (wyngq.backup) in-process, with the qubes' facts from
-one ``qvm-ls`` call.
+or qubesadmin. `due`, the question the state asks on every run, is
+``backup --dry-run --max-age``: it plans from wyngq's record of the archive and
+calls no Wyng when the record is there. `present` is one ``qvm-ls``.
 
 Configuration (minion config or pillar, read with ``config.get``):
 ``wyngq:command`` the command to run (default ``wyng-util-qubes``; a list or a
@@ -32,7 +29,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 from typing import Any
 
 __virtualname__ = "wyngq"
@@ -67,8 +63,9 @@ def backup(
 ) -> dict[str, Any]:
     """Back up the profile's qubes, or only ``qubes`` (which replace its selection).
 
-    ``test=True`` (or Salt's test mode) runs ``backup --dry-run``: Wyng reads the
-    data and nothing is stored. ``events=True`` adds the progress events.
+    ``test=True`` (or Salt's test mode) runs ``backup --dry-run``: the plan (each
+    qube's volumes, whether each goes in full or as changes), and nothing changes
+    in the archive, the pools or the qubes. ``events=True`` adds the progress events.
 
     CLI Example: ``salt-call wyngq.backup laptop qubes=work,personal test=True``
     """
@@ -183,67 +180,56 @@ def run(action: str, profile: str | None = None, args: list[str] | str | None = 
     return _run_cli(action, profile, [action, *extra])
 
 
-# -- the state's question ---------------------------------------------------------------
-def due(profile: str, max_age: int | float | str = "1d", qubes: list[str] | str | None = None) -> dict[str, Any]:
-    """Which of the profile's qubes (or of ``qubes``) have no backup younger than ``max_age``.
+# -- the state's questions --------------------------------------------------------------
+def due(
+    profile: str,
+    max_age: int | float | str = "1d",
+    qubes: list[str] | str | None = None,
+    exclude: list[str] | str | None = None,
+) -> dict[str, Any]:
+    """Which of the profile's qubes (or of ``qubes``) have no session in the
+    profile's archive younger than ``max_age``, and what a backup of them would do.
 
-    Uses each qube's ``backup_timestamp`` (set by every successful backup, ours
-    or qvm-backup's); a qube that never had one is due. Runs no Wyng. ``max_age``
-    is seconds or a duration such as ``12h``, ``1d``, ``1w2d``. Returns the
-    result object with ``due`` (names, sorted) and ``qubes``: one entry per
-    selected qube with ``backup_timestamp``, ``last_backup`` (local time),
-    ``age`` (seconds) and ``due``.
+    Runs ``backup --dry-run --max-age=SECONDS``: each qube's last session in
+    that archive comes from wyngq's record of it (no Wyng call), rebuilt from
+    the archive's catalogue when missing (one Wyng ``list``, which needs the
+    profile's passphrase source). Nothing is stored or changed. ``max_age`` is
+    seconds or a duration such as ``12h``, ``1d``, ``1w2d``. Returns the
+    command's result with ``due`` (names) and ``schedule``: one entry per
+    selected qube with ``last_session``, ``last_backup`` (local time), ``age``
+    (seconds) and ``due``; ``qubes`` and ``volumes`` are the dry run's plan for
+    the due ones.
 
     CLI Example: ``salt-call wyngq.due laptop max_age=1d``
     """
     try:
         seconds = parse_age(max_age)
         names = _qube_names(qubes, "qubes")
+        excluded = _qube_names(exclude, "exclude")
     except ValueError as err:
         return _failure("due", EXIT_USAGE, "usage", str(err))
+    args = ["backup", "--dry-run", f"--max-age={seconds}", *[f"--exclude={name}" for name in excluded]]
+    result = _run_cli("backup", profile, [*args, "--", *names])
+    if result.get("ok"):
+        result["due"] = [e["name"] for e in result.get("schedule", []) if e.get("due")]
+        result["max_age"] = seconds
+    return result
+
+
+def present(qubes: list[str] | str) -> dict[str, Any]:
+    """Which of ``qubes`` exist in dom0 (one ``qvm-ls``; no Wyng).
+
+    CLI Example: ``salt-call wyngq.present work,vault``
+    """
     try:
-        from wyngq.backup import request_for_profile, select_qubes
-        from wyngq.errors import WyngqError
-        from wyngq.model import QubeClass
-        from wyngq.profile import load_profile
-    except ImportError as err:
-        return _failure(
-            "due", EXIT_CONFIG, "config", f"cannot import wyngq into Salt's Python: {err}",
-            hint="install wyng-util-qubes in dom0, or put wyngq on Salt's PYTHONPATH",
-        )
+        names = _qube_names(qubes, "qubes")
+    except ValueError as err:
+        return _failure("present", EXIT_USAGE, "usage", str(err))
     facts = _qube_facts()
     if "error" in facts:
-        return _failure("due", EXIT_QUBES, "qubes", facts["error"], hint="check that qubesd is running")
-    listed = {}
-    for name, fact in facts.items():
-        try:
-            listed[name] = (QubeClass(fact["class"]), False)
-        except ValueError:
-            continue
-    listed.pop("dom0", None)
-    try:
-        chosen = load_profile(profile, _config("profile_dir")) if profile else None
-        request = request_for_profile(chosen, qubes=tuple(names))
-        selected = select_qubes(request, listed, lambda n: facts[n]["include"], lambda n: facts[n]["tags"])
-    except WyngqError as err:
-        return _failure("due", int(err.exit_code), err.code, err.message, hint=err.hint)
-    now = time.time()
-    entries = []
-    for name in selected:
-        stamp = facts[name]["backup_timestamp"]
-        age = None if stamp is None else max(0, int(now - stamp))
-        entries.append({
-            "name": name,
-            "backup_timestamp": stamp,
-            "last_backup": _local_time(stamp),
-            "age": age,
-            "due": age is None or age >= seconds,
-        })
-    return {
-        "type": "result", "action": "due", "ok": True, "exit_code": 0, "code": "ok",
-        "profile": profile, "max_age": seconds,
-        "due": [e["name"] for e in entries if e["due"]], "qubes": entries,
-    }
+        return _failure("present", EXIT_QUBES, "qubes", facts["error"], hint="check that qubesd is running")
+    return {"type": "result", "action": "present", "ok": True, "exit_code": 0, "code": "ok",
+            "present": [n for n in names if n in facts], "missing": [n for n in names if n not in facts]}
 
 
 def parse_age(value: int | float | str) -> int:
@@ -324,9 +310,8 @@ def _failure(action: str, exit_code: int, code: str, message: str, hint: str | N
 
 
 def _qube_facts() -> dict[str, Any]:
-    """name -> class, include_in_backups, tags, backup_timestamp, from one qvm-ls;
-    or {"error": message}."""
-    fields = "NAME,CLASS,INCLUDE_IN_BACKUPS,BACKUP_TIMESTAMP,TAGS"
+    """name -> class, from one qvm-ls; or {"error": message}."""
+    fields = "NAME,CLASS"
     argv = [*_split(_config("qvm_ls") or "qvm-ls"), "--raw-data", f"--fields={fields}"]
     try:
         done = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True, output_loglevel="debug")
@@ -338,15 +323,8 @@ def _qube_facts() -> dict[str, Any]:
     facts: dict[str, Any] = {}
     for line in (done.get("stdout") or "").splitlines():
         cells = line.split("|")
-        if len(cells) != 5:
-            continue
-        name, klass, include, stamp, tags = (c.strip() for c in cells)
-        facts[name] = {
-            "class": klass,
-            "include": include == "True",
-            "backup_timestamp": int(stamp) if stamp.isdigit() else None,
-            "tags": frozenset(t for t in tags.split(",") if t and tags != "-"),
-        }
+        if len(cells) == 2 and cells[0].strip():
+            facts[cells[0].strip()] = {"class": cells[1].strip()}
     return facts
 
 
@@ -380,7 +358,3 @@ def _config(key: str) -> Any:
     if "config.get" in __salt__:
         return __salt__["config.get"](f"wyngq:{key}", None)
     return (__opts__.get("wyngq") or {}).get(key)
-
-
-def _local_time(stamp: int | None) -> str | None:
-    return None if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(stamp))

@@ -13,15 +13,16 @@ applied with ``sudo qubesctl state.apply backup``)::
         - profile: laptop
         - qubes: [vault]
 
-``backed_up`` is idempotent: it backs up only the qubes whose
-``backup_timestamp`` is older than ``max_age`` (or unset), and reports no
-changes when there are none. With ``test=True`` it runs nothing that stores
-data and returns the dry-run plan as ``changes`` with ``result: None``. A
-failure is ``result: False`` with the command's error code and message.
-``restored`` (with its default ``on_conflict: skip``) restores only the qubes
-that are missing. dom0's home and configuration go along with a backup when
-the profile's ``[dom0]`` table says so (``changes``: ``dom0``); restoring them
-is a dom0 command of its own (docs/dom0.md), not a state.
+``backed_up`` is idempotent: it backs up only the qubes with no session in the
+profile's archive younger than ``max_age`` (docs/salt.md), and reports no
+changes when there are none. With ``test=True`` it changes nothing, anywhere,
+and returns the dry-run plan as ``changes`` with ``result: None``. A failure is
+``result: False`` with the command's error code and message. ``restored``
+(with its default ``on_conflict: skip``) restores only the qubes that are
+missing; when every named qube is present it answers from the catalogue.
+dom0's home and configuration go along with a backup when the profile's
+``[dom0]`` table says so (``changes``: ``dom0``); restoring them is a dom0
+command of its own (docs/dom0.md), not a state.
 """
 
 from __future__ import annotations
@@ -49,44 +50,45 @@ def backed_up(
     exclude: list[str] | str | None = None,
 ) -> dict[str, Any]:
     """Every qube of the profile (``profile``, default ``name``), or only those in
-    ``qubes``, has a backup younger than ``max_age`` (seconds, or e.g. ``12h``,
-    ``1d``, ``1w``); qubes in ``exclude`` are left out.
+    ``qubes``, has a session in the profile's archive younger than ``max_age``
+    (seconds, or e.g. ``12h``, ``1d``, ``1w``); qubes in ``exclude`` are left out.
 
     Changes: ``session`` (the new Wyng session) and ``qubes``: for each qube
     backed up, ``old`` (its previous backup time, or None) and ``new`` (the
     session). In test mode: ``would_back_up``, each qube with its previous
-    backup time and the volumes the dry run would send.
+    backup time and the volumes the dry run would send (one dry run answers
+    both questions: what is due, and what its backup would do).
     """
     profile = profile or name
     ret: dict[str, Any] = {"name": name, "changes": {}, "result": False, "comment": ""}
-    excluded = set(_names(exclude))
-    found = __salt__["wyngq.due"](profile, max_age=max_age, qubes=qubes)
-    if not found.get("ok"):
+    found = __salt__["wyngq.due"](profile, max_age=max_age, qubes=qubes, exclude=exclude)
+    if not found.get("ok") and "schedule" not in found:  # a dry run that found failing qubes still tells
         ret["comment"] = _error("cannot tell which qubes are due", found)
         return ret
-    entries = {e["name"]: e for e in found["qubes"] if e["name"] not in excluded}
-    due = [n for n in found["due"] if n in entries]
+    entries = {e["name"]: e for e in found.get("schedule", [])}
+    due = [n for n in found.get("due", []) if n in entries]
     if not due:
         ret["result"] = True
         ret["comment"] = (
-            f"All {len(entries)} qube(s) of profile {profile!r} were backed up within {max_age}: "
+            f"All {len(entries)} qube(s) of profile {profile!r} have a session in its archive within {max_age}: "
             + (", ".join(sorted(entries)) or "(none selected)")
         )
         return ret
 
     if __opts__.get("test"):
-        plan = __salt__["wyngq.backup"](profile, qubes=due, test=True)
-        if not plan.get("ok"):
-            ret["comment"] = _error("the dry run failed", plan)
+        planned = {q["name"]: q for q in found.get("qubes", [])}
+        failing = [f"{n} ({planned[n].get('error')})" for n in due if n in planned and not planned[n].get("ok")]
+        if failing:
+            ret["comment"] = "the dry run found qubes that would fail: " + ", ".join(failing)
             return ret
-        volumes = {q["name"]: q.get("volumes", []) for q in plan.get("qubes", [])}
         ret["result"] = None
         ret["changes"] = {
             "would_back_up": {
-                n: {"last_backup": entries[n]["last_backup"], "volumes": volumes.get(n, [])} for n in due
+                n: {"last_backup": entries[n].get("last_backup"), "volumes": planned.get(n, {}).get("volumes", [])}
+                for n in due
             }
         }
-        ret["changes"].update(_dom0_changes(plan, "would_back_up_dom0"))
+        ret["changes"].update(_dom0_changes(found, "would_back_up_dom0"))
         ret["comment"] = f"Would back up {len(due)} qube(s) of profile {profile!r}: {', '.join(due)}"
         return ret
 
@@ -145,8 +147,10 @@ def restored(
 
     With the default ``on_conflict: skip`` a qube that already exists is left
     alone, so the state restores only what is missing and then has nothing to
-    do. ``replace`` restores over existing qubes on every run (their previous
-    data is kept as a volume revision); ``fail`` refuses when one exists.
+    do; when every named qube exists and the archive holds it, that answer
+    comes from ``qvm-ls`` and the archive's catalogue, without a dry-run
+    restore. ``replace`` restores over existing qubes on every run (their
+    previous data is kept as a volume revision); ``fail`` refuses when one exists.
     The plan comes from ``restore --dry-run`` (Wyng reads the archive's index
     and the session's settings, no data); in test mode it is the result, as
     ``changes.would_restore``. A plan with blocking problems is ``result: False``
@@ -154,6 +158,12 @@ def restored(
     """
     profile = profile or name
     ret: dict[str, Any] = {"name": name, "changes": {}, "result": False, "comment": ""}
+    if on_conflict == "skip" and not rename:
+        present = _all_present(profile, [n for n in _names(qubes) if n not in set(_names(exclude))])
+        if present is not None:
+            ret["result"] = True
+            ret["comment"] = f"Nothing to restore: present already: {present}"
+            return ret
     options = {"qubes": qubes, "session": session, "on_conflict": on_conflict, "exclude": exclude,
                "rename": rename, "pool": pool, "shutdown": shutdown}
     options |= {k: v for k, v in (("all", all), ("as_of", as_of), ("prefs", prefs)) if v}
@@ -207,6 +217,22 @@ def restored(
     ret["comment"] = _error("restore failed", done) + _problems(done) + (
         f"; not restored: {', '.join(failed)}" if failed else "")
     return ret
+
+
+def _all_present(profile: str, names: list[str]) -> str | None:
+    """When every named qube exists and the archive holds it, the comment saying so
+    (one qvm-ls and the archive's catalogue, instead of a dry-run restore that also
+    reads the session's settings); else None: the full plan decides."""
+    if not names or "wyngq.present" not in __salt__ or "wyngq.list" not in __salt__:
+        return None
+    found = __salt__["wyngq.present"](names)
+    if not found.get("ok") or found.get("missing"):
+        return None
+    listed = __salt__["wyngq.list"](profile, qubes=names)
+    held = listed.get("qubes") if listed.get("ok") else None
+    if not isinstance(held, dict) or any(not held.get(n) for n in names):
+        return None
+    return ", ".join(f"{n} (newest session {max(held[n])})" for n in names)
 
 
 def _problems(result: dict[str, Any]) -> str:

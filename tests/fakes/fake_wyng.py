@@ -38,7 +38,8 @@ Deliberate differences from real Wyng:
     is given explicitly (real Wyng treats a non-TTY stdin as -u);
   * only file: destinations; ssh://, qubes://, qubes-ssh:// exit 9;
   * --autoprune is accepted and validated but prunes nothing;
-  * no local snapshots (sn*.wyng1); --use-snapshot/--sparse do a normal receive;
+  * no local snapshots (sn*.wyng1) from a real send; --use-snapshot/--sparse do a
+    normal receive;
     except that a pool directory holding a file `.fake-wyng-lvm` stands for a thin
     LVM pool: each volume's Wyng snapshot LV is then a file `<volume>.tick.tags`
     with the LV's tags (a JSON list), written after a send and after a receive of
@@ -48,6 +49,9 @@ Deliberate differences from real Wyng:
     --remap is given, which deletes it: what real Wyng does with LVM snapshots
     (prepare_snapshots_lvm); in reflink pools real Wyng names snapshots by archive
     and never refuses;
+  * a dry run writes what real Wyng's `send --dry-run` writes (docs/facts.md): it
+    adds the volumes the archive lacks (no session), rewrites the archive (its
+    updated_at moves) and leaves `sn<uuid>_<vid>.wyng1` beside each volume it read;
   * a send is committed at its very end, so an interrupt or crash records
     nothing at all (real Wyng may keep the volumes it finished);
   * `monitor` only names the volumes (no snapshots to rotate); `diff` exits 1 ("not implemented
@@ -917,6 +921,7 @@ class FakeWyng:
         if imports:
             self.error_cache.extend(imports)
         if a.dry_run:
+            self.arch.save()  # real Wyng rewrites archive.ini on a dry run too
             return
         for name, rec in self.sent:
             vol = self.arch.vols[name]
@@ -1015,7 +1020,7 @@ class FakeWyng:
         self.check_lvm_snapshots(pool, names)
         full, incr = [], []
         for dv in names + list(imports):
-            if dv not in arch.vols and not a.dry_run:
+            if dv not in arch.vols:  # on a dry run too, as real Wyng does
                 arch.add_volume(dv, a.voldesc)
                 self.changed_archive = True
             if dv in imports:
@@ -1046,6 +1051,9 @@ class FakeWyng:
                 self.error_cache.append(dv)
                 continue
             digest, new_bytes = arch.store(src, a.dry_run)
+            if a.dry_run and dv not in imports:  # the snapshot real Wyng leaves beside the volume
+                snapshot = f"sn{arch.idx['uuid']}_{arch.vols[dv]['vid']}.wyng1"
+                shutil.copyfile(src, os.path.join(os.path.dirname(src), snapshot))
             vol = arch.vols.get(dv)
             last = vol["sessions"][max(vol["sessions"])] if vol and vol["sessions"] else None
             updated = dv in imports or last is None or last["blob"] != digest or last["volsize"] != size

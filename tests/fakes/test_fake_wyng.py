@@ -397,6 +397,21 @@ def test_send_traps_that_exit_0(world: World) -> None:
     assert list(w.listing()["volumes"][WORK]["sessions"][f"S_{T3}"]["tags"]) == ["t0", "t1", "t2", "t3", "t4"]
 
 
+def test_send_dry_run_writes_what_real_wyngs_does(world: World) -> None:
+    # docs/facts.md: a dry run adds the volumes it has not seen (no session), moves the
+    # archive's updated_at and leaves a snapshot file beside each volume it read
+    w = world
+    w.write_vol(w.pool1, WORK, b"w" * 1000)
+    lf = w.local_from("v.json", {w.pool1: [[WORK, None]]})
+    before = w.listing()
+    p = w.send(f"--local-from={lf}", "--dry-run", now=T1)
+    assert p.returncode == 0
+    after = w.listing()
+    assert after["volumes"][WORK]["sessions"] == {} and after["updated_at"] != before["updated_at"]
+    snapshots = [n for n in os.listdir(os.path.dirname(w.pool1 / WORK)) if n.endswith(".wyng1")]
+    assert snapshots == [f"sn{after['uuid']}_{after['volumes'][WORK]['vid']}.wyng1"]
+
+
 @pytest.mark.parametrize(("content", "rc", "text"), [
     ("{not json", 9, "SelectionError: Empty/malformed json file"),
     ("ONE", 1, "not enough values to unpack"),

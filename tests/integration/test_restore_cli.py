@@ -95,7 +95,7 @@ def test_all_dry_run_names_each_qubes_session_and_the_prefs(world: RestoreWorld,
     status, result = cli(world, capsys, "--all", "--prefs", "--on-conflict=skip", "--dry-run",
                          "--trust-archive-settings")  # the archive is unencrypted
 
-    assert status == 0 and result["dry_run"] is True and result["changed"] is False
+    assert status == 0 and result["dry_run"] is True and result["changed"] is True  # would change
     sessions = {q["name"]: q["session"] for q in result["qubes"]}  # type: ignore[union-attr]
     assert sessions["work"] == second and sessions["fedora"] != second
     assert result["sessions"] == sorted(set(sessions.values()))

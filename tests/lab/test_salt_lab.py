@@ -4,11 +4,12 @@ qubesd, real qubesadmin (qvm-ls) and real Wyng.
 Salt is not a project dependency: install it apart, e.g.
     python3 -m venv /var/tmp/wyngq-salt-venv && /var/tmp/wyngq-salt-venv/bin/pip install salt
 and point `WYNGQ_SALT_CALL` at its `salt-call` (that path is also tried, then PATH).
-Salt's Python must be >= 3.11 (the module's `due` imports wyngq, found through PYTHONPATH).
+The module runs the wyngq command (Salt's own Python never imports wyngq).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -62,21 +63,22 @@ class Minion:
             **os.environ,
             "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}",
             "WYNGQ_LOCK_PATH": str(tmp / "wyngq.lock"),
+            "WYNGQ_STATE_DIR": str(tmp / "state"),
         }
         self.lab = lab
 
-    def call(self, *args: str) -> tuple[int, Any]:
-        argv = [self.salt_call, "--local", "-c", str(self.root / "conf"), "--retcode-passthrough", "--out=json",
-                "--log-level=quiet", *args]
+    def call(self, *args: str, passthrough: bool = True) -> tuple[int, Any]:
+        argv = [self.salt_call, "--local", "-c", str(self.root / "conf"),
+                *(["--retcode-passthrough"] if passthrough else []), "--out=json", "--log-level=quiet", *args]
         done = subprocess.run(argv, capture_output=True, text=True, env=self.env, cwd=self.root,
                               stdin=subprocess.DEVNULL, timeout=600, check=False)
         start = done.stdout.find("{")
         assert start >= 0, f"salt-call printed no JSON (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
         return done.returncode, json.loads(done.stdout[start:])["local"]
 
-    def apply(self, sls: str, body: str, *, test: bool = False) -> tuple[int, dict[str, Any]]:
+    def apply(self, sls: str, body: str, *, test: bool = False, passthrough: bool = True) -> tuple[int, dict[str, Any]]:
         (self.srv / f"{sls}.sls").write_text(body)
-        code, states = self.call("state.apply", sls, *(["test=True"] if test else []))
+        code, states = self.call("state.apply", sls, *(["test=True"] if test else []), passthrough=passthrough)
         assert isinstance(states, dict) and len(states) == 1, states
         return code, next(iter(states.values()))
 
@@ -153,10 +155,16 @@ def test_salt_call_reports_failure_with_the_commands_code(lab: Lab, minion: Mini
     code, ret = minion.apply("backup", "nightly:\n  wyngq.backed_up:\n    - profile: lab\n")
 
     assert code != 0 and ret["result"] is False and ret["changes"] == {}, ret
-    assert ret["comment"].startswith("backup failed: ["), ret["comment"]
+    assert ret["comment"].startswith("cannot tell which qubes are due: [archive_not_found, exit 9]"), ret["comment"]
 
     code, result = minion.call("wyngq.list", "lab")
     assert code == result["exit_code"] != 0 and result["ok"] is False
+    # without --retcode-passthrough salt-call still fails, with its own status 1
+    code, result = minion.call("wyngq.list", "lab", passthrough=False)
+    assert code == 1 and result["ok"] is False
+    code, ret = minion.apply("backup", "nightly:\n  wyngq.backed_up:\n    - profile: lab\n", passthrough=False)
+    assert code == 1 and ret["result"] is False
+
 
 
 def test_salt_never_restores_settings_that_give_power_from_an_edited_unencrypted_archive(
@@ -190,3 +198,68 @@ def test_salt_never_restores_settings_that_give_power_from_an_edited_unencrypted
         assert f"property guivm default -> '{gui.name}'" in ret["comment"]
     lab.app.domains.refresh_cache(force=True)
     assert app.name not in lab.app.domains
+
+
+def tree_hash(*roots: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for root in roots:
+        for top, dirs, files in os.walk(root):
+            found |= {os.path.join(top, name): "dir" for name in dirs}
+            found |= {os.path.join(top, name): hashlib.sha256(Path(top, name).read_bytes()).hexdigest()
+                      for name in files}
+    return found
+
+
+def test_salt_test_mode_changes_nothing_and_due_is_per_archive(lab: Lab, minion: Minion) -> None:
+    tpl = lab.create("tpl", "TemplateVM", label="black")
+    app = lab.create("app", "AppVM", template=tpl, label="blue")
+    lab.fill(tpl, "root", os.urandom(SMALL))
+    lab.fill(app, "private", os.urandom(SMALL))
+    pools = Path(os.environ["WYNGQ_LAB_POOL_DIR"])
+    for name, archive in (("lab", "one.wyng"), ("other", "two.wyng")):
+        (minion.profiles / f"{name}.toml").write_text(
+            f'dest = "file:{lab.archive_dir}/{archive}"\nwyng = "{lab.wyng}"\nmeta_dir = "{lab.meta_dir}"\n'
+            f'[qubes]\ninclude = ["{tpl.name}", "{app.name}"]\n')
+        code, created = minion.call("wyngq.run", "create", name, 'args=["--encrypt=off"]')
+        assert code == 0 and created["ok"], created
+
+    def watched() -> dict[str, str]:
+        return tree_hash(lab.archive_dir, pools / "appvms" / app.name, pools / "vm-templates" / tpl.name)
+
+    backup_sls = "nightly:\n  wyngq.backed_up:\n    - profile: lab\n    - max_age: 1d\n"
+    before = watched()
+    code, planned = minion.apply("backup", backup_sls, test=True)
+    assert code == 0 and planned["result"] is None and sorted(planned["changes"]["would_back_up"]) == sorted(
+        [tpl.name, app.name]), planned
+    assert watched() == before  # the archive and the pools byte for byte
+
+    code, first = minion.apply("backup", backup_sls)
+    assert code == 0 and first["result"] is True and first["changes"]["session"], first
+    code, again = minion.apply("backup", backup_sls, test=True)
+    assert code == 0 and again["result"] is True and again["changes"] == {}, again
+
+    # the qube comes back from the archive; then test mode still works (no Wyng send --dry-run)
+    del lab.app.domains[app.name]
+    restore_sls = f"app-present:\n  wyngq.restored:\n    - profile: lab\n    - qubes: [{app.name}]\n"
+    code, restored = minion.apply("restore", restore_sls)
+    assert code == 0 and restored["result"] is True and list(restored["changes"]["qubes"]) == [app.name], restored
+    code, present = minion.apply("restore", restore_sls)  # from qvm-ls and the catalogue
+    assert code == 0 and present["result"] is True and "present already" in present["comment"], present
+    code, after = minion.apply("backup", backup_sls, test=True)
+    assert code == 0 and after["result"] is True, after  # restored, not due: its session is in this archive
+
+    # the same qubes are due for another archive
+    other_sls = "other-nightly:\n  wyngq.backed_up:\n    - profile: other\n    - max_age: 1d\n"
+    code, other = minion.apply("other", other_sls, test=True)
+    assert code == 0 and other["result"] is None and sorted(other["changes"]["would_back_up"]) == sorted(
+        [tpl.name, app.name]), other
+
+    # the plain `cmd.run` recipe with `stateful`: test mode reports result None with the would-be changes
+    command = f"{sys.executable} -m wyngq --json --quiet --unattended --profile=other backup --max-age=20h"
+    recipe = (f"other-backup:\n  cmd.run:\n    - name: {command}\n    - env:\n"
+              f"      - WYNGQ_PROFILE_DIR: {minion.profiles}\n    - stateful:\n"
+              f"      - test_name: {command} --dry-run\n")
+    before = watched()
+    code, stateful = minion.apply("recipe", recipe, test=True)
+    assert code == 0 and stateful["result"] is None and stateful["changes"]["dry_run"] is True, stateful
+    assert watched() == before

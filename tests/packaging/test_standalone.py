@@ -61,31 +61,22 @@ def test_code_and_tests_cite_only_what_is_in_the_repository() -> None:
 def test_every_cited_document_exists() -> None:
     missing = sorted({f"{name}: docs/{doc}" for name, text in source_texts().items()
                       for doc in CITED_DOC.findall(text)
-                      if not (ROOT / "docs" / doc).is_file() and f"docs/{doc}" not in WRITTEN_ELSEWHERE})
+                      if not (ROOT / "docs" / doc).is_file()})
     assert missing == []
-
-
-# Documents being written on other branches at the same time as the README that
-# links them. Once one exists here, the test below says to take it off this list.
-WRITTEN_ELSEWHERE = {
-    "docs/everyday.md", "docs/salt.md",
-}
 
 
 def test_the_readme_links_only_documents_that_exist() -> None:
     readme = (ROOT / "README.md").read_text()
     links = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", readme))
     assert links, "the README links no document under docs/"
-    assert sorted(link for link in links if not (ROOT / link).is_file() and link not in WRITTEN_ELSEWHERE) == []
-    arrived = sorted(doc for doc in WRITTEN_ELSEWHERE if (ROOT / doc).is_file())
-    assert arrived == [], "these exist now: take them off WRITTEN_ELSEWHERE"
+    assert sorted(link for link in links if not (ROOT / link).is_file()) == []
     assert "<!--" not in readme
 
 
 def test_documents_link_only_documents_that_exist() -> None:
     broken = sorted(f"{doc.name}: {link}" for doc in (ROOT / "docs").glob("*.md")
                     for link in re.findall(r"\]\(([\w.-]+\.md)(?:#[\w-]*)?\)", doc.read_text())
-                    if not (ROOT / "docs" / link).is_file() and f"docs/{link}" not in WRITTEN_ELSEWHERE)
+                    if not (ROOT / "docs" / link).is_file())
     assert broken == []
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -197,93 +196,45 @@ def test_parse_age_refuses(module: ModuleType, bad: object) -> None:
         module.parse_age(bad)
 
 
-# -- due: which qubes need a backup -------------------------------------------------------
-PROFILE = """\
-dest = "file:/mnt/backup/laptop.wyng"
-[qubes]
-include = ["work", "@include_in_backups", "@tag:backup"]
-exclude = ["untrusted", "@tag:nobackup"]
-"""
+# -- due: which qubes need a backup in the profile's archive ---------------------------------
+def schedule_line(entries: dict[str, bool]) -> str:
+    schedule = [{"name": n, "last_session": None, "last_backup": None, "age": None, "due": d}
+                for n, d in entries.items()]
+    return result_line(action="backup", dry_run=True, schedule=schedule,
+                       qubes=[{"name": n, "ok": True, "volumes": [f"appvms/{n}/private.img"]}
+                              for n, d in entries.items() if d])
 
 
-def qvm_ls(now: float) -> str:
-    """`qvm-ls --raw-data --fields=NAME,CLASS,INCLUDE_IN_BACKUPS,BACKUP_TIMESTAMP,TAGS` of a small system."""
-    day = 86400
-    rows = [
-        ("dom0", "AdminVM", "-", "-", "-"),
-        ("work", "AppVM", "False", str(int(now - 2 * day)), "-"),               # named; 2 days old
-        ("fedora", "TemplateVM", "True", str(int(now - 3600)), "-"),            # flagged; fresh
-        ("vault", "StandaloneVM", "False", "-", "backup,audio-x"),             # tagged; never backed up
-        ("untrusted", "AppVM", "True", "-", "-"),                               # excluded by name
-        ("scratch", "AppVM", "True", "-", "nobackup"),                          # excluded by tag
-        ("personal", "AppVM", "False", "-", "-"),                               # not selected
-        ("disp1", "DispVM", "True", str(int(now - 10 * day)), "-"),            # flagged; old
-    ]
-    return "".join("|".join(row) + "\n" for row in rows)
+def test_due_is_a_dry_run_with_a_maximum_age(module: ModuleType) -> None:
+    cmd = module.__salt__["cmd.run_all"] = answering(schedule_line({"work": True, "vault": False}))
+
+    result = module.due("laptop", max_age="1d", qubes="work,vault", exclude=["scratch"])
+
+    assert cmd.argvs == [[*BASE, "--profile=laptop", "backup", "--dry-run", "--max-age=86400", "--exclude=scratch",
+                          "--", "work", "vault"]]
+    assert result["ok"] is True and result["max_age"] == 86400 and result["due"] == ["work"]
+    assert [q["name"] for q in result["qubes"]] == ["work"]
 
 
-@pytest.fixture
-def profile_dir(tmp_path: Path) -> Path:
-    (tmp_path / "laptop.toml").write_text(PROFILE)
-    return tmp_path
+@pytest.mark.parametrize(("qubes", "max_age"), [(["dom0"], "1d"), (None, "sometime"), (["-x"], "1d")])
+def test_due_refuses_bad_input_before_running_anything(module: ModuleType, qubes: list[str] | None,
+                                                       max_age: str) -> None:
+    cmd = module.__salt__["cmd.run_all"] = answering("")
+    result = module.due("laptop", max_age=max_age, qubes=qubes)
+    assert (result["ok"], result["exit_code"], result["code"]) == (False, 2, "usage") and cmd.calls == []
+    assert module.__context__["retcode"] == 2
 
 
-def test_due_selects_like_the_engine_and_compares_backup_timestamps(module: ModuleType, profile_dir: Path) -> None:
-    module.__opts__["wyngq"] = {"profile_dir": str(profile_dir)}
-    cmd = module.__salt__["cmd.run_all"] = answering(qvm_ls(time.time()))
-
-    result = module.due("laptop", max_age="1d")
-
-    assert cmd.argvs == [["qvm-ls", "--raw-data", "--fields=NAME,CLASS,INCLUDE_IN_BACKUPS,BACKUP_TIMESTAMP,TAGS"]]
-    assert result["ok"] is True and result["max_age"] == 86400
-    assert result["due"] == ["disp1", "vault", "work"]
-    by_name = {q["name"]: q for q in result["qubes"]}
-    assert sorted(by_name) == ["disp1", "fedora", "vault", "work"]
-    assert by_name["fedora"]["due"] is False and 3500 < by_name["fedora"]["age"] < 3700
-    assert by_name["vault"]["backup_timestamp"] is None and by_name["vault"]["last_backup"] is None
-    assert by_name["work"]["last_backup"] is not None
+def test_present_asks_qvm_ls_once(module: ModuleType) -> None:
+    cmd = module.__salt__["cmd.run_all"] = answering("dom0|AdminVM\nwork|AppVM\nfedora|TemplateVM\n")
+    result = module.present(["work", "vault"])
+    assert cmd.argvs == [["qvm-ls", "--raw-data", "--fields=NAME,CLASS"]]
+    assert (result["present"], result["missing"]) == (["work"], ["vault"])
 
 
-def test_due_with_named_qubes_replaces_the_profiles_selection(module: ModuleType, profile_dir: Path) -> None:
-    module.__opts__["wyngq"] = {"profile_dir": str(profile_dir)}
-    module.__salt__["cmd.run_all"] = answering(qvm_ls(time.time()))
-
-    result = module.due("laptop", max_age="1w", qubes=["personal", "fedora"])
-
-    assert [q["name"] for q in result["qubes"]] == ["fedora", "personal"]
-    assert result["due"] == ["personal"]
-
-
-@pytest.mark.parametrize(
-    ("profile", "qubes", "max_age", "expected"),
-    [
-        ("missing", None, "1d", (3, "config")),
-        ("Bad Name", None, "1d", (2, "usage")),
-        ("laptop", ["nosuchqube"], "1d", (2, "usage")),
-        ("laptop", ["dom0"], "1d", (2, "usage")),
-        ("laptop", None, "sometime", (2, "usage")),
-    ],
-)
-def test_due_errors_carry_the_contracts_codes(
-    module: ModuleType, profile_dir: Path, profile: str, qubes: list[str] | None, max_age: str,
-    expected: tuple[int, str],
-) -> None:
-    module.__opts__["wyngq"] = {"profile_dir": str(profile_dir)}
-    module.__salt__["cmd.run_all"] = answering(qvm_ls(time.time()))
-
-    result = module.due(profile, max_age=max_age, qubes=qubes)
-
-    assert result["ok"] is False and (result["exit_code"], result["code"]) == expected, result
-    assert result["message"]
-    assert module.__context__["retcode"] == expected[0]
-
-
-def test_due_when_qubesd_does_not_answer(module: ModuleType, profile_dir: Path) -> None:
-    module.__opts__["wyngq"] = {"profile_dir": str(profile_dir)}
+def test_present_when_qubesd_does_not_answer(module: ModuleType) -> None:
     module.__salt__["cmd.run_all"] = answering("", retcode=1, stderr="qvm-ls: error: Failed to connect to qubesd\n")
-
-    result = module.due("laptop")
-
+    result = module.present("work")
     assert (result["ok"], result["exit_code"], result["code"]) == (False, 6, "qubes")
     assert "Failed to connect to qubesd" in result["message"]
 
@@ -307,16 +258,3 @@ def test_the_real_command_reports_a_missing_profile(module: ModuleType, tmp_path
     assert (result["ok"], result["exit_code"], result["code"]) == (False, 3, "config")
     assert str(tmp_path / "nosuchprofile.toml") in result["hint"]
     assert module.__context__["retcode"] == 3
-
-
-def test_due_without_wyngq_in_salts_python_is_a_configuration_error(
-    module: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Salt's onedir Python does not see dom0's site-packages: say so, run nothing."""
-    cmd = module.__salt__["cmd.run_all"] = answering("")
-    monkeypatch.setitem(sys.modules, "wyngq.backup", None)  # makes `from wyngq.backup import ...` fail
-
-    result = module.due("laptop")
-
-    assert (result["ok"], result["exit_code"], result["code"]) == (False, 3, "config")
-    assert "PYTHONPATH" in result["hint"] and cmd.calls == []

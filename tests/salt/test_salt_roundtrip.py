@@ -61,16 +61,15 @@ class Minion:
         self.module.__salt__ = {"cmd.run_all": run_all}
         self.state = load("_states")
         self.state.__opts__ = self.module.__opts__
-        self.state.__salt__ = {f"wyngq.{name}": getattr(self.module, name) for name in ("due", "backup", "restore")}
+        self.state.__salt__ = {f"wyngq.{name}": getattr(self.module, name) for name in ("due", "backup", "restore",
+                                                                                       "present", "list_")}
+        self.state.__salt__["wyngq.list"] = self.state.__salt__.pop("wyngq.list_")
 
     def qvm_ls(self) -> str:
         """What qvm-ls would say: the world's qubes and the timestamps the command set.
         (cli_driver builds a fresh fake per run, so the test carries them over.)"""
         spec = json.loads(self.world.read_text())
-        rows = ["dom0|AdminVM|-|-|-"]
-        for qube in spec["qubes"]:
-            stamp = self.timestamps.get(qube["name"])
-            rows.append(f"{qube['name']}|{qube['klass']}|False|{stamp if stamp else '-'}|-")
+        rows = ["dom0|AdminVM", *(f"{qube['name']}|{qube['klass']}" for qube in spec["qubes"])]
         return "\n".join(rows) + "\n"
 
     def apply(self, *, test: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -110,7 +109,8 @@ def test_backed_up_backs_up_once_then_has_nothing_to_do(minion: Minion) -> None:
 
     second = minion.apply(max_age="1d")
     assert second == {"name": "nightly", "result": True, "changes": {},
-                      "comment": "All 3 qube(s) of profile 'laptop' were backed up within 1d: fedora, vault, work"}
+                      "comment": "All 3 qube(s) of profile 'laptop' have a session in its archive within 1d: "
+                                 "fedora, vault, work"}
 
     listed = minion.module.list_("laptop")
     assert listed["ok"] and listed["qubes"] == {"fedora": [session], "vault": [session], "work": [session]}
@@ -123,7 +123,7 @@ def test_backed_up_reports_the_commands_error(minion: Minion, tmp_path: Path) ->
     ret = minion.apply(max_age="1d")
 
     assert ret["result"] is False and ret["changes"] == {}
-    assert ret["comment"].startswith("backup failed: [archive_not_found, exit 9] "), ret["comment"]
+    assert ret["comment"].startswith("cannot tell which qubes are due: [archive_not_found, exit 9] "), ret["comment"]
     assert minion.module.__context__["retcode"] == 9
 
 
@@ -132,7 +132,8 @@ def test_restored_restores_what_is_missing_and_leaves_what_exists(minion: Minion
 
     present = minion.restore(qubes=["vault", "fedora"])
     assert present["result"] is True and present["changes"] == {}, present
-    assert present["comment"] == f"Nothing to restore from session {session}: present already: fedora, vault"
+    assert present["comment"] == (f"Nothing to restore: present already: vault (newest session {session}), "
+                                  f"fedora (newest session {session})")  # qvm-ls and the catalogue only
 
     minion.remove_qube("vault")
     planned = minion.restore(test=True, qubes=["vault", "fedora"])

@@ -41,14 +41,21 @@ class FakeModule:
         return [(args, kwargs) for name, args, kwargs in self.calls if name == "backup"]
 
 
-def due_result(ages: dict[str, int | None], max_age: int = 86400) -> dict[str, Any]:
-    qubes = [
-        {"name": n, "backup_timestamp": None if a is None else 1_700_000_000 - a,
+def due_result(ages: dict[str, int | None], max_age: int = 86400,
+               failing: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the module's `due` returns: `backup --dry-run --max-age` with `due` added."""
+    schedule = [
+        {"name": n, "last_session": None if a is None else "20250101-000000",
          "last_backup": None if a is None else f"last-{n}", "age": a, "due": a is None or a >= max_age}
         for n, a in sorted(ages.items())
     ]
-    return {"type": "result", "action": "due", "ok": True, "exit_code": 0, "code": "ok", "max_age": max_age,
-            "due": [q["name"] for q in qubes if q["due"]], "qubes": qubes}
+    due = [e["name"] for e in schedule if e["due"]]
+    failing = failing or {}
+    qubes = [{"name": n, "ok": n not in failing, "volumes": [f"appvms/{n}/private.img"], "error": failing.get(n)}
+             for n in due]
+    return {"type": "result", "action": "backup", "ok": not failing, "exit_code": 8 if failing else 0,
+            "code": "partial" if failing else "ok", "dry_run": True, "max_age": max_age,
+            "due": due, "schedule": schedule, "qubes": qubes}
 
 
 def backup_result(ok: dict[str, bool], *, session: str | None = SESSION, dry_run: bool = False,
@@ -67,8 +74,8 @@ def test_nothing_due_is_success_without_changes(state: ModuleType) -> None:
     ret = state.backed_up("nightly", profile="laptop", max_age="1d")
 
     assert ret["result"] is True and ret["changes"] == {} and ret["name"] == "nightly"
-    assert "All 2 qube(s) of profile 'laptop' were backed up within 1d" in ret["comment"]
-    assert fake.calls == [("due", ("laptop",), {"max_age": "1d", "qubes": None})]
+    assert "All 2 qube(s) of profile 'laptop' have a session in its archive within 1d" in ret["comment"]
+    assert fake.calls == [("due", ("laptop",), {"max_age": "1d", "qubes": None, "exclude": None})]
 
 
 def test_due_qubes_are_backed_up_and_reported_as_changes(state: ModuleType) -> None:
@@ -88,12 +95,11 @@ def test_due_qubes_are_backed_up_and_reported_as_changes(state: ModuleType) -> N
 
 def test_test_mode_returns_the_dry_run_plan_and_stores_nothing(state: ModuleType) -> None:
     state.__opts__["test"] = True
-    fake = FakeModule(due_result({"work": 2 * 86400, "fedora": 60}),
-                      dry_run=backup_result({"work": True}, session=None, dry_run=True)).install(state)
+    fake = FakeModule(due_result({"work": 2 * 86400, "fedora": 60})).install(state)
 
     ret = state.backed_up("laptop", max_age="1d")
 
-    assert fake.backups() == [(("laptop",), {"qubes": ["work"], "test": True})]
+    assert fake.backups() == []  # the due question was the dry run
     assert ret["result"] is None
     assert ret["changes"] == {"would_back_up": {"work": {"last_backup": "last-work",
                                                           "volumes": ["appvms/work/private.img"]}}}
@@ -114,13 +120,24 @@ def test_a_dry_run_that_fails_fails_the_test_run(state: ModuleType) -> None:
     state.__opts__["test"] = True
     failed = {"type": "result", "action": "backup", "ok": False, "exit_code": 7, "code": "auth",
               "message": "the archive needs a passphrase", "hint": "set [passphrase] in the profile"}
-    FakeModule(due_result({"work": None}), dry_run=failed).install(state)
+    FakeModule(failed).install(state)
 
     ret = state.backed_up("laptop")
 
     assert ret["result"] is False and ret["changes"] == {}
-    assert ret["comment"] == ("the dry run failed: [auth, exit 7] the archive needs a passphrase "
+    assert ret["comment"] == ("cannot tell which qubes are due: [auth, exit 7] the archive needs a passphrase "
                               "(set [passphrase] in the profile)")
+
+
+def test_a_qube_the_dry_run_finds_failing_fails_the_test_run(state: ModuleType) -> None:
+    state.__opts__["test"] = True
+    FakeModule(due_result({"work": None, "vault": None}, failing={"vault": "its volume file is missing"}))\
+        .install(state)
+
+    ret = state.backed_up("laptop")
+
+    assert ret["result"] is False and ret["changes"] == {}
+    assert ret["comment"] == "the dry run found qubes that would fail: vault (its volume file is missing)"
 
 
 def test_a_partial_failure_is_false_and_keeps_what_was_done(state: ModuleType) -> None:
@@ -147,7 +164,7 @@ def test_an_error_before_any_work_is_false_with_its_code_and_message(state: Modu
 
 
 def test_when_due_cannot_be_told_nothing_runs(state: ModuleType) -> None:
-    failed = {"type": "result", "action": "due", "ok": False, "exit_code": 3, "code": "config",
+    failed = {"type": "result", "action": "backup", "ok": False, "exit_code": 3, "code": "config",
               "message": "no profile 'laptop'", "hint": "create /etc/wyng-util-qubes/profiles/laptop.toml"}
     fake = FakeModule(failed).install(state)
 
@@ -159,11 +176,11 @@ def test_when_due_cannot_be_told_nothing_runs(state: ModuleType) -> None:
 
 
 def test_excluded_qubes_are_neither_counted_nor_backed_up(state: ModuleType) -> None:
-    fake = FakeModule(due_result({"work": None, "vault": None}), backup=backup_result({"work": True})).install(state)
+    fake = FakeModule(due_result({"work": None}), backup=backup_result({"work": True})).install(state)
 
     ret = state.backed_up("laptop", exclude="vault", qubes=["work", "vault"])
 
-    assert fake.calls[0] == ("due", ("laptop",), {"max_age": "1d", "qubes": ["work", "vault"]})
+    assert fake.calls[0] == ("due", ("laptop",), {"max_age": "1d", "qubes": ["work", "vault"], "exclude": "vault"})
     assert fake.backups() == [(("laptop",), {"qubes": ["work"]})]
     assert list(ret["changes"]["qubes"]) == ["work"]
 
@@ -212,6 +229,34 @@ def test_restored_with_every_qube_present_has_nothing_to_do(state: ModuleType) -
     assert fake.calls == [{"profile": "laptop", "test": True, "qubes": ["work", "vault"], "session": None,
                            "on_conflict": "skip", "exclude": None, "rename": None, "pool": None,
                            "shutdown": False}]
+
+
+def test_restored_with_every_named_qube_present_answers_from_the_catalogue(state: ModuleType) -> None:
+    restore = state.__salt__["wyngq.restore"] = FakeRestore(restore_plan({"work": "skip"}))
+    calls: list[tuple[str, object]] = []
+    state.__salt__["wyngq.present"] = lambda names: calls.append(("present", names)) or {
+        "ok": True, "present": names, "missing": []}
+    state.__salt__["wyngq.list"] = lambda profile, qubes: calls.append(("list", qubes)) or {
+        "ok": True, "qubes": {"work": ["20250101-000000", SESSION], "vault": [SESSION]}}
+
+    ret = state.restored("laptop", qubes=["work", "vault"])
+
+    assert ret["result"] is True and ret["changes"] == {} and restore.calls == []
+    assert calls == [("present", ["work", "vault"]), ("list", ["work", "vault"])]
+    assert ret["comment"] == (f"Nothing to restore: present already: work (newest session {SESSION}), "
+                              f"vault (newest session {SESSION})")
+
+
+@pytest.mark.parametrize(("missing", "listed"), [(["vault"], {"work": [SESSION], "vault": [SESSION]}),
+                                                 ([], {"work": [SESSION]})])
+def test_restored_plans_when_a_qube_is_missing_or_not_in_the_archive(
+    state: ModuleType, missing: list[str], listed: dict[str, list[str]]
+) -> None:
+    restore = state.__salt__["wyngq.restore"] = FakeRestore(restore_plan({"work": "skip", "vault": "skip"}))
+    state.__salt__["wyngq.present"] = lambda names: {"ok": True, "missing": missing}
+    state.__salt__["wyngq.list"] = lambda profile, qubes: {"ok": True, "qubes": listed}
+    state.restored("laptop", qubes=["work", "vault"])
+    assert [c["test"] for c in restore.calls] == [True]
 
 
 def test_restored_in_test_mode_returns_the_plan(state: ModuleType) -> None:

@@ -51,3 +51,9 @@ def test_backup_output_follows_salts_stateful_protocol(tmp_path: Path, fake_wyng
     assert result["changed"] is True and result["session"]
     unchanged = salt_stateful(run("list").stdout)
     assert unchanged["changed"] is False
+    # test mode (`test_name: ... backup --dry-run`): Salt shows `result: None` only when
+    # the stateful output says `changed`, so a dry run says whether the real run would change
+    would = salt_stateful(run("backup", "--dry-run", "work").stdout)
+    assert would["changed"] is True and would["dry_run"] is True and would["comment"].startswith("dry run")
+    not_due = salt_stateful(run("backup", "--max-age=1d", "work").stdout)
+    assert not_due["changed"] is False and not_due["comment"].startswith("nothing due")

@@ -352,3 +352,18 @@ def test_each_archive_care_mistake_is_refused(change: tuple[str, str]) -> None:
     assert CARE.count(old) == 1
     with pytest.raises((ValueError, TypeError)):
         parse_profile("p", tomllib.loads(CARE.replace(old, new)))
+
+
+def test_the_example_profile_loads_with_each_passphrase_source(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+    from wyngq.profile import load_profile
+
+    text = (ROOT / "wyngq" / "data" / "wyng-util-qubes.example.toml").read_text(encoding="utf-8")
+    (tmp_path / "example.toml").write_text(text)
+    assert load_profile("example", str(tmp_path)).passphrase.file == "/etc/wyng-util-qubes/laptop.pass"
+    for line, check in (('# qube = "vault"', lambda s: s.qube == "vault"),
+                        ('# command = ["/usr/local/bin/get-wyng-passphrase", "laptop"]',
+                         lambda s: s.command == ("/usr/local/bin/get-wyng-passphrase", "laptop"))):
+        variant = text.replace('file = "/etc/wyng-util-qubes/laptop.pass"\n', "").replace(line, line[2:])
+        (tmp_path / "variant.toml").write_text(variant)
+        assert check(load_profile("variant", str(tmp_path)).passphrase)

@@ -32,6 +32,7 @@ def test_service_runs_backup_monitor_then_prune_unattended_for_the_profile() -> 
         args = build_parser().parse_args(argv[1:])
         assert args.profile == "laptop" and args.unattended and args.json and args.wait == 7200
     assert [build_parser().parse_args(c[1:]).action for c in commands] == ["backup", "monitor", "prune"]
+    assert build_parser().parse_args(commands[0][1:]).max_age == 20 * 3600  # due in this archive only
     assert unit("wyng-util-qubes-backup@.service")["Service"]["Type"] == "oneshot"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -59,19 +60,17 @@ def main(argv: Sequence[str] | None = None, *, connect: Callable[[], QubesPort] 
     presenter: common.Presenter = JsonLines() if json_mode else Human()
     action = next((w for w in words if w in ACTIONS), "unknown")
     try:
-        args = build_parser().parse_args(words)
+        args = build_parser().parse_args(common.wait_words(words))
         action = args.action
         presenter = JsonLines(quiet=args.quiet) if json_mode else Human(verbose=args.verbose, quiet=args.quiet)
         _configure_logging(args.verbose)
         module = ACTIONS[action]
         if not module.NEEDS_ARCHIVE:
             return int(module.run(args, presenter))
-        with (
-            _signals_as_exceptions(),
-            operation_lock(action, wait=args.wait),
-            tempfile.TemporaryDirectory(prefix="wyngq-") as workdir,
-        ):
-            return int(module.run(args, common.resolve_context(args, workdir, connect), presenter))
+        with _signals_as_exceptions(), tempfile.TemporaryDirectory(prefix="wyngq-") as workdir:
+            # the lock is taken by common.with_wyng, after any passphrase is in hand
+            lock = functools.partial(operation_lock, action, wait=args.wait)
+            return int(module.run(args, common.resolve_context(args, workdir, connect, lock), presenter))
     except WyngqError as err:
         return report_error(presenter, action, err)
     except Exception as err:  # a bug: the result line still comes, the traceback goes to stderr

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +53,8 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group = parser.add_argument_group("archive and output")
     group.add_argument("--dest", default=default(None), help="archive URL (file:, ssh://, qubes://, qubes-ssh://)")
     group.add_argument("--profile", default=default(None), help="use the dom0 profile NAME")
-    group.add_argument("--wyng", default=default(None), help="path to the wyng program")
+    group.add_argument("--wyng", default=default(None),
+                       help="the wyng program (default: the profile's `wyng`, else `wyng` on PATH)")
     group.add_argument("--meta-dir", default=default(None), help="Wyng's metadata directory")
     group.add_argument("--passphrase-file", default=default(None), help="read the passphrase from a root-only file")
     group.add_argument("--json", action="store_true", default=default(False),
@@ -60,7 +63,30 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("-v", "--verbose", action="count", default=default(0), help="show more (twice: debug logs)")
     group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="show only the result")
     group.add_argument("--wait", nargs="?", type=_seconds, const=math.inf, default=default(None), metavar="SECONDS",
-                       help="if another operation is running, wait for it (for at most SECONDS)")
+                       help="if another operation is running, wait for it (as --wait=SECONDS: for at most SECONDS)")
+    group.add_argument("--remote", action="store_true", default=default(False),
+                       help="forward to dom0 over qrexec (the default in a qube; see --remote --help)")
+
+
+def wait_words(words: Sequence[str]) -> list[str]:
+    """`--wait` takes its value only as `--wait=SECONDS` or as a number right
+    after it, as other tools do, so that `--wait list` waits and lists rather
+    than reading `list` as the number of seconds."""
+    out = list(words)
+    for index, word in enumerate(out):
+        if word == "--":
+            break
+        if word == "--wait" and (index + 1 == len(out) or not _is_number(out[index + 1])):
+            out[index] = "--wait=inf"
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -73,10 +99,15 @@ class Context:
     can_prompt: bool
     workdir: str
     connect: Callable[[], QubesPort]  # the Qubes adapter; tests pass a fake
+    # the operation lock (wyngq.lock), taken by with_wyng once nobody is being asked anything
+    lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
 
 
 def resolve_context(
-    args: argparse.Namespace, workdir: str, connect: Callable[[], QubesPort] = qubes.connect
+    args: argparse.Namespace,
+    workdir: str,
+    connect: Callable[[], QubesPort] = qubes.connect,
+    lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> Context:
     profile = load_profile(args.profile) if args.profile else None
     if args.dest and profile is not None:
@@ -100,6 +131,7 @@ def resolve_context(
         can_prompt=not args.unattended and sys.stdin.isatty(),
         workdir=workdir,
         connect=connect,
+        lock=lock,
     )
 
 
@@ -110,16 +142,31 @@ def with_wyng(context: Context, work: Callable[[Wyng], Any], *, new_archive: boo
     none) and ask on the terminal only when the archive wants one. An
     authentication failure happens at the first Wyng call, before any change,
     so running `work` again is safe.
+
+    The operation lock is held only while `work` runs, never while a person is
+    asked (the passphrase source, which may be a vault qube asking its user,
+    comes first; a prompt after a refused try happens with the lock released),
+    so a waiting prompt never makes a scheduled backup fail as busy.
     """
     secret = passphrase.from_source(context.passphrase_source, context.profile.name if context.profile else "")
-    if secret is None and new_archive and context.can_prompt:
+    if secret is None and new_archive:
+        if not context.can_prompt:
+            raise UsageError(
+                "a new encrypted archive needs a passphrase, and there is neither a terminal to ask on "
+                "nor a passphrase source",
+                hint="give --passphrase-file=FILE or a profile [passphrase] source, run it on a terminal, "
+                     "or pass --encrypt=off",
+            )
         secret = _prompt_new()
     try:
-        return work(Wyng(context.target, passphrase=secret))
+        with context.lock():
+            return work(Wyng(context.target, passphrase=secret))
     except AuthError:
         if secret is not None or not context.can_prompt:
             raise
-    return work(Wyng(context.target, passphrase=passphrase.prompt()))
+    secret = passphrase.prompt()
+    with context.lock():
+        return work(Wyng(context.target, passphrase=secret))
 
 
 def _prompt_new() -> Secret:

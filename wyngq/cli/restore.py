@@ -14,7 +14,8 @@ from wyngq.cli import dom0
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import UsageError
 from wyngq.output import Human, shown
-from wyngq.restore.model import ConflictPolicy, Problem, RestorePlan, RestoreRequest
+from wyngq.restore.apply import QubeOutcome
+from wyngq.restore.model import Action, ConflictPolicy, Problem, RestorePlan, RestoreRequest
 from wyngq.restore.run import RestoreResult, archive_qube_of, run_restore
 
 NEEDS_ARCHIVE = True
@@ -173,6 +174,8 @@ def show(out: Human, result: RestoreResult) -> None:
         out.say(f"Sessions {', '.join(plan.sessions)}, each qube from its own (settings from {plan.settings_source}):")
     for qube in plan.qubes:
         action = f"rename -> {qube.target}" if qube.target != qube.source else qube.action.value
+        if qube.action is Action.SKIP and any(problem.blocking for problem in qube.problems):
+            action = "REFUSED"  # a refused conflict is not a skip: nothing is carried out while one is
         out.say(f"  {qube.source:<24} {qube.klass.value:<13} {qube.session or result.session}  {action}")
         for problem in qube.problems:
             mark = "!" if problem.blocking else "-"
@@ -190,9 +193,7 @@ def show(out: Human, result: RestoreResult) -> None:
         if outcome.action.value == "skip":
             continue
         if outcome.ok:
-            kept = f" (previous data kept: qvm-volume revert {', '.join(outcome.revisions)})" \
-                if outcome.revisions else ""
-            out.say(f"  {outcome.target:<24} restored{kept}")
+            out.say(f"  {outcome.target:<24} restored{_kept(outcome)}")
         else:
             out.say(f"  {outcome.target:<24} FAILED at {outcome.failed_step}: {outcome.error}")
             out.say(f"      {outcome.hint}")
@@ -213,6 +214,15 @@ def show_prefs(out: Human, result: RestoreResult) -> None:
         out.say(f"      set {op.key}: {op.old!r} -> {op.value!r}{failed}")
     for problem in plan.prefs_problems:
         out.say(f"      {'!' if problem.blocking else '-'} {problem.message}: {problem.resolution}")
+
+
+def _kept(outcome: QubeOutcome) -> str:
+    """Only a qube restored over has previous data (a new one's revisions hold its empty volumes)."""
+    if outcome.action is not Action.REPLACE:
+        return " (new qube)" if outcome.action in (Action.CREATE, Action.RENAME) else ""
+    if not outcome.revisions:
+        return ""
+    return f" (previous data kept: qvm-volume revert {', '.join(outcome.revisions)})"
 
 
 def show_changes(out: Human, plan: RestorePlan) -> None:

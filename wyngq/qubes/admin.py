@@ -46,6 +46,7 @@ DEFAULT_QUBES_DIR = "/var/lib/qubes"
 class AdminQubes:
     def __init__(self, app: qubesadmin.app.QubesBase | None = None) -> None:
         self.app = app if app is not None else qubesadmin.Qubes()
+        self._skipped: set[str] = set()  # qubes of a class wyngq does not know, said once
 
     # -- reading -------------------------------------------------------------
     def pools(self) -> dict[str, Pool]:
@@ -77,7 +78,11 @@ class AdminQubes:
             try:
                 klass = QubeClass(vm.klass)
             except ValueError:
-                log.warning("skipping qube %s of unknown class %s", vm.name, vm.klass)
+                # not a warning: every listing would repeat it for qubes nobody asked about;
+                # a qube named on the command line is reported as not found (wyngq.backup)
+                if vm.name not in self._skipped:
+                    self._skipped.add(vm.name)
+                    log.info("leaving out qube %s: wyngq does not know its class %s", vm.name, vm.klass)
                 continue
             state = listed[vm.name].state if vm.name in listed else None
             yield vm, klass, is_running(state) if state is not None else _running(vm)

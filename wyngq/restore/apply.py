@@ -309,8 +309,8 @@ def _receive(run: _Run, session: str) -> None:
     pairs = [p for p in pairs if p.qube not in run.failed]
     if not pairs:
         return
-    owner = {p.archive_name: p.qube for p in pairs}
-    progress = wyng_progress(run.reporter, lambda v: {"qube": owner[v]} if v in owner else {})
+    owner = {p.archive_name: (p.qube, p.size) for p in pairs}
+    progress = wyng_progress(run.reporter, lambda v: {"qube": owner[v][0], "size": owner[v][1]} if v in owner else {})
     lent = any(p.scratch_snapshot and os.path.exists(p.scratch_snapshot) for p in pairs)
     failed = data.receive(run.wyng, pairs, session, run.workdir, progress, use_snapshot=lent)
     for pair in pairs:

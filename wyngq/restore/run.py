@@ -18,7 +18,7 @@ from wyngq.model import QubeClass, QubeSettings
 from wyngq.qubes.port import QubesPort
 from wyngq.restore import menus, trust
 from wyngq.restore.apply import QubeOutcome, apply_plan
-from wyngq.restore.model import LiveSystem, RestorePlan, RestoreRequest, SessionData
+from wyngq.restore.model import Action, LiveSystem, RestorePlan, RestoreRequest, SessionData
 from wyngq.restore.plan import plan_restore
 from wyngq.restore.prefs import session_prefs
 from wyngq.restore.select import choose_session, refuse_unsupported, select_qubes
@@ -58,8 +58,13 @@ class RestoreResult:
 
     @property
     def changed(self) -> bool:
-        """Whether qubes were touched (a refused or dry-run restore changes nothing)."""
-        return not self.dry_run and not self.refused and (
+        """Whether qubes were touched (a refused restore changes nothing); in a dry
+        run, whether the real run would touch any (Salt's test mode reports
+        would-be changes as changes)."""
+        if self.dry_run:
+            return not self.refused and (any(q.action is not Action.SKIP for q in self.plan.qubes)
+                                         or bool(self.plan.prefs))
+        return not self.refused and (
             any(q.changes for q in self.qubes) or len(self.plan.prefs) > len(self.prefs_failed))
 
     @property

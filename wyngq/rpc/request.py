@@ -36,7 +36,7 @@ from typing import BinaryIO, ClassVar, NoReturn
 
 from wyngq import names
 from wyngq.errors import NotPermittedError, UsageError
-from wyngq.profile import CONFLICT_POLICIES, is_profile_name
+from wyngq.profile import CONFLICT_POLICIES, PROFILE_NAME_RULE, is_profile_name
 
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_QUBES = 256
@@ -292,7 +292,7 @@ class _Fields:
         if not isinstance(untrusted, str):
             self.fail(f"'profile' must be a string, not {_kind(untrusted)}")
         if not is_profile_name(untrusted):
-            self.fail(f"'profile' is not a profile name: {_show(untrusted)}")
+            self.fail(f"'profile' is not a profile name: {_show(untrusted)} (a profile name is {PROFILE_NAME_RULE})")
         return untrusted
 
     def flag(self, key: str) -> bool:

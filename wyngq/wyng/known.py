@@ -26,7 +26,14 @@ where a stale record is harmless:
   (it must also be no older than the send itself, so another writer's session
   is never taken for it);
 - the Wyng executable (path, size, mtime) whose version passed the check: a
-  changed executable makes the backup read the catalogue, which checks it again.
+  changed executable makes the backup read the catalogue, which checks it again;
+- the last session of each qube in this archive (`last`), which scheduling
+  uses (wyngq.schedule: a qube is due per archive, not by its backup_timestamp,
+  which a backup to any archive sets). Rebuilt from the catalogue's volume names
+  when the record is missing: a qube's last session is the newest session
+  holding one of its volumes and the settings bundle. A disposable qube has no
+  volume, so only a backup wyngq made tells its session; until one does, it
+  follows the qubes with data (it is never due alone).
 
 One JSON file per archive, `STATE_DIR/archives/<key>.json` (root only), key
 from the destination URL and the meta dir; written atomically by `create`,
@@ -43,15 +50,17 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
+from wyngq import volnames
+from wyngq.names import is_qube_name
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.commands import WyngTarget
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,13 @@ class KnownArchive:
     volumes: frozenset[str]
     sessions: frozenset[str]
     wyng: tuple[str, int, int] | None = None  # the checked executable: real path, size, mtime (ns)
+    last: Mapping[str, str] = field(default_factory=dict)  # qube -> its last session in this archive
 
     @classmethod
     def of(cls, archive: Archive, executable: str) -> KnownArchive:
         """The record of a catalogue just read (and version-checked) with `executable`."""
-        return cls(frozenset(archive.volumes), frozenset(archive.sessions()), executable_stamp(executable))
+        return cls(frozenset(archive.volumes), frozenset(archive.sessions()), executable_stamp(executable),
+                   last_sessions(archive))
 
     @classmethod
     def empty(cls, executable: str) -> KnownArchive:
@@ -74,10 +85,29 @@ class KnownArchive:
     def newest(self) -> str | None:
         return max(self.sessions) if self.sessions else None
 
-    def with_session(self, session: str, volumes: Iterable[str], renamed: Iterable[str] = ()) -> KnownArchive:
-        """After a backup: its session, the volumes it sent, without the names Wyng renamed them from."""
+    def with_session(self, session: str, volumes: Iterable[str], renamed: Iterable[str] = (),
+                     qubes: Iterable[str] = ()) -> KnownArchive:
+        """After a backup: its session, the volumes it sent, without the names Wyng
+        renamed them from, and the qubes it backed up."""
+        last = {**self.last, **{name: session for name in qubes}}
         return KnownArchive((self.volumes - frozenset(renamed)) | frozenset(volumes), self.sessions | {session},
-                            self.wyng)
+                            self.wyng, last)
+
+
+def last_sessions(archive: Archive) -> dict[str, str]:
+    """Each qube's newest session in the catalogue that holds one of its volumes
+    and the settings bundle (a session wyngq or upstream wyng-util-qubes made)."""
+    meta = archive.volumes.get(volnames.METADATA_VOLUME)
+    bundled = set(meta.sessions) if meta is not None else set()
+    last: dict[str, str] = {}
+    for name, volume in archive.volumes.items():
+        parsed = volnames.parse(name)
+        if parsed is None:
+            continue
+        found = bundled.intersection(volume.sessions)
+        if found and max(found) > last.get(parsed.qube, ""):
+            last[parsed.qube] = max(found)
+    return last
 
 
 def executable_stamp(executable: str) -> tuple[str, int, int] | None:
@@ -129,6 +159,7 @@ class KnownArchives:
         data = {
             "format": FORMAT, "dest": target.dest, "meta_dir": target.meta_dir,
             "wyng": list(known.wyng), "volumes": sorted(known.volumes), "sessions": sorted(known.sessions),
+            "last": dict(sorted(known.last.items())),
         }
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -163,4 +194,8 @@ def _decode(data: object, target: WyngTarget) -> KnownArchive | None:
         return None
     if not all(isinstance(x, list) and all(isinstance(s, str) for s in x) for x in (volumes, sessions)):
         return None
-    return KnownArchive(frozenset(volumes), frozenset(sessions), (stamp[0], stamp[1], stamp[2]))
+    last = data["last"]
+    if not (isinstance(last, dict) and all(isinstance(k, str) and is_qube_name(k) and isinstance(v, str)
+                                           and v in sessions for k, v in last.items())):
+        return None
+    return KnownArchive(frozenset(volumes), frozenset(sessions), (stamp[0], stamp[1], stamp[2]), dict(last))

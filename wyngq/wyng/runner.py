@@ -256,10 +256,19 @@ def error_for(returncode: int, stderr: str, stdout: str = "") -> WyngqError:
 
 def _last_error_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
         if "Error" in line or "error" in line or line.startswith("***"):
+            reason = _EXPLAINED_BEFORE.get(line)
+            if reason is not None and index > 0 and reason.match(lines[index - 1]):
+                return f"{lines[index - 1]} ({line})"  # Wyng's own reason, said on the line before
             return line
     return lines[-1] if lines else ""
+
+
+# Errors whose reason Wyng prints on the line before: a too-short passphrase read
+# from stdin ends in "Passphrase required." after saying why.
+_EXPLAINED_BEFORE = {"InputError: Passphrase required.": re.compile(r"Passphrase must be .+")}
 
 
 def _read_error_file(path: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from wyngq.errors import ExitCode, UsageError
 from wyngq.names import is_qube_name, is_session_id
-from wyngq.profile import CONFLICT_POLICIES, RPC_ACTIONS, is_profile_name
+from wyngq.profile import CONFLICT_POLICIES, PROFILE_NAME_RULE, RPC_ACTIONS, is_profile_name
 from wyngq.rpc.request import (
     JOB_ID,
     MAX_REQUEST_BYTES,
@@ -105,6 +105,7 @@ def test_whitespace_around_the_object_is_fine() -> None:
 
 
 # -- one fixture per rejected request, one mutation away from a valid one ---------------------
+RULE = f" (a profile name is {PROFILE_NAME_RULE})"
 REJECTED: dict[str, tuple[str, bytes, str]] = {
     # framing
     "empty": ("backup", b"", "empty request"),
@@ -142,11 +143,12 @@ REJECTED: dict[str, tuple[str, bytes, str]] = {
     "profile null": ("backup", edit("backup", profile=None), "missing key 'profile'"),
     "profile a number": ("backup", edit("backup", profile=1), "'profile' must be a string, not a number"),
     "profile path": ("backup", edit("backup", profile="../../etc/passwd"),
-                     "'profile' is not a profile name: '../../etc/passwd'"),
+                     "'profile' is not a profile name: '../../etc/passwd'" + RULE),
     "profile option": ("backup", edit("backup", profile="--dest=file:/x"),
-                       "'profile' is not a profile name: '--dest=file:/x'"),
-    "profile upper case": ("backup", edit("backup", profile="Laptop"), "'profile' is not a profile name: 'Laptop'"),
-    "profile empty": ("backup", edit("backup", profile=""), "'profile' is not a profile name: ''"),
+                       "'profile' is not a profile name: '--dest=file:/x'" + RULE),
+    "profile upper case": ("backup", edit("backup", profile="Laptop"),
+                           "'profile' is not a profile name: 'Laptop'" + RULE),
+    "profile empty": ("backup", edit("backup", profile=""), "'profile' is not a profile name: ''" + RULE),
     # qubes
     "qubes a string": ("backup", edit("backup", qubes="work"), "'qubes' must be a list of qube names, not a string"),
     "qubes an object": ("backup", edit("backup", qubes={"work": 1}),

@@ -53,7 +53,9 @@ def test_a_changed_wyng_executable_makes_the_record_unusable(tmp_path: Path, wyn
                                      '{"format": 1, "dest": "file:/a", "meta_dir": null, "wyng": "x", '
                                      '"volumes": [], "sessions": []}',
                                      '{"format": 1, "dest": "file:/a", "meta_dir": null, "wyng": ["p", 1, 2], '
-                                     '"volumes": [1], "sessions": []}'])
+                                     '"volumes": [1], "sessions": []}',
+                                     '{"format": 1, "dest": "file:/a", "meta_dir": null, "wyng": ["p", 1, 2], '
+                                     '"volumes": [], "sessions": [], "last": {}}'])
 def test_a_damaged_record_is_not_used(tmp_path: Path, wyng: str, content: str) -> None:
     store, target = KnownArchives(str(tmp_path)), WyngTarget(wyng, "file:/a")
     store.put(target, record(wyng))
@@ -95,3 +97,30 @@ def test_an_empty_record_of_a_new_archive(tmp_path: Path, wyng: str) -> None:
     records.forget(target)
     assert records.get(target) is None
     records.forget(target)  # nothing there: no error
+
+
+def test_each_qubes_last_session_is_rebuilt_from_the_catalogue() -> None:
+    from tests.conftest import FIXTURES
+    from wyngq.wyng.catalog import parse_list_output
+    from wyngq.wyng.known import last_sessions
+
+    archive = parse_list_output((FIXTURES / "json" / "list_06_after_incr3.json").read_text(encoding="utf-8"))
+    assert last_sessions(archive) == {"work": "20261126-151138", "personal": "20261126-151125",
+                                      "fedora": "20261126-151125", "extra": "20261126-151125"}
+
+
+def test_a_backup_moves_the_last_session_of_its_qubes_only(tmp_path: Path, wyng: str) -> None:
+    store, target = KnownArchives(str(tmp_path)), WyngTarget(wyng, "file:/a")
+    old = KnownArchive(frozenset(), frozenset({"20260101-000000"}), executable_stamp(wyng),
+                       {"work": "20260101-000000", "vault": "20260101-000000"})
+    store.put(target, old.with_session("20260102-000000", ["appvms/work/private.img"], qubes=["work", "disp1"]))
+    got = store.get(target)
+    assert got is not None
+    assert got.last == {"work": "20260102-000000", "vault": "20260101-000000", "disp1": "20260102-000000"}
+
+
+def test_a_record_naming_a_session_it_does_not_hold_is_not_used(tmp_path: Path, wyng: str) -> None:
+    store, target = KnownArchives(str(tmp_path)), WyngTarget(wyng, "file:/a")
+    store.put(target, KnownArchive(frozenset(), frozenset({"20260101-000000"}), executable_stamp(wyng),
+                                   {"work": "20990101-000000"}))
+    assert store.get(target) is None

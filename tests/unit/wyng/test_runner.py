@@ -460,3 +460,12 @@ def test_a_wyng_call_that_prints_nothing_for_the_stall_timeout_is_stopped(tmp_pa
 
 def test_the_stall_timeout_is_not_part_of_which_archive_it_is() -> None:
     assert WyngTarget("wyng", DEST, stall_timeout=5.0) == WyngTarget("wyng", DEST)
+
+
+def test_a_short_passphrase_at_create_names_wyngs_own_reason() -> None:
+    # on stdin Wyng says why, then fails with a bare "Passphrase required." (docs/facts.md)
+    stderr = "Enter new encryption passphrase: \nPassphrase must be 10 or more characters.\n\n" \
+             "InputError: Passphrase required.\n"
+    error = error_for(9, stderr)
+    assert "Passphrase must be 10 or more characters." in error.message
+    assert "Passphrase required" in error.message
