@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from wyngq import names
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import ExitCode, UsageError
-from wyngq.maintenance import DeleteResult, delete
 from wyngq.paths import state_dir
 from wyngq.wyng.known import KnownArchives
+
+if TYPE_CHECKING:  # imported where used: other actions need none of it
+    from wyngq.maintenance import DeleteResult
 
 NEEDS_ARCHIVE = True
 
@@ -27,6 +30,8 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
         if answer.strip().lower() not in ("y", "yes"):
             raise UsageError("not confirmed; nothing was deleted")
     known = KnownArchives(state_dir())
+    from wyngq.maintenance import delete
+
     done: DeleteResult = with_wyng(context, lambda wyng: delete(wyng, qube, presenter, known))
     return finish(
         presenter, "delete", ExitCode.OK, done,

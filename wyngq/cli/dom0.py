@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from wyngq import names
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
-from wyngq.dom0.restore import Dom0RestoreRequest, Dom0RestoreResult, run_restore
 from wyngq.errors import UsageError
 from wyngq.output import Human
+
+if TYPE_CHECKING:  # imported where used: a backup needs none of it
+    from wyngq.dom0.restore import Dom0RestoreResult
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +59,8 @@ def run_restore_command(args: argparse.Namespace, context: Context, presenter: P
     if args.qubes:
         raise UsageError("restore qubes and dom0 items in separate commands",
                          hint="leave the qube names out, or --dom0-home/--dom0-config")
+    from wyngq.dom0.restore import Dom0RestoreRequest, run_restore
+
     request = Dom0RestoreRequest(
         home=args.dom0_home,
         config=args.dom0_config,

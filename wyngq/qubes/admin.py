@@ -1,7 +1,10 @@
 """The QubesPort over the Admin API: the only module that imports qubesadmin.
 
 Reads use the cheapest calls qubesadmin offers (one `admin.vm.List` for all
-qubes, one `property.GetAll` per qube); writes only happen where asked.
+qubes, one `property.GetAll` per qube); writes only happen where asked. What a
+read already answered (a qube's power state from the list, its properties,
+tags and volumes from `qube()` for the `settings()` that follows) is used
+once instead of asked again, and forgotten at the first write.
 Qubes 4.2 and 4.3 differ in the device API: 4.3 assignments carry a mode and
 a device identity, which are read here when the library offers them.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import qubesadmin
 import qubesadmin.exc
@@ -47,6 +51,9 @@ class AdminQubes:
     def __init__(self, app: qubesadmin.app.QubesBase | None = None) -> None:
         self.app = app if app is not None else qubesadmin.Qubes()
         self._skipped: set[str] = set()  # qubes of a class wyngq does not know, said once
+        self._listed: dict[str, tuple[QubeClass, bool]] = {}  # the last admin.vm.List
+        self._read: dict[str, _Read] = {}  # what qube() read, for settings()
+        self._devclasses: tuple[str, ...] | None = None
 
     # -- reading -------------------------------------------------------------
     def pools(self) -> dict[str, Pool]:
@@ -65,6 +72,11 @@ class AdminQubes:
 
     def list_qubes(self) -> dict[str, tuple[QubeClass, bool]]:
         return {vm.name: (klass, running) for vm, klass, running in self._domains()}
+
+    def _forget(self) -> None:
+        """Before a write: what earlier reads answered may no longer hold."""
+        self._listed.clear()
+        self._read.clear()
 
     def _domains(self) -> Iterator[tuple[qubesadmin.vm.QubesVM, QubeClass, bool]]:
         """Every qube but dom0, with its class and whether it is running (the power
@@ -85,31 +97,39 @@ class AdminQubes:
                     log.info("leaving out qube %s: wyngq does not know its class %s", vm.name, vm.klass)
                 continue
             state = listed[vm.name].state if vm.name in listed else None
-            yield vm, klass, is_running(state) if state is not None else _running(vm)
+            running = is_running(state) if state is not None else _running(vm)
+            self._listed[vm.name] = (klass, running)
+            yield vm, klass, running
 
     def qube(self, name: str) -> Qube:
         vm = self._vm(name)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
+            listed = self._listed.get(name)
+            read = _Read(_all_properties(vm), tuple(sorted(vm.tags)), {})
+            volumes = _volumes(vm, klass.backed_up_volumes, read.volumes)
+            self._read[name] = read
+            include = read.properties.get("include_in_backups")
             return Qube(
                 name=name,
                 klass=klass,
-                running=_running(vm),
-                include_in_backups=bool(getattr(vm, "include_in_backups", False)),
-                volumes=_volumes(vm, klass.backed_up_volumes),
-                tags=frozenset(vm.tags),
+                running=listed[1] if listed is not None and listed[0] is klass else _running(vm),
+                include_in_backups=include is not None and include[1].value == "True",
+                volumes=volumes,
+                tags=frozenset(read.tags),
             )
 
     def volumes(self, name: str) -> tuple[Volume, ...]:
         vm = self._vm(name)
         with _qubes_errors(name):
-            return _volumes(vm, QubeClass(vm.klass).backed_up_volumes)
+            return _volumes(vm, QubeClass(vm.klass).backed_up_volumes, {})
 
     def settings(self, name: str) -> QubeSettings:
         vm = self._vm(name)
+        read = self._read.pop(name, None)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
-            every = _all_properties(vm)
+            every = read.properties if read is not None else _all_properties(vm)
             label = every.get("label")
             template = every.get("template")
             return QubeSettings(
@@ -123,13 +143,13 @@ class AdminQubes:
                     if not is_default and prop not in ("label", "template")
                 },
                 features={str(k): str(v) for k, v in vm.features.items()},
-                tags=tuple(sorted(vm.tags)),
+                tags=read.tags if read is not None else tuple(sorted(vm.tags)),
                 firewall=_firewall(vm),
                 notes=_notes(vm),
-                devices=_devices(vm),
+                devices=_devices(vm, self._device_classes()),
                 volumes=tuple(
                     VolumeSettings(vol.kind, vol.pool, vol.size, vol.revisions_to_keep)
-                    for vol in _volumes(vm, ("private", "root", "volatile"))
+                    for vol in _volumes(vm, ("private", "root", "volatile"), read.volumes if read else {})
                 ),
             )
 
@@ -137,7 +157,8 @@ class AdminQubes:
         base = self._qubes_dir()
         files: dict[str, bytes] = {}
         _read_into(files, base, "qubes.xml")
-        listed = self.list_qubes()
+        names = list(names)
+        listed = self._listed if all(n in self._listed for n in names) else self.list_qubes()
         for name in names:
             klass = listed.get(name, (QubeClass.APP, False))[0]
             subdir = "vm-templates" if klass is QubeClass.TEMPLATE else "appvms"
@@ -146,6 +167,7 @@ class AdminQubes:
         return files
 
     def set_backup_timestamp(self, name: str, when: int) -> None:
+        self._forget()
         with _qubes_errors(name):
             self._vm(name).backup_timestamp = when
 
@@ -210,6 +232,7 @@ class AdminQubes:
         self, name: str, klass: QubeClass, *, label: str, template: str | None, pool: str | None,
         pools: Mapping[str, str],
     ) -> None:
+        self._forget()
         with _qubes_errors(name):
             if pool:
                 self.app.add_new_vm(klass.value, name, label, template=template, pool=pool)
@@ -243,6 +266,7 @@ class AdminQubes:
         self._call(name, "admin.vm.notes.Set", None, notes.encode("utf-8"))
 
     def assign_device(self, name: str, device: DeviceAssignment) -> None:
+        self._forget()
         vm = self._vm(name)
         with _qubes_errors(name):
             collection = vm.devices[device.devclass]
@@ -256,6 +280,7 @@ class AdminQubes:
                     backend, device.port_id, options=dict(device.options), persistent=True))
 
     def unassign_device(self, name: str, device: DeviceAssignment) -> None:
+        self._forget()
         vm = self._vm(name)
         with _qubes_errors(name):
             collection = vm.devices[device.devclass]
@@ -267,12 +292,14 @@ class AdminQubes:
                         collection.detach(assignment)
 
     def shutdown(self, name: str) -> None:
+        self._forget()
         with _qubes_errors(name):
             vm = self._vm(name)
             if _running(vm):
                 vm.shutdown(wait=True)
 
     def kill(self, name: str) -> None:
+        self._forget()
         with _qubes_errors(name):
             vm = self._vm(name)
             if _running(vm):
@@ -285,6 +312,7 @@ class AdminQubes:
                 vm.start()
 
     def clone_volume(self, name: str, kind: str, source: str) -> None:
+        self._forget()
         target, origin = self._vm(name), self._vm(source)
         with _qubes_errors(name):
             # qubesd clones into a running qube's volume too (seen in the lab): never do that
@@ -299,14 +327,17 @@ class AdminQubes:
             volume.clone(source_volume)
 
     def remove_qube(self, name: str) -> None:
+        self._forget()
         with _qubes_errors(name):
             del self.app.domains[name]
 
     def set_revisions_to_keep(self, name: str, kind: str, count: int) -> None:
+        self._forget()
         with _qubes_errors(name):
             self._vm(name).volumes[kind].revisions_to_keep = count
 
     def resize_volume(self, name: str, kind: str, size: int) -> None:
+        self._forget()
         with _qubes_errors(name):
             self._vm(name).volumes[kind].resize(size, allow_shrink=True)
 
@@ -323,10 +354,19 @@ class AdminQubes:
         return Assignment(VirtualDevice(port, device.device_id or "*"), mode=device.mode, options=dict(device.options))
 
     def _call(self, name: str, method: str, arg: str | None = None, payload: bytes | None = None) -> None:
+        self._forget()
         with _qubes_errors(name):
             self.app.qubesd_call(name, method, arg, payload)
 
     # -- helpers ---------------------------------------------------------------
+    def _device_classes(self) -> tuple[str, ...]:
+        """The device classes qubesd knows: the same for every qube, so asked once."""
+        if self._devclasses is None:
+            with _qubes_errors("dom0"):
+                raw = self.app.qubesd_call("dom0", "admin.deviceclass.List")
+            self._devclasses = tuple(sorted(raw.decode("ascii").split()))
+        return self._devclasses
+
     def _vm(self, name: str) -> qubesadmin.vm.QubesVM:
         try:
             return self.app.domains[name]
@@ -362,6 +402,15 @@ class _qubes_errors:
             raise QubesError(f"qube {self.name!r}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What `qube()` read of one qube: its properties, tags and volumes by kind."""
+
+    properties: dict[str, tuple[bool, PropertyValue]]
+    tags: tuple[str, ...]
+    volumes: dict[str, Volume]
+
+
 def _running(vm: qubesadmin.vm.QubesVM) -> bool:
     try:
         return is_running(vm.get_power_state())
@@ -382,13 +431,15 @@ def _all_properties(vm: qubesadmin.vm.QubesVM) -> dict[str, tuple[bool, Property
     return parse_get_all(raw)
 
 
-def _volumes(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str]) -> tuple[Volume, ...]:
+def _volumes(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str], known: dict[str, Volume]) -> tuple[Volume, ...]:
     """Each of `kinds` the qube has, read with one `volume.Info` call per volume
-    (qubesadmin's Volume makes one per attribute read)."""
-    return tuple(
-        volume_from_info(kind, parse_volume_info(vm.qubesd_call(vm.name, "admin.vm.volume.Info", kind)))
-        for kind in sorted(vm.volumes) if kind in kinds
-    )
+    (qubesadmin's Volume makes one per attribute read) unless `known` has it;
+    what is read is added to `known`."""
+    for kind in sorted(vm.volumes):
+        if kind in kinds and kind not in known:
+            known[kind] = volume_from_info(
+                kind, parse_volume_info(vm.qubesd_call(vm.name, "admin.vm.volume.Info", kind)))
+    return tuple(known[kind] for kind in sorted(known) if kind in kinds)
 
 
 def _firewall(vm: qubesadmin.vm.QubesVM) -> tuple[str, ...]:
@@ -415,9 +466,9 @@ def _notes(vm: qubesadmin.vm.QubesVM) -> str | None:
                          hint="check the qube's notes (qvm-notes), or leave it out of the backup") from err
 
 
-def _devices(vm: qubesadmin.vm.QubesVM) -> tuple[DeviceAssignment, ...]:
+def _devices(vm: qubesadmin.vm.QubesVM, devclasses: Iterable[str]) -> tuple[DeviceAssignment, ...]:
     result: list[DeviceAssignment] = []
-    for devclass in vm.devices:
+    for devclass in devclasses:
         collection = vm.devices[devclass]
         if hasattr(collection, "get_assigned_devices"):
             for assignment in collection.get_assigned_devices():
