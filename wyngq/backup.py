@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from wyngq import __version__, bundle, paths, volnames
+from wyngq import __version__, bundle, carry, paths, volnames
 from wyngq.backup_shutdown import shutdown_order, stopped_for_backup
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0.backup import Dom0Backup, Dom0Outcome, Dom0Stream
@@ -445,6 +445,9 @@ def _run_backup(
         raise QubesError("no qube left to back up: " + "; ".join(unreadable.values()))
     manifest = bundle.encode_manifest(settings, wyngq_version=__version__, qubes_version=qubes.qubes_version(),
                                       prefs=_global_prefs(qubes))
+    last_manifests = carry.LastManifests(known_archives)
+    manifest = carry.encode_with_carried(
+        manifest, carry.carried_for(last_manifests.get(wyng.target, known), plan.qubes))
     bundle_path = os.path.join(workdir, "qubes-metadata.tgz")
     bundle.write_bundle(bundle_path, qubes.state_files(plan.qubes), manifest)
     local_from = os.path.join(workdir, "volumes.json")
@@ -482,6 +485,8 @@ def _run_backup(
         raise
     outcomes = _outcomes(plan, failed_by_wyng, missing)
     dom0 = _dom0_outcomes(streams, failed_by_wyng, missing)
+    if session is not None:
+        last_manifests.put(wyng.target, session, manifest)
     if known_archives is not None:
         if all(outcome.ok for outcome in outcomes) and all(item.ok for item in dom0):
             known_archives.put(wyng.target, known.with_session(

@@ -4,7 +4,10 @@ Upstream wyng-util-qubes' format, so each tool can read the other's archives:
 a gzip tar (Wyng volume `wyng-qubes-metadata`) of `qubes.xml` and each
 backed-up qube's `firewall.xml` / `notes.txt`, with paths relative to the
 Qubes directory. wyngq adds `wyngq.json`, a manifest of each qube's settings
-read through the Admin API (restore prefers it; upstream ignores it).
+read through the Admin API (restore prefers it; upstream ignores it). The
+manifest may also carry, apart from the session's own qubes, the entries of
+qubes backed up in earlier sessions, each marked with its session
+(`carried`; wyngq.carry writes them, restore.carried uses them).
 
 A bundle read back from an archive is untrusted input: `read_bundle` never
 extracts to disk, refuses links and odd paths, caps sizes, and the manifest
@@ -46,6 +49,7 @@ BUNDLE_LIMITS = tarstream.TarLimits(
 MAX_MANIFEST_VALUES = 500_000
 MAX_NUMBER_DIGITS = 20
 _INTEGER = re.compile(rf"-?[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
+SESSION_ID = re.compile(r"\d{8}-\d{6}")
 
 
 class BundleError(WyngqError):
@@ -64,6 +68,9 @@ class Manifest:
     # qubes of a class wyngq does not restore (e.g. RemoteVM): name -> class (see class_word)
     unsupported: Mapping[str, str] = field(default_factory=dict)
     prefs: Mapping[str, PropertyValue] | None = None  # dom0's global preferences (None: not recorded)
+    # qubes NOT backed up in this session: name -> (the session their entry is of, settings or class word)
+    carried: Mapping[str, tuple[str, QubeSettings]] = field(default_factory=dict)
+    carried_unsupported: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,17 +203,8 @@ def parse_manifest(data: bytes) -> Manifest:
             raise ValueError("not a wyngq manifest")
         if doc.get("version") != MANIFEST_VERSION:
             raise ValueError(f"unsupported manifest version {doc.get('version')!r}")
-        qubes_raw = _dict(doc["qubes"], "qubes")
-        qubes = {}
-        unsupported = {}
-        for name, raw in qubes_raw.items():
-            if not is_qube_name(name):
-                raise ValueError(f"bad qube name {name!r}")
-            klass = _dict(raw, name).get("class")
-            if isinstance(klass, str) and klass not in set(QubeClass):  # e.g. RemoteVM: kept apart
-                unsupported[name] = class_word(klass)
-                continue
-            qubes[name] = _decode_qube(name, _dict(raw, name))
+        qubes, unsupported = _decode_entries(_dict(doc["qubes"], "qubes"))
+        carried, carried_unsupported = _decode_carried(_dict(doc.get("carried", {}), "carried"))
         return Manifest(
             created=_str(doc.get("created", ""), "created"),
             wyngq_version=_str(doc.get("wyngq", ""), "wyngq"),
@@ -214,9 +212,39 @@ def parse_manifest(data: bytes) -> Manifest:
             qubes=qubes,
             unsupported=unsupported,
             prefs=_decode_prefs(doc["prefs"]) if "prefs" in doc else None,
+            carried=carried, carried_unsupported=carried_unsupported,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"the settings manifest is malformed: {err}") from err
+
+
+def _decode_entries(raw_qubes: dict[str, Any]) -> tuple[dict[str, QubeSettings], dict[str, str]]:
+    """The qubes wyngq restores, and the others (name -> class word)."""
+    qubes = {}
+    unsupported = {}
+    for name, raw in raw_qubes.items():
+        if not is_qube_name(name):
+            raise ValueError(f"bad qube name {name!r}")
+        klass = _dict(raw, name).get("class")
+        if isinstance(klass, str) and klass not in set(QubeClass):  # e.g. RemoteVM: kept apart
+            unsupported[name] = class_word(klass)
+            continue
+        qubes[name] = _decode_qube(name, _dict(raw, name))
+    return qubes, unsupported
+
+
+def _decode_carried(raw: dict[str, Any]
+                    ) -> tuple[dict[str, tuple[str, QubeSettings]], dict[str, tuple[str, str]]]:
+    sessions = {}
+    entries = {}
+    for name, item in raw.items():
+        session = _str(_dict(item, name)["session"], "session")
+        if not SESSION_ID.fullmatch(session):
+            raise ValueError(f"bad session id {session!r} of carried qube {name!r}")
+        sessions[name] = session
+        entries[name] = item["qube"]
+    qubes, unsupported = _decode_entries(entries)
+    return ({n: (sessions[n], s) for n, s in qubes.items()}, {n: (sessions[n], k) for n, k in unsupported.items()})
 
 
 def class_word(klass: object) -> str:

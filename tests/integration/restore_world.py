@@ -21,6 +21,7 @@ from wyngq.restore import trust
 from wyngq.restore.model import RestoreRequest
 from wyngq.restore.run import RestoreResult, run_restore
 from wyngq.wyng.commands import InitOptions, WyngTarget
+from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
 QUBES = ("fedora", "dvm", "sys-net", "sys-fw", "work", "vault", "disp1")
@@ -39,6 +40,7 @@ class RestoreWorld:
     executable: str
     workdir: str
     factory: FakeWyngFactory
+    known: KnownArchives | None = None  # the archive records (and manifest copies) backups keep
 
     def wyng(self, **env: str) -> Wyng:
         executable = self.factory(f"wyng-{len(env)}-{abs(hash(tuple(env.items())))}", **env) if env else \
@@ -46,7 +48,8 @@ class RestoreWorld:
         return Wyng(WyngTarget(executable=executable, dest=self.dest))
 
     def backup(self, *names: str) -> str:
-        result = run_backup(self.qubes, self.wyng(), BackupRequest(qubes=names or QUBES), Recorder(), self.workdir)
+        result = run_backup(self.qubes, self.wyng(), BackupRequest(qubes=names or QUBES), Recorder(), self.workdir,
+                            known_archives=self.known)
         assert result.session is not None and all(q.ok for q in result.qubes), result
         return result.session
 

@@ -3,6 +3,7 @@ global preferences, through the fake `wyng` as a real subprocess."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ import pytest
 from tests.conftest import FakeWyngFactory
 from tests.integration.restore_world import QUBES, RestoreWorld, make_restore_world
 from wyngq.errors import ExitCode, UsageError
+from wyngq.listing import ListRequest, list_archive
 from wyngq.model import PropertyValue
 from wyngq.restore.model import GUARD_TAG, Action, ConflictPolicy
 from wyngq.wyng.commands import WyngTarget
+from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
 PREFS = {"default_template": "fedora", "default_netvm": "sys-fw", "clockvm": "sys-net", "updatevm": "sys-fw"}
@@ -228,3 +231,68 @@ def test_a_backup_records_no_prefs_when_qubesd_will_not_tell(world: RestoreWorld
 
     assert result.exit_code is ExitCode.OK and result.plan.prefs == ()
     assert [p.code for p in result.plan.prefs_problems] == ["no_prefs"]
+
+
+def test_carried_entries_cut_the_bundle_receives_to_one_and_restore_the_same(
+        world: RestoreWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.known = KnownArchives(str(tmp_path / "state"))  # backups keep the last manifest: entries are carried
+    sessions, newest = three_sessions(world)
+    expected = world.state()
+    fresh_dom0(world, tmp_path)
+    calls_before = len(world.factory.calls())
+
+    carried = world.restore(all=True, prefs=True)
+
+    argvs = [c["argv"] for c in world.factory.calls()[calls_before:]]
+    assert [a[-1] for a in argvs].count("list") == 1  # type: ignore[index]
+    assert len([a for a in argvs if "wyng-qubes-metadata" in a]) == 1  # type: ignore[operator]
+    assert len([a for a in argvs if a[-1] == "receive"]) == len(sessions)  # type: ignore[index]  # the data
+    assert len(argvs) == 1 + 1 + len(sessions)  # the catalogue, one bundle, one data receive per session
+    assert carried.exit_code is ExitCode.OK, (carried.qubes, carried.warnings)
+    assert world.state() == expected
+    assert {k: world.qubes.prefs[k][1].value for k in PREFS} == PREFS
+
+    listed = list_archive(world.wyng(), ListRequest(session=sessions[-1]), world.workdir)
+    assert [q.name for q in listed.session_qubes] == ["disp1", "vault"]  # not the qubes it carries
+
+    # the same archive, every bundle received: the same plan and the same qubes
+    for name in reversed(QUBES):
+        world.remove(name)
+    set_prefs(world, dict.fromkeys(PREFS, ""))
+    monkeypatch.setattr("wyngq.restore.run.covered_sessions", lambda *args: {})
+    calls_before = len(world.factory.calls())
+    every = world.restore(all=True, prefs=True)
+
+    argvs = [c["argv"] for c in world.factory.calls()[calls_before:]]
+    assert len([a for a in argvs if "wyng-qubes-metadata" in a]) == len(sessions)  # type: ignore[operator]
+    assert every.plan == carried.plan
+    assert {q.source: q.session for q in every.plan.qubes} == newest
+    assert world.state() == expected
+
+
+def test_a_session_another_writer_added_is_read_and_its_qubes_come_from_it(world: RestoreWorld,
+                                                                           tmp_path: Path) -> None:
+    known = world.known = KnownArchives(str(tmp_path / "state"))
+    first = world.backup()
+    world.qubes.write_volume("work", "private", b"work, by another writer" * 99)
+    world.qubes.domains["work"].label = "purple"
+    world.known = None  # another writer: this dom0's record and manifest copy do not learn of its session
+    other = world.backup("work")
+    world.known = known
+    world.qubes.write_volume("vault", "private", b"vault, third" * 77)
+    time.sleep(1.1)  # the record does not know `other`: a send in its second would be refused as a duplicate
+    third = world.backup("vault")  # carries work's entry of `first`, as it knows it
+    expected = world.state()
+    fresh_dom0(world, tmp_path)
+    calls_before = len(world.factory.calls())
+
+    result = world.restore(all=True)
+
+    assert result.exit_code is ExitCode.OK, (result.qubes, result.warnings)
+    assert {q.source: q.session for q in result.plan.qubes}["work"] == other
+    assert world.state() == expected  # work as the other writer backed it up: purple
+    argvs = [c["argv"] for c in world.factory.calls()[calls_before:]]
+    received = sorted(x for a in argvs if "wyng-qubes-metadata" in a for x in a  # type: ignore[union-attr,operator]
+                      if x.startswith("--session="))  # type: ignore[union-attr]
+    assert first < other < third
+    assert received == [f"--session={other}", f"--session={third}"]  # first's qubes: carried entries

@@ -31,6 +31,8 @@ from wyngq.backup import BackupRequest, run_backup
 from wyngq.restore.model import GUARD_TAG, Action, ConflictPolicy, RestoreRequest
 from wyngq.restore.run import RestoreResult, run_restore
 from wyngq.wyng.commands import WyngTarget
+from wyngq.wyng.known import KnownArchives
+from wyngq.wyng.runner import Wyng
 
 pytestmark = pytest.mark.lab
 
@@ -44,6 +46,16 @@ class Recovery(Scenario):
         super().__init__(lab, tmp_path)
         self.tmp = tmp_path
         self.saved_prefs: dict[str, Any] = {}
+        self.known: KnownArchives | None = None  # with it, backups carry settings entries forward
+
+    def backup(self) -> str:
+        import time
+
+        time.sleep(1.05)  # session ids have one-second resolution
+        result = run_backup(self.port, self.wyng(), BackupRequest(qubes=self.names), Recorder(), self.workdir,
+                            known_archives=self.known)
+        assert result.session and all(q.ok for q in result.qubes), result
+        return result.session
 
     def set_prefs(self, **values: Any) -> None:
         for name, value in values.items():
@@ -80,7 +92,8 @@ class Recovery(Scenario):
 
         time.sleep(1.05)
         names = tuple(self.n(s) for s in short)
-        result = run_backup(self.port, self.wyng(), BackupRequest(qubes=names), Recorder(), self.workdir)
+        result = run_backup(self.port, self.wyng(), BackupRequest(qubes=names), Recorder(), self.workdir,
+                            known_archives=self.known)
         assert result.session and all(q.ok for q in result.qubes), result
         return result.session
 
@@ -160,3 +173,29 @@ def test_restore_all_into_the_second_pool(recovery: Recovery) -> None:
     for name in recovery.names:
         for volume in recovery.port.volumes(name):
             assert volume.pool == pool2, (name, volume.kind)
+
+
+def test_restore_all_receives_one_settings_bundle_when_the_backups_carried_entries(
+        recovery: Recovery, monkeypatch: pytest.MonkeyPatch) -> None:
+    recovery.known = KnownArchives(str(recovery.tmp / "state"))
+    newest = recovery.three_sessions()
+    expected = recovery.state()
+    recovery.remove_all()
+    recovery.fresh_meta_dir()
+    calls: list[tuple[str, ...]] = []
+    run = Wyng._run
+
+    def counted(self: Wyng, args: Any, *rest: Any, **options: Any) -> Any:
+        calls.append(tuple(str(a) for a in args))
+        return run(self, args, *rest, **options)
+
+    monkeypatch.setattr(Wyng, "_run", counted)
+
+    result = recovery.restore_all()
+
+    assert result.exit_code is ExitCode.OK, (failures(result), result.warnings)
+    assert {q.source: q.session for q in result.plan.qubes} == newest
+    assert_same(recovery.state(), expected)
+    bundles = [c for c in calls if "wyng-qubes-metadata" in c]
+    assert len(bundles) == 1 and f"--session={max(newest.values())}" in bundles[0], calls
+    assert len(calls) == 1 + 1 + 3, calls  # the catalogue, the newest bundle, one data receive per session

@@ -2,8 +2,9 @@
 the live system, plan (pure), then apply unless it is a dry run or refused.
 
 Wyng runs before anything changes for `--json list`, then once per session
-restored from for its settings bundle (`--save-to`), and once per session to
-move the data (one `receive` each).
+restored from for its settings bundle (`--save-to`; with --all, only the newest
+one when its carried entries tell the rest: restore.carried), and once per
+session to move the data (one `receive` each).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from wyngq.model import QubeClass, QubeSettings
 from wyngq.qubes.port import QubesPort
 from wyngq.restore import menus, trust
 from wyngq.restore.apply import QubeOutcome, apply_plan
+from wyngq.restore.carried import covered_sessions
 from wyngq.restore.model import Action, LiveSystem, RestorePlan, RestoreRequest, SessionData
 from wyngq.restore.plan import plan_restore
 from wyngq.restore.prefs import session_prefs
@@ -154,16 +156,22 @@ def across_sessions(
     bundle_sessions: list[str], request: RestoreRequest, workdir: str,
 ) -> tuple[SessionData, tuple[str, ...]]:
     """Each qube from its own newest session (restore.sessions): the settings
-    bundles of those sessions are read (one Wyng call each), and the qubes'
-    data, sizes and settings put together as one SessionData. A named qube of
+    bundles of those sessions are read (one Wyng call each; with --all, not
+    those the newest bundle's carried entries stand for: restore.carried), and
+    the qubes' data, sizes and settings put together as one SessionData. A named qube of
     a class wyngq does not restore is refused by name; with --all it is left
     out with a warning."""
     placed = place_with_data(index, bundle_sessions, request)
     bundles: dict[str, bundle.Bundle] = {}
     decoded: dict[str, SessionSettings] = {}
-    while todo := bundles_to_read(placed, bundle_sessions, request, bundles):
+    newest_bundle = max(eligible(bundle_sessions, request.as_of))
+    if request.all and (newest_bundle in placed.values() or request.prefs):  # read in any case: read it first
+        bundles[newest_bundle] = listing.read_session_bundle(wyng, newest_bundle, workdir, archive=archive)
+        decoded |= covered_sessions(newest_bundle, bundles[newest_bundle].manifest, placed, request)
+    while todo := bundles_to_read(placed, bundle_sessions, request, decoded):
         for session in todo:
-            bundles[session] = listing.read_session_bundle(wyng, session, workdir, archive=archive)
+            if session not in bundles:
+                bundles[session] = listing.read_session_bundle(wyng, session, workdir, archive=archive)
             decoded[session] = read_settings(bundles[session])
             refuse_unsupported(session_data(archive, index, session, decoded[session]), request.qubes)
         placed = place_disposables(placed, {s: d.qubes for s, d in decoded.items()}, request)
@@ -175,9 +183,9 @@ def across_sessions(
     newest = max(placement.sessions.values())
     prefs_from = newest
     if request.prefs:  # the machine's preferences as of its newest backup (at or before --as-of)
-        prefs_from = max(eligible(bundle_sessions, request.as_of))
-        if prefs_from not in bundles:
-            bundles[prefs_from] = listing.read_session_bundle(wyng, prefs_from, workdir, archive=archive)
+        prefs_from = newest_bundle
+    if prefs_from not in bundles:  # (without --prefs, unused by the plan: read as it always was)
+        bundles[prefs_from] = listing.read_session_bundle(wyng, prefs_from, workdir, archive=archive)
     volumes: dict[str, dict[str, str]] = {}
     sizes: dict[str, int] = {}
     settings: dict[str, QubeSettings] = {}

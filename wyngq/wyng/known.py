@@ -131,7 +131,7 @@ class KnownArchives:
     def get(self, target: WyngTarget) -> KnownArchive | None:
         """The record of `target`'s archive, if there is one made with the same
         Wyng executable as `target` names now."""
-        path = self._path(target)
+        path = self.path_of(target)
         if path is None:
             return None
         try:
@@ -147,13 +147,13 @@ class KnownArchives:
 
     def forget(self, target: WyngTarget) -> None:
         """Drop the record of `target`'s archive (volumes were deleted from it)."""
-        path = self._path(target)
+        path = self.path_of(target)
         if path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
     def put(self, target: WyngTarget, known: KnownArchive) -> None:
-        path = self._path(target)
+        path = self.path_of(target)
         if path is None or known.wyng is None:
             return
         data = {
@@ -175,7 +175,7 @@ class KnownArchives:
         except OSError as err:
             log.debug("could not keep the archive record %s: %s", path, err)
 
-    def _path(self, target: WyngTarget) -> str | None:
+    def path_of(self, target: WyngTarget) -> str | None:
         if not self.directory:
             return None
         key = hashlib.sha256(json.dumps([target.dest, target.meta_dir]).encode()).hexdigest()[:32]
