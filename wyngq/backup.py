@@ -485,8 +485,6 @@ def _run_backup(
         raise
     outcomes = _outcomes(plan, failed_by_wyng, missing)
     dom0 = _dom0_outcomes(streams, failed_by_wyng, missing)
-    if session is not None:
-        last_manifests.put(wyng.target, session, manifest)
     if known_archives is not None:
         if all(outcome.ok for outcome in outcomes) and all(item.ok for item in dom0):
             known_archives.put(wyng.target, known.with_session(
@@ -494,6 +492,7 @@ def _run_backup(
                 renamed=plan.renamed_names(), qubes=plan.qubes))
         else:  # perhaps the record misled the plan (wyngq.wyng.known): the next backup reads the catalogue
             known_archives.forget(wyng.target)
+    last_manifests.put(wyng.target, session, manifest)  # after `forget`, which drops the copy too
 
     warnings: list[str] = []
     check = None

@@ -10,8 +10,8 @@ instead of receiving that session's bundle (restore.carried; docs/recovery.md).
 The previous manifest is not read from the archive (that would cost a Wyng
 call): wyngq keeps a copy of the last manifest it sent to each archive, with
 the session it went into, beside the archive's record (wyngq.wyng.known):
-`STATE_DIR/archives/<key>.manifest.json`. The copy counts only while its
-session is among the archive's known sessions; a missing, unreadable or
+`STATE_DIR/archives/<key>.manifest.json`, dropped with the record. The copy
+counts only while its session is among the archive's known sessions; a missing, unreadable or
 malformed copy is simply not used, and nothing is carried (as a manifest
 written without carrying, or by upstream, carries nothing).
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 from wyngq import bundle
 from wyngq.wyng.commands import WyngTarget
-from wyngq.wyng.known import KnownArchive, KnownArchives
+from wyngq.wyng.known import MANIFEST_COPY_SUFFIX, KnownArchive, KnownArchives
 
 log = logging.getLogger(__name__)
 
@@ -129,5 +129,4 @@ class LastManifests:
             log.debug("could not keep the manifest copy %s: %s", path, err)
 
     def _path(self, target: WyngTarget) -> str | None:
-        record = self.known.path_of(target) if self.known is not None else None
-        return record.removesuffix(".json") + ".manifest.json" if record else None
+        return self.known.path_of(target, MANIFEST_COPY_SUFFIX) if self.known is not None else None

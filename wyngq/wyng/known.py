@@ -61,6 +61,7 @@ from wyngq.wyng.commands import WyngTarget
 log = logging.getLogger(__name__)
 
 FORMAT = 2
+MANIFEST_COPY_SUFFIX = ".manifest.json"  # beside the record: the last manifest sent (wyngq.carry)
 
 
 @dataclass(frozen=True)
@@ -146,11 +147,13 @@ class KnownArchives:
         return known
 
     def forget(self, target: WyngTarget) -> None:
-        """Drop the record of `target`'s archive (volumes were deleted from it)."""
-        path = self.path_of(target)
-        if path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        """Drop the record of `target`'s archive (volumes were deleted from it), and
+        the copy of the last manifest sent to it kept beside it (wyngq.carry)."""
+        for suffix in (".json", MANIFEST_COPY_SUFFIX):
+            path = self.path_of(target, suffix)
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     def put(self, target: WyngTarget, known: KnownArchive) -> None:
         path = self.path_of(target)
@@ -175,11 +178,11 @@ class KnownArchives:
         except OSError as err:
             log.debug("could not keep the archive record %s: %s", path, err)
 
-    def path_of(self, target: WyngTarget) -> str | None:
+    def path_of(self, target: WyngTarget, suffix: str = ".json") -> str | None:
         if not self.directory:
             return None
         key = hashlib.sha256(json.dumps([target.dest, target.meta_dir]).encode()).hexdigest()[:32]
-        return os.path.join(self.directory, "archives", f"{key}.json")
+        return os.path.join(self.directory, "archives", f"{key}{suffix}")
 
 
 def _decode(data: object, target: WyngTarget) -> KnownArchive | None:
