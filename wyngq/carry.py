@@ -18,16 +18,13 @@ written without carrying, or by upstream, carries nothing).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wyngq import bundle
+from wyngq import bundle, paths
 from wyngq.wyng.commands import WyngTarget
 from wyngq.wyng.known import MANIFEST_COPY_SUFFIX, KnownArchive, KnownArchives
 
@@ -115,16 +112,7 @@ class LastManifests:
         data = {"format": FORMAT, "dest": target.dest, "meta_dir": target.meta_dir, "session": session,
                 "manifest": json.loads(manifest)}
         try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".manifest-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle)
-                os.replace(temp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            paths.write_json_atomically(path, data)
         except OSError as err:
             log.debug("could not keep the manifest copy %s: %s", path, err)
 

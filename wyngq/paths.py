@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import tempfile
 
 STATE_DIR = "/var/lib/wyng-util-qubes"
 STATE_DIR_ENV = "WYNGQ_STATE_DIR"
@@ -38,3 +41,20 @@ def spool_dir() -> str:
     """Where the dom0 streams are written for Wyng and read back: on disk, as a
     home can be larger than the memory /tmp lives in."""
     return os.path.join(state_dir(), "spool")
+
+
+def write_json_atomically(path: str, data: object) -> None:
+    """Write `data` as JSON to `path` so that a reader sees the old file or the
+    new one, never a part: a temporary file beside it, then a rename. The
+    directory is made (0700) if missing. Raises OSError."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=".wyngq-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise

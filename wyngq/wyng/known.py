@@ -49,11 +49,10 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from wyngq import volnames
+from wyngq import paths, volnames
 from wyngq.names import is_qube_name
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.commands import WyngTarget
@@ -165,16 +164,7 @@ class KnownArchives:
             "last": dict(sorted(known.last.items())),
         }
         try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".archive-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle)
-                os.replace(temp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            paths.write_json_atomically(path, data)
         except OSError as err:
             log.debug("could not keep the archive record %s: %s", path, err)
 
