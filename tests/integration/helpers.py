@@ -75,3 +75,16 @@ def make_world(tmp_path: Path, fake_wyng: FakeWyngFactory, *, encrypted: bool = 
     (tmp_path / "archive.wyng").mkdir()
     world.wyng().arch_init(InitOptions(encrypt=encrypted))
     return world
+
+
+def tree_hash(*roots: Path) -> dict[str, str]:
+    """Every file and directory under `roots`: path -> sha256 of its bytes (or 'dir')."""
+    found: dict[str, str] = {}
+    for root in roots:
+        for top, dirs, files in os.walk(root):
+            for name in dirs:
+                found[os.path.join(top, name)] = "dir"
+            for name in files:
+                path = os.path.join(top, name)
+                found[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return found

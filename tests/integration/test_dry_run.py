@@ -7,7 +7,6 @@ send would change the hashes below.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeWyngFactory
-from tests.integration.helpers import Recorder, World, make_world
+from tests.integration.helpers import Recorder, World, make_world, tree_hash
 from wyngq.backup import BackupRequest, BackupResult, run_backup
 from wyngq.errors import ExitCode
 from wyngq.wyng.commands import InitOptions, WyngTarget
@@ -29,19 +28,6 @@ QUBES = ("fedora", "work", "vault", "disp1")
 @pytest.fixture
 def world(tmp_path: Path, fake_wyng: FakeWyngFactory) -> World:
     return make_world(tmp_path, fake_wyng)
-
-
-def tree_hash(*roots: Path) -> dict[str, str]:
-    """Every file and directory under `roots`: path -> sha256 of its bytes (or 'dir')."""
-    found: dict[str, str] = {}
-    for root in roots:
-        for top, dirs, files in os.walk(root):
-            for name in dirs:
-                found[os.path.join(top, name)] = "dir"
-            for name in files:
-                path = os.path.join(top, name)
-                found[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return found
 
 
 def watched(world: World, tmp_path: Path) -> dict[str, str]:

@@ -3,7 +3,6 @@ right after a restore; "due" is per archive. Real qubesd, real Wyng."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -13,21 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.helpers import tree_hash
 from tests.lab.conftest import SMALL, Lab
 
 pytestmark = pytest.mark.lab
-
-
-def tree_hash(*roots: Path) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for root in roots:
-        for top, dirs, files in os.walk(root):
-            for name in dirs:
-                found[os.path.join(top, name)] = "dir"
-            for name in files:
-                path = os.path.join(top, name)
-                found[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return found
 
 
 class Cli:

@@ -8,7 +8,6 @@ settings read or a BundleError; anything else is an internal error."""
 from __future__ import annotations
 
 import gzip
-import io
 import random
 import re
 import tarfile
@@ -16,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.tarbuild import tar_of
 from tests.unit.restore.test_restore_qubesxml import FIREWALL, QUBES_XML
 from tests.unit.test_bundle import DISP, TEMPLATE, WORK, _manifest
 from wyngq.bundle import BundleError, read_bundle
@@ -37,16 +37,6 @@ XML_VALUES = [b"\xc2\xb2", b"\xd9\xa1", b"9" * 5000, b"1e9", b"-", b"", b"../.."
               b"RemoteVM", b"AdminVM", b"required", b"x" * 300, b"&lt;", b"\xff", b"-1", b"a b"]
 VALUE = re.compile(rb'(?<==")[^"]*|(?<=>)[^<]+')
 JSON_VALUE = re.compile(rb'(?<=: )("[^"]*"|-?[0-9]+|true|false|null)')
-
-
-def _tar(members: dict[str, bytes], fmt: int) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 SEEDS: list[tuple[dict[str, bytes], int]] = [
@@ -114,11 +104,11 @@ def _generate(rng: random.Random) -> bytes:
         name = rng.choice(list(members))
         tokens = JSON_TOKENS if name.endswith(".json") else XML_TOKENS
         members[name] = _mutate_bytes(rng, members[name], tokens)
-        return gzip.compress(_tar(members, fmt), compresslevel=1)
+        return gzip.compress(tar_of(members, fmt), compresslevel=1)
     if layer == 1:  # the tar's structure
-        return gzip.compress(_mutate_tar(rng, _tar(members, fmt)), compresslevel=1)
+        return gzip.compress(_mutate_tar(rng, tar_of(members, fmt)), compresslevel=1)
     if layer == 2:  # the compressed bytes
-        return _mutate_bytes(rng, gzip.compress(_tar(members, fmt), compresslevel=1))
+        return _mutate_bytes(rng, gzip.compress(tar_of(members, fmt), compresslevel=1))
     # the members themselves: odd names, extra or missing ones
     extra: Callable[[], tuple[str, bytes]] = rng.choice([
         lambda: ("wyngq.json", rng.choice(JSON_TOKENS)),
@@ -129,7 +119,7 @@ def _generate(rng: random.Random) -> bytes:
     ])
     name, data = extra()
     members[name] = data
-    return gzip.compress(_tar(members, rng.choice([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])), compresslevel=1)
+    return gzip.compress(tar_of(members, rng.choice([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])), compresslevel=1)
 
 
 def test_ten_thousand_generated_bundles_cause_no_internal_error(tmp_path: Path) -> None:

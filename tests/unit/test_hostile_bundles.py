@@ -7,7 +7,6 @@ a writer could hand dom0 (docs/hostile-input.md)."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import tarfile
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.bounds import MIB, measure
+from tests.tarbuild import tar_of
 from wyngq import bundle
 from wyngq.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
 from wyngq.errors import ExitCode
@@ -33,16 +33,6 @@ def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: int = tarf
     info = tarfile.TarInfo(name)
     info.type, info.size = kind, size
     return info.tobuf(fmt, "utf-8", "surrogateescape")
-
-
-def _tar(members: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def _file(tmp_path: Path, data: bytes, name: str = "bundle.tgz") -> str:
@@ -82,7 +72,7 @@ BOMBS: dict[str, tuple[Callable[[], bytes], str]] = {
     "global PAX headers to 1 GiB": (lambda: gzip.compress(
         (_header("g", 60 * 1024, tarfile.XGLTYPE) + bytes(60 * 1024)) * 10) * 1800, "stream is larger"),
     "100 000 members": (lambda: gzip.compress(_header("d", 0, tarfile.DIRTYPE) * 100_000), "more than 20000"),
-    "members over the total": (lambda: gzip.compress(_tar({f"f{n}": bytes(7 * MIB) for n in range(3)})),
+    "members over the total": (lambda: gzip.compress(tar_of({f"f{n}": bytes(7 * MIB) for n in range(3)})),
                                "larger than allowed"),
 }
 
@@ -121,7 +111,7 @@ def test_the_catalogues_size_is_checked_before_the_bundle_is_fetched(tmp_path: P
 
 # -- XML amplification and deep documents -----------------------------------------------------
 def _upstream_bundle(tmp_path: Path, qubes_xml: bytes, extra: dict[str, bytes] | None = None) -> str:
-    return _file(tmp_path, gzip.compress(_tar({"qubes.xml": qubes_xml, **(extra or {})}), compresslevel=1))
+    return _file(tmp_path, gzip.compress(tar_of({"qubes.xml": qubes_xml, **(extra or {})}), compresslevel=1))
 
 
 XML_BOMBS: dict[str, tuple[bytes, str]] = {
@@ -171,7 +161,7 @@ def test_a_big_but_plausible_qubes_xml_is_read_within_bounds(tmp_path: Path) -> 
 
 # -- manifests: deep, wide, bad numbers -------------------------------------------------------
 def _manifest_bundle(tmp_path: Path, manifest: bytes) -> str:
-    return _file(tmp_path, gzip.compress(_tar({"wyngq.json": manifest}), compresslevel=1))
+    return _file(tmp_path, gzip.compress(tar_of({"wyngq.json": manifest}), compresslevel=1))
 
 
 def _with_qube(qube: dict[str, Any]) -> bytes:

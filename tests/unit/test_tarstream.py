@@ -10,20 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.tarbuild import tar_of
 from wyngq.tarstream import BLOCK, TarFormatError, TarLimits, read_members
 
 SMALL = TarLimits(max_members=10, max_member_bytes=1000, max_total_bytes=1500, max_header_bytes=600,
                   max_stream_bytes=20 * BLOCK)
-
-
-def _tar(members: dict[str, bytes], fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 DEFAULT = TarLimits()
@@ -53,7 +44,7 @@ def test_reads_what_pythons_tarfile_writes_in_each_format(fmt: int) -> None:
         members["appvms/wörk/notes.txt"] = "✓".encode()
     else:
         members["appvms/" + "p" * 90 + "/notes.txt"] = b"prefix"  # ustar's prefix field
-    assert _read(_tar(members, fmt)) == list(members.items())
+    assert _read(tar_of(members, fmt)) == list(members.items())
 
 
 def test_reads_what_gnu_tar_writes(tmp_path: Path) -> None:
@@ -130,11 +121,11 @@ def test_malformed_pax_records_are_refused(record: bytes) -> None:
 
 def test_the_member_count_total_and_stream_are_bounded() -> None:
     with pytest.raises(TarFormatError, match="more than 10 members"):
-        _read(_tar({f"f{n}": b"" for n in range(11)}), SMALL)
+        _read(tar_of({f"f{n}": b"" for n in range(11)}), SMALL)
     with pytest.raises(TarFormatError, match="larger than allowed"):
-        _read(_tar({"a": b"x" * 1000, "b": b"x" * 501}), SMALL)
+        _read(tar_of({"a": b"x" * 1000, "b": b"x" * 501}), SMALL)
     with pytest.raises(TarFormatError, match="stream is larger than allowed"):
-        _read(_tar({f"d{n}": b"x" * 100 for n in range(9)}), TarLimits(max_stream_bytes=10 * BLOCK))
+        _read(tar_of({f"d{n}": b"x" * 100 for n in range(9)}), TarLimits(max_stream_bytes=10 * BLOCK))
 
 
 @pytest.mark.parametrize("damage", [
@@ -146,7 +137,7 @@ def test_the_member_count_total_and_stream_are_bounded() -> None:
     lambda t: b"",
 ], ids=["cut inside a member", "no end block", "bad checksum", "checksum not octal", "no magic", "empty"])
 def test_damaged_tars_are_refused(damage: object) -> None:
-    good = _tar({"qubes.xml": b"<qubes/>" * 100})
+    good = tar_of({"qubes.xml": b"<qubes/>" * 100})
     with pytest.raises(TarFormatError):
         _read(damage(good))  # type: ignore[operator]
 
