@@ -145,6 +145,27 @@ def test_dom0_home_and_config_travel_in_the_qubes_session_and_list_and_verify_sh
     assert verified["ok"] and [(d["item"], d["ok"]) for d in verified["dom0"]] == [("home", True), ("config", True)]
 
 
+def test_a_whole_archive_prune_plans_and_reports_the_dom0_items_it_removes(world: Dom0World) -> None:
+    first, second = world.backup()["session"], world.backup()["session"]
+
+    plan = world.result("prune", f"--session={first}", "--dry-run")
+    assert plan["dom0"] == {"home": [first], "config": [first]} and not plan["changed"]
+    assert world.result("list", f"--session={first}")["dom0"]  # the dry run removed nothing
+
+    done = world.result("prune", f"--session={first}")
+    assert done["ok"] and done["changed"] and done["dom0"] == {"home": [first], "config": [first]}
+    assert {d["item"] for d in world.result("list", f"--session={second}")["dom0"]} == {"home", "config"}
+
+
+def test_a_prune_of_named_qubes_leaves_the_dom0_items_alone(world: Dom0World) -> None:
+    first = world.backup()["session"]
+    world.backup()
+
+    done = world.result("prune", "work", f"--session={first}")
+    assert done["ok"] and done["removed"] == {"work": [first]} and done["dom0"] == {}
+    assert {d["item"] for d in world.result("list", f"--session={first}")["dom0"]} == {"home", "config"}
+
+
 def test_an_unchanged_home_gives_the_same_stream_again(world: Dom0World) -> None:
     first = world.backup()["session"]
     second = world.backup()["session"]
