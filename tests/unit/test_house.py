@@ -1,6 +1,9 @@
 """The house rules a newcomer can rely on (docs/architecture.md):
 
 - no module of `wyngq/` over 400 lines, no function over 60;
+- dependencies point down: only entry points (cli, rpc, client) import entry
+  points, and the ports (wyngq/wyng, wyngq/qubes, wyngq/process.py) import only
+  each other and the values every layer shares;
 - what knows Wyng's output or its files lives under `wyngq/wyng/`: no module
   elsewhere compiles a regex for Wyng's output lines (its words, as the real Wyng
   prints them in tests/fixtures/wyng/cmd, or the form of its session ids), and
@@ -216,3 +219,50 @@ def test_the_check_finds_wyng_formats(source: str) -> None:
 ])
 def test_the_check_leaves_other_patterns_alone(source: str) -> None:
     assert wyng_format_uses(source) == []
+
+
+# -- the direction of dependencies -----------------------------------------------------------------
+ENTRY_POINTS = ("wyngq.cli", "wyngq.rpc", "wyngq.client", "wyngq.__main__")
+PORTS = ("wyngq.wyng", "wyngq.qubes", "wyngq.process")
+# values, validators and paths every layer shares
+SHARED = ("wyngq", "wyngq.errors", "wyngq.model", "wyngq.names", "wyngq.secret", "wyngq.paths", "wyngq.volnames")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(path: Path) -> set[str]:
+    """The wyngq modules a module imports (`from wyngq import x` imports wyngq.x
+    when that is a module), wherever the import is (lazy ones included)."""
+    names = {module_name(p) for p in modules()}
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "wyngq"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "wyngq":
+            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in names else node.module
+                      for a in node.names}
+    return found
+
+
+def within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_only_entry_points_import_entry_points() -> None:
+    wrong = {module_name(p): sorted(m for m in imported(p) if within(m, ENTRY_POINTS))
+             for p in modules() if not within(module_name(p), ENTRY_POINTS)}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_ports_import_only_ports_and_shared_values() -> None:
+    wrong = {module_name(p): sorted(m for m in imported(p) if not within(m, PORTS) and m not in SHARED)
+             for p in modules() if within(module_name(p), PORTS)}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_the_import_reader_sees_lazy_and_package_imports() -> None:
+    assert "wyngq.process" in imported(WYNG_PACKAGE / "runner.py")  # `from wyngq import process`
+    assert "wyngq.client" in imported(PACKAGE / "cli" / "__init__.py")
