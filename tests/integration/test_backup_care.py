@@ -71,11 +71,19 @@ def test_shutdown_starts_again_only_the_qubes_it_stopped(world: World) -> None:
 
 def test_shutdown_starts_them_again_when_the_send_fails(world: World, fake_wyng: FakeWyngFactory) -> None:
     world.qubes.domains["work"].running = True
-    failing = world.wyng(fake_wyng("wyng-crash", FAKE_WYNG_FAIL="crash"))
+    failing = world.wyng(fake_wyng("wyng-full", FAKE_WYNG_FAIL="full"))  # the catalogue reads; the send fails
     with pytest.raises(WyngError):
         backup(world, "work", wyng=failing, shutdown=True)
     assert power_calls(world) == [("shutdown", "work"), ("start", "work")]
     assert world.qubes.domains["work"].running
+
+
+def test_an_archive_that_cannot_be_opened_stops_no_qube(world: World, fake_wyng: FakeWyngFactory) -> None:
+    world.qubes.domains["work"].running = True
+    failing = world.wyng(fake_wyng("wyng-crash", FAKE_WYNG_FAIL="crash"))
+    with pytest.raises(WyngError):
+        backup(world, "work", wyng=failing, shutdown=True)
+    assert power_calls(world) == [] and world.qubes.domains["work"].running
 
 
 def test_shutdown_starts_them_again_when_interrupted(world: World, fake_wyng: FakeWyngFactory) -> None:
@@ -124,6 +132,40 @@ def test_a_dry_run_with_shutdown_stops_nothing(world: World) -> None:
     world.qubes.domains["work"].running = True
     result = backup(world, "work", shutdown=True, dry_run=True)
     assert result.dry_run and power_calls(world) == [] and result.shut_down == ()
+
+
+def test_a_dry_run_with_shutdown_plans_a_snapshots_disabled_qube_as_the_real_run_would_find_it(world: World
+                                                                                                ) -> None:
+    world.qubes.domains["work"].running = True
+    world.qubes.domains["work"].volumes["private"].revisions_to_keep = -1
+
+    result = backup(world, "work", "fedora", shutdown=True, dry_run=True)  # the real run stops it first
+
+    assert result.exit_code is ExitCode.OK and result.dry_run
+    assert {q.name for q in result.qubes} == {"work", "fedora"} and power_calls(world) == []
+    assert sessions(world) == []
+
+
+def test_max_age_with_shutdown_stops_only_the_qubes_that_are_due(world: World) -> None:
+    first = backup(world, "work")
+    world.qubes.domains["work"].running = True
+    world.qubes.domains["vault"].running = True
+
+    result = backup(world, "work", "vault", shutdown=True, max_age=3600)
+
+    assert result.exit_code is ExitCode.OK and result.session != first.session
+    assert [q.name for q in result.qubes] == ["vault"]
+    assert power_calls(world) == [("shutdown", "vault"), ("start", "vault")]
+    assert {e.name: e.due for e in result.schedule} == {"work": False, "vault": True}
+
+
+def test_max_age_with_shutdown_and_nothing_due_stops_nothing(world: World) -> None:
+    backup(world, "work")
+    world.qubes.domains["work"].running = True
+
+    result = backup(world, "work", shutdown=True, max_age=3600)
+
+    assert result.session is None and result.qubes == () and power_calls(world) == []
 
 
 # -- settings that cannot be read ----------------------------------------------------------

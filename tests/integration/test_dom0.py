@@ -168,6 +168,18 @@ def test_a_prune_of_named_qubes_leaves_the_dom0_items_alone(world: Dom0World) ->
     assert {d["item"] for d in world.result("list", f"--session={first}")["dom0"]} == {"home", "config"}
 
 
+def test_a_dry_run_counts_the_dom0_streams_and_writes_no_spool(world: Dom0World) -> None:
+    done = world.backup("--dry-run")
+
+    assert done["dry_run"] and [(d["item"], d["ok"]) for d in done["dom0"]] == [("home", True), ("config", True)]
+    home = done["dom0"][0]
+    assert home["members"] > 3 and home["bytes"] > home["data_bytes"] > 400_000
+    assert not (world.tmp / "state" / "spool").exists()
+    assert world.result("list")["qubes"] == {}
+    real = world.backup()
+    assert [d["bytes"] for d in real["dom0"]] == [d["bytes"] for d in done["dom0"]]  # the same count as the send's
+
+
 def test_an_unchanged_home_gives_the_same_stream_again(world: Dom0World) -> None:
     first = world.backup()["session"]
     second = world.backup()["session"]

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from wyngq import __version__, bundle, carry, paths, volnames
 from wyngq.backup.model import TAG, BackupPlan, BackupRequest, BackupResult, QubeOutcome
@@ -68,16 +68,36 @@ def run_backup(
         return loaded[name]
 
     names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
-    if not request.shutdown or not any(load(n).running for n in names):
-        return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [load(n) for n in names])
-    order = shutdown_order(names, qubes.overview(), request.shutdown_dependants)
+    archive = _open(wyng, reporter, known_archives)
+    selected = [load(n) for n in names]
+    if request.max_age is not None:  # before any qube is stopped: only the due ones are
+        selected, schedule = _due_only(selected, archive.known, request.max_age)
+        archive = replace(archive, schedule=schedule)
+        if not selected:
+            return BackupResult(session=None, dry_run=request.dry_run, qubes=(), schedule=schedule)
+    if not request.shutdown or not any(q.running for q in selected):
+        return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, archive, selected)
+    order = shutdown_order([q.name for q in selected], qubes.overview(), request.shutdown_dependants)
     if request.dry_run:
         reporter.event("plan", action="shutdown", qubes=list(order), dry_run=True)
-        return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [load(n) for n in names])
+        # planned as the real run would find them: stopped
+        halted = [replace(q, running=False) if q.name in order else q for q in selected]
+        return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, archive, halted)
     with stopped_for_backup(qubes, order, reporter) as stopped:
-        result = _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [qubes.qube(n) for n in names])
+        result = _with_spool(qubes, wyng, request, reporter, workdir, known_archives, archive,
+                             [qubes.qube(q.name) for q in selected])
     return replace(result, shut_down=tuple(stopped.stopped), restarted=tuple(stopped.started),
                    warnings=result.warnings + tuple(stopped.warnings))
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What the archive holds, whether its catalogue was read for it (the
+    archive opened), and with --max-age which qubes were due."""
+
+    known: KnownArchive
+    opened: bool
+    schedule: tuple[QubeDue, ...] = ()
 
 
 def _with_spool(
@@ -87,12 +107,13 @@ def _with_spool(
     reporter: Reporter,
     workdir: str,
     known_archives: KnownArchives | None,
+    archive: _Opened,
     selected: list[Qube],
 ) -> BackupResult:
-    if not request.dom0.wanted:
-        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, None, selected)
+    if not request.dom0.wanted or request.dry_run:  # a dry run counts the dom0 streams without writing them
+        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, archive, None, selected)
     with dom0_backup.spool(paths.spool_dir()) as spool:
-        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, spool, selected)
+        return _run_backup(qubes, wyng, request, reporter, workdir, known_archives, archive, spool, selected)
 
 
 def _run_backup(
@@ -102,15 +123,11 @@ def _run_backup(
     reporter: Reporter,
     workdir: str,
     known_archives: KnownArchives | None,
+    archive: _Opened,
     spool: str | None,
     selected: list[Qube],
 ) -> BackupResult:
-    known, opened = _known_archive(wyng, reporter, known_archives)
-    schedule: tuple[QubeDue, ...] = ()
-    if request.max_age is not None:
-        selected, schedule = _due_only(selected, known, request.max_age)
-        if not selected:
-            return BackupResult(session=None, dry_run=request.dry_run, qubes=(), schedule=schedule)
+    known, schedule = archive.known, archive.schedule
     plan = _plan(qubes, selected, known, request.dry_run, reporter)
     settings, unreadable = read_settings(qubes, plan.qubes)
     plan = plan.without(unreadable)
@@ -125,7 +142,7 @@ def _run_backup(
         return replace(result, qubes=result.qubes + _unreadable(unreadable))
 
     wait_for_new_second(known.newest)
-    if not opened:
+    if not archive.opened:
         reporter.event("opening", dest=wyng.target.dest)
     try:
         session, failed_by_wyng, missing = _send(wyng, request, reporter, plan, known, bundle_path, local_from,
@@ -146,18 +163,16 @@ def _run_backup(
                         warnings=warnings, dom0=dom0, schedule=schedule)
 
 
-def _known_archive(wyng: Wyng, reporter: Reporter,
-                   known_archives: KnownArchives | None) -> tuple[KnownArchive, bool]:
-    """What the archive holds, from the record or else from its catalogue, and
-    whether the catalogue was read (the archive opened) for it."""
+def _open(wyng: Wyng, reporter: Reporter, known_archives: KnownArchives | None) -> _Opened:
+    """What the archive holds, from the record or else from its catalogue."""
     known = known_archives.get(wyng.target) if known_archives is not None else None
     if known is not None:
-        return known, False
+        return _Opened(known, opened=False)
     reporter.event("opening", dest=wyng.target.dest)  # Wyng derives the key first: seconds of silence
     known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
     if known_archives is not None:
         known_archives.put(wyng.target, known)
-    return known, True
+    return _Opened(known, opened=True)
 
 
 def _due_only(selected: list[Qube], known: KnownArchive, max_age: int) -> tuple[list[Qube], tuple[QubeDue, ...]]:
@@ -296,8 +311,9 @@ def _unreadable(unreadable: Mapping[str, str]) -> tuple[QubeOutcome, ...]:
 
 
 def _dom0_streams(request: Dom0Backup, wyng: Wyng, spool: str | None, reporter: Reporter) -> list[Dom0Stream]:
-    """Write the dom0 streams the request asks for (none without a spool)."""
-    if spool is None or not request.wanted:
+    """Write the dom0 streams the request asks for into the spool; with no spool
+    (a dry run), read them through and count them without writing anything."""
+    if not request.wanted:
         return []
     return dom0_backup.write_for_send(request, spool, wyng.target.dest, wyng.target.meta_dir, reporter)
 

@@ -98,15 +98,16 @@ def home_excluder(request: Dom0Backup, home: str, never_inside: Iterable[str] = 
 
 def write_streams(
     request: Dom0Backup,
-    spool_path: str,
+    spool_path: str | None,
     *,
     sysroot: str,
     owned: Callable[[Iterable[str]], Collection[str]],
     secret_files: Collection[str] = (),
     never_inside: Sequence[str] = (),
 ) -> list[Dom0Stream]:
-    """Write the streams `request` asks for into `spool_path`. Raise ConfigError
-    when the home cannot be read or the spool's disk is full."""
+    """Write the streams `request` asks for into `spool_path` (None: only count
+    them, writing nothing, for a dry run). Raise ConfigError when the home
+    cannot be read or the spool's disk is full."""
     streams = []
     if request.home:
         home = request.home_dir or dom0_user().home
@@ -124,7 +125,7 @@ def write_streams(
     return streams
 
 
-def write_for_send(request: Dom0Backup, spool_path: str, dest: str, meta_dir: str | None,
+def write_for_send(request: Dom0Backup, spool_path: str | None, dest: str, meta_dir: str | None,
                    reporter: Reporter) -> list[Dom0Stream]:
     """The streams for a send to the archive at `dest`: dom0's real system root and
     rpm (or the test doubles wyngq.paths names), the profiles' passphrase files
@@ -160,9 +161,9 @@ def profile_passphrase_files() -> list[str]:
     return found
 
 
-def _write(item: str, volume: str, spool_path: str, root: str, entries: Sequence[walk.Entry],
+def _write(item: str, volume: str, spool_path: str | None, root: str, entries: Sequence[walk.Entry],
            notes: tuple[str, ...]) -> Dom0Stream:
-    path = os.path.join(spool_path, f"dom0-{item}.tar")
+    path = os.path.join(spool_path, f"dom0-{item}.tar") if spool_path is not None else os.devnull
     try:
         with open(path, "wb") as out:
             written = tarwrite.write(out, root, entries)
