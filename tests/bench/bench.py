@@ -251,10 +251,11 @@ class Bench:
     def timing_wrapper(self) -> tuple[Path, Path]:
         """A wrapper around the real Wyng that logs when each call starts and ends."""
         log, wrapper = self.work / "wyng-spans", self.work / "timed-wyng"
+        # bash's own clock: no `date` process on either side of the call, which would count as wyngq's time
         wrapper.write_text(
-            "#!/bin/sh\n"
-            f"start=$(date +%s.%N); {self.wyng} \"$@\"; rc=$?\n"
-            f"echo \"$start $(date +%s.%N)\" >> {log}; exit $rc\n"
+            "#!/bin/bash\n"
+            f"start=$EPOCHREALTIME; {self.wyng} \"$@\"; rc=$?\n"
+            f"echo \"$start $EPOCHREALTIME\" >> {log}; exit $rc\n"
         )
         wrapper.chmod(0o755)
         return log, wrapper
