@@ -32,6 +32,7 @@ from wyngq import tarstream
 from wyngq.errors import ExitCode, WyngqError
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings, VolumeSettings
 from wyngq.names import is_qube_name
+from wyngq.wyng.sessions import has_session_form
 
 MANIFEST_NAME = "wyngq.json"
 MANIFEST_FORMAT = "wyngq-manifest"
@@ -49,7 +50,6 @@ BUNDLE_LIMITS = tarstream.TarLimits(
 MAX_MANIFEST_VALUES = 500_000
 MAX_NUMBER_DIGITS = 20
 _INTEGER = re.compile(rf"-?[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
-SESSION_ID = re.compile(r"\d{8}-\d{6}")
 
 
 class BundleError(WyngqError):
@@ -57,6 +57,15 @@ class BundleError(WyngqError):
 
     exit_code = ExitCode.WYNG
     code = "bad_metadata"
+
+
+class SettingsTooLargeError(WyngqError):
+    """The qubes' settings make a bundle larger than wyngq reads back: refused at
+    backup time, before anything is sent, so no session holds settings its own
+    restore would refuse."""
+
+    exit_code = ExitCode.QUBES
+    code = "settings_too_large"
 
 
 @dataclass(frozen=True)
@@ -132,21 +141,52 @@ def _encode_qube(s: QubeSettings) -> dict[str, Any]:
 
 
 def write_bundle(path: str, state_files: Mapping[str, bytes], manifest: bytes) -> None:
-    """Write the gzip tar upstream expects, plus our manifest, to `path`."""
+    """Write the gzip tar upstream expects, plus our manifest, to `path`.
+
+    Raise SettingsTooLargeError if the bundle would pass any bound `read_bundle`
+    keeps (BUNDLE_LIMITS, MAX_BUNDLE_BYTES): a bundle is only written if it can
+    be restored."""
     members = dict(state_files)
     members[MANIFEST_NAME] = manifest
+    _check_writable(members)
     mtime = int(time.time())
     with (
         open(path, "wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for name, data in sorted(members.items()):
-            info = tarfile.TarInfo("./" + name)
-            info.size = len(data)
-            info.mtime = mtime
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in sorted(members.items()):
+                info = tarfile.TarInfo("./" + name)
+                info.size = len(data)
+                info.mtime = mtime
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+        stream = gz.tell()  # the tar's bytes, headers and padding too, before compression
+    size = os.path.getsize(path)
+    if stream > BUNDLE_LIMITS.max_stream_bytes or size > MAX_BUNDLE_BYTES:
+        raise SettingsTooLargeError(
+            f"the settings bundle is {stream} bytes ({size} compressed), more than a restore reads "
+            f"({BUNDLE_LIMITS.max_stream_bytes}, {MAX_BUNDLE_BYTES} compressed)", hint=_TOO_LARGE_HINT)
+
+
+_TOO_LARGE_HINT = "back up fewer qubes per session, or remove the large files from the qubes' dom0 directories"
+
+
+def _check_writable(members: Mapping[str, bytes]) -> None:
+    if len(members) > BUNDLE_LIMITS.max_members:
+        raise SettingsTooLargeError(
+            f"the settings bundle would hold {len(members)} files, more than the "
+            f"{BUNDLE_LIMITS.max_members} a restore reads", hint=_TOO_LARGE_HINT)
+    for name, data in members.items():
+        if len(data) > BUNDLE_LIMITS.max_member_bytes:
+            raise SettingsTooLargeError(
+                f"{name!r} is {len(data)} bytes, more than the {BUNDLE_LIMITS.max_member_bytes} "
+                "a restore reads from one file of the settings bundle", hint=_TOO_LARGE_HINT)
+    total = sum(len(data) for data in members.values())
+    if total > BUNDLE_LIMITS.max_total_bytes:
+        raise SettingsTooLargeError(
+            f"the settings bundle would hold {total} bytes, more than the "
+            f"{BUNDLE_LIMITS.max_total_bytes} a restore reads", hint=_TOO_LARGE_HINT)
 
 
 # -- reading (untrusted) ---------------------------------------------------------
@@ -239,7 +279,7 @@ def _decode_carried(raw: dict[str, Any]
     entries = {}
     for name, item in raw.items():
         session = _str(_dict(item, name)["session"], "session")
-        if not SESSION_ID.fullmatch(session):
+        if not has_session_form(session):
             raise ValueError(f"bad session id {session!r} of carried qube {name!r}")
         sessions[name] = session
         entries[name] = item["qube"]

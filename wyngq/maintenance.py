@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wyngq import bundle, paths, volnames
+from wyngq.dom0 import VOLUMES as dom0_volumes
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0 import extract
 from wyngq.dom0 import restore as dom0_restore
@@ -192,10 +193,12 @@ class PruneResult:
     dry_run: bool
     removed: Mapping[str, tuple[str, ...]]  # qube -> sessions (planned, or gone)
     kept_latest: tuple[str, ...] = ()
+    # dom0 item ("home", "config") -> sessions: only a prune of the whole archive touches them
+    dom0: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
-        return not self.dry_run and bool(self.removed)
+        return not self.dry_run and bool(self.removed or self.dom0)
 
 
 def sessions_to_prune(sessions: Sequence[str], request: PruneRequest) -> list[str]:
@@ -247,6 +250,31 @@ def plan_prune(archive: Archive, request: PruneRequest) -> dict[str, tuple[str, 
     return plan
 
 
+def plan_prune_dom0(archive: Archive, request: PruneRequest) -> dict[str, tuple[str, ...]]:
+    """dom0 item -> the sessions a session-based prune would remove from its
+    stream: only a prune of the whole archive (no qubes named, no profile
+    selection) reaches dom0's items, as it does the settings bundles."""
+    if request.qubes or request.limit_to is not None:
+        return {}
+    plan: dict[str, tuple[str, ...]] = {}
+    for item, name in dom0_volumes.items():
+        volume = archive.volumes.get(name)
+        gone = sessions_to_prune(sorted(volume.sessions), request) if volume is not None else []
+        if gone:
+            plan[item] = tuple(gone)
+    return plan
+
+
+def _dom0_removed(before: Archive, after: Archive) -> dict[str, tuple[str, ...]]:
+    removed: dict[str, tuple[str, ...]] = {}
+    for item, name in dom0_volumes.items():
+        old, new = before.volumes.get(name), after.volumes.get(name)
+        gone = set(old.sessions) - set(new.sessions if new is not None else ()) if old is not None else set()
+        if gone:
+            removed[item] = tuple(sorted(gone))
+    return removed
+
+
 def refuse_newest(archive: Archive, request: PruneRequest) -> None:
     """Raise UsageError when the sessions asked for are only ever the newest session
     of the chosen qubes' volumes: Wyng never removes a volume's newest session, so
@@ -268,17 +296,20 @@ def prune(wyng: Wyng, request: PruneRequest, reporter: Reporter) -> PruneResult:
     check_prune_request(request)
     archive = wyng.catalog()
     plan = plan_prune(archive, request)
+    dom0_plan = plan_prune_dom0(archive, request)
     newest = archive.sessions()[-1:] if archive.sessions() else []
-    if request.sessions and not plan:
+    if request.sessions and not plan and not dom0_plan:
         refuse_newest(archive, request)
-    reporter.event("plan", action="prune", dry_run=request.dry_run, sessions={q: list(s) for q, s in plan.items()})
+    reporter.event("plan", action="prune", dry_run=request.dry_run, sessions={q: list(s) for q, s in plan.items()},
+                   dom0={i: list(s) for i, s in dom0_plan.items()})
     if request.dry_run:
-        return PruneResult(True, plan, tuple(newest))
-    if request.sessions and not plan:
+        return PruneResult(True, plan, tuple(newest), dom0_plan)
+    if request.sessions and not plan and not dom0_plan:
         return PruneResult(False, {}, tuple(newest))
     index = qube_volumes(archive)
     chosen = request.chosen(index)
-    if not chosen:
+    whole = not request.qubes and request.limit_to is None
+    if not chosen and not (whole and (dom0_plan or request.autoprune)):
         return PruneResult(False, {}, tuple(newest))
     volumes = sorted({v for q in chosen for by_kind in index[q].values() for v in by_kind.values()})
     wyng.prune(
@@ -286,16 +317,17 @@ def prune(wyng: Wyng, request: PruneRequest, reporter: Reporter) -> PruneResult:
         session=",".join(request.sessions) or None,
         all_before=request.all_before,
         # the whole archive (settings bundles too) only when nothing limits the choice
-        all_volumes=not request.qubes and request.limit_to is None,
+        all_volumes=whole,
         autoprune=request.autoprune,
     )
-    after = qube_volumes(wyng.catalog())
+    archive_after = wyng.catalog()
+    after = qube_volumes(archive_after)
     removed = {
         q: tuple(sorted(set(index[q]) - set(after.get(q, {}))))
         for q in chosen
         if set(index[q]) - set(after.get(q, {}))
     }
-    return PruneResult(False, removed, tuple(newest))
+    return PruneResult(False, removed, tuple(newest), _dom0_removed(archive, archive_after))
 
 
 # -- delete -----------------------------------------------------------------------------

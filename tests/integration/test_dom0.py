@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import pty
 import stat
 import subprocess
 import sys
@@ -145,6 +147,27 @@ def test_dom0_home_and_config_travel_in_the_qubes_session_and_list_and_verify_sh
     assert verified["ok"] and [(d["item"], d["ok"]) for d in verified["dom0"]] == [("home", True), ("config", True)]
 
 
+def test_a_whole_archive_prune_plans_and_reports_the_dom0_items_it_removes(world: Dom0World) -> None:
+    first, second = world.backup()["session"], world.backup()["session"]
+
+    plan = world.result("prune", f"--session={first}", "--dry-run")
+    assert plan["dom0"] == {"home": [first], "config": [first]} and not plan["changed"]
+    assert world.result("list", f"--session={first}")["dom0"]  # the dry run removed nothing
+
+    done = world.result("prune", f"--session={first}")
+    assert done["ok"] and done["changed"] and done["dom0"] == {"home": [first], "config": [first]}
+    assert {d["item"] for d in world.result("list", f"--session={second}")["dom0"]} == {"home", "config"}
+
+
+def test_a_prune_of_named_qubes_leaves_the_dom0_items_alone(world: Dom0World) -> None:
+    first = world.backup()["session"]
+    world.backup()
+
+    done = world.result("prune", "work", f"--session={first}")
+    assert done["ok"] and done["removed"] == {"work": [first]} and done["dom0"] == {}
+    assert {d["item"] for d in world.result("list", f"--session={first}")["dom0"]} == {"home", "config"}
+
+
 def test_an_unchanged_home_gives_the_same_stream_again(world: Dom0World) -> None:
     first = world.backup()["session"]
     second = world.backup()["session"]
@@ -200,10 +223,86 @@ def test_restoring_into_an_existing_directory_is_refused_and_changes_nothing(wor
     assert list(into.iterdir()) == []
 
 
-def test_qubes_and_dom0_items_are_restored_in_separate_commands(world: Dom0World) -> None:
+def test_qubes_and_dom0_items_come_back_in_one_restore(world: Dom0World) -> None:
+    session = world.backup()["session"]
+    into = world.tmp / "restored-home"
+
+    status, lines = world.run("restore", "work", "--on-conflict=replace", "--dom0-home", f"--into={into}")
+
+    assert status == 0, lines[-1]
+    done = lines[-1]
+    assert [(q["name"], q["action"], q["ok"]) for q in done["qubes"]] == [("work", "replace", True)]
+    assert done["dom0"]["session"] == session and done["dom0"]["into"] == {"home": str(into)}
+    assert [r["directory"] for r in done["dom0"]["restored"]] == [str(into)]
+    assert (into / "Documents" / "report.odt").is_file()
+    assert done["changed"] and "dom0 home of session" in done["comment"] and "work" in done["comment"]
+    assert [e["dom0"] for e in lines if e["type"] == "restore_plan" and "dom0" in e] == [["home"]]
+
+
+def test_a_person_sees_the_qubes_then_the_dom0_items(world: Dom0World) -> None:
+    session = world.backup()["session"]
+    into = world.tmp / "restored-home"
+    argv = [sys.executable, "-m", "tests.integration.cli_driver", str(world.spec_path), f"--dest={world.dest}",
+            f"--wyng={world.wyng}", "restore", "work", "--on-conflict=replace", "--dom0-home", f"--into={into}"]
+
+    primary, secondary = pty.openpty()  # a terminal: the CLI then writes for a person
+    with os.fdopen(primary, "rb", buffering=0) as terminal:
+        done = subprocess.Popen(argv, stdout=secondary, stderr=subprocess.PIPE, env=world.env,
+                                stdin=subprocess.DEVNULL, cwd=ROOT)
+        os.close(secondary)
+        chunks = []
+        with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+            while chunk := terminal.read(65536):
+                chunks.append(chunk)
+        assert done.wait(timeout=120) == 0, done.stderr.read() if done.stderr else ""
+    text = b"".join(chunks).decode()
+    assert "work" in text and "restored" in text
+    assert f"dom0 home of session {session}: 4 file(s)" in text and str(into) in text
+    assert text.index("restored") < text.index("dom0 home of session")
+
+
+def test_a_whole_machine_dry_run_plans_the_dom0_items_and_writes_nothing(world: Dom0World) -> None:
+    session = world.backup()["session"]
+    config_dir = world.tmp / "state" / "restored" / session
+
+    status, lines = world.run("restore", "--all", "--on-conflict=replace", "--dom0-config", "--dry-run")
+
+    assert status == 0, lines[-1]
+    done = lines[-1]
+    assert done["dry_run"] and done["dom0"]["dry_run"] and done["dom0"]["into"] == {"config": str(config_dir)}
+    assert done["dom0"]["restored"] == [] and not config_dir.exists()
+
+
+def test_a_dom0_dry_run_alone_writes_nothing(world: Dom0World) -> None:
     world.backup()
-    status, lines = world.run("restore", "work", "--dom0-home", f"--into={world.tmp / 'x'}")
-    assert status == 2 and "separate commands" in lines[-1]["message"]
+    into = world.tmp / "restored-home"
+
+    status, lines = world.run("restore", "--dom0-home", f"--into={into}", "--dry-run")
+
+    assert status == 0 and lines[-1]["dry_run"] and lines[-1]["into"] == {"home": str(into)}
+    assert not into.exists()
+
+
+def test_a_dom0_directory_that_exists_refuses_the_whole_restore_before_any_qube_is_touched(world: Dom0World) -> None:
+    world.backup()
+    into = world.tmp / "exists"
+    into.mkdir()
+
+    status, lines = world.run("restore", "work", "--on-conflict=replace", "--dom0-home", f"--into={into}")
+
+    assert status == 2 and "exists already" in lines[-1]["message"]
+    assert [e for e in lines if e["type"] in ("restore_plan", "volume", "step")] == []
+    assert list(into.iterdir()) == []
+
+
+def test_a_refused_qube_restore_restores_no_dom0_item_either(world: Dom0World) -> None:
+    world.backup()
+    into = world.tmp / "restored-home"
+
+    status, lines = world.run("restore", "work", "--dom0-home", f"--into={into}")  # work exists: fail
+
+    assert status == 6 and lines[-1]["code"] == "conflict" and lines[-1]["dom0"] is None
+    assert not into.exists()
 
 
 def test_a_hostile_home_stream_is_refused_with_its_reason_and_nothing_is_created(world: Dom0World) -> None:

@@ -130,3 +130,47 @@ def test_dom0_home_and_config_backed_up_with_a_qube_changed_and_restored_beside(
     assert states[f"/{POLICY}"]["state"] == "different"
     assert "-qubes.Filecopy * work vault allow\n+qubes.Filecopy * work vault deny\n" in states[f"/{POLICY}"]["diff"]
     assert (world.sysroot / POLICY).read_text() == "qubes.Filecopy * work vault allow\n"  # live file untouched
+
+
+def test_the_whole_machine_comes_back_in_one_restore(lab: Lab, tmp_path: Path) -> None:
+    """The worst day: the qubes are gone; one command brings them back and puts
+    dom0's home beside the live one (the config's place is shown by a dry run:
+    the lab has no dom0 user for a default home directory)."""
+    world = Dom0Lab(lab, tmp_path)
+    assert world.cli("create", "--encrypt=off")[0] == 0
+    tpl = lab.create("tpl", "TemplateVM", label="black")
+    app = lab.create("app", "AppVM", template=tpl)
+    data = os.urandom(SMALL)
+    lab.fill(app, "private", data)
+    make_home(world.home, count=40)
+    (world.sysroot / POLICY).parent.mkdir(parents=True)
+    (world.sysroot / POLICY).write_text("qubes.Filecopy * work vault deny\n")
+    code, backed_up = world.cli("backup", tpl.name, app.name, "--dom0-home", f"--dom0-home-dir={world.home}",
+                                "--dom0-config")
+    assert code == 0, backed_up
+    session = backed_up["session"]
+    names = [app.name, tpl.name]
+    for name in names:
+        del lab.app.domains[name]
+    state = tmp_path / "state"
+    world.env["WYNGQ_STATE_DIR"] = str(state)
+
+    code, plan = world.cli("restore", "--all", "--prefs", "--dom0-config", "--dry-run")
+    assert code == 0, plan
+    assert plan["dom0"]["into"] == {"config": str(state / "restored" / session)}
+    assert not (state / "restored").exists()
+
+    into = tmp_path / "home-restore"
+    code, done = world.cli("restore", "--all", "--prefs", "--dom0-home", f"--into={into}")
+
+    assert code == 0, done
+    assert sorted((q["name"], q["action"], q["ok"]) for q in done["qubes"]) == sorted(
+        (n, "create", True) for n in names)
+    assert done["dom0"]["session"] == session
+    assert tree(into) == {p: v for p, v in tree(world.home).items() if not p.startswith(".cache")}
+    lab.app.domains.refresh_cache(force=True)
+    restored = lab.app.domains[app.name]
+    volume = restored.volumes["private"]
+    path = os.path.join(dict(lab.app.pools[volume.pool].config)["dir_path"], volume.vid + ".img")
+    assert Path(path).read_bytes() == data
+    assert str(restored.template) == tpl.name

@@ -18,11 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wyngq.bundle import (
+    BUNDLE_LIMITS,
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
     MAX_MEMBER_BYTES,
     BundleError,
     Manifest,
+    SettingsTooLargeError,
     encode_manifest,
     parse_manifest,
     read_bundle,
@@ -447,3 +449,30 @@ def test_any_bytes_as_manifest_parse_or_are_a_bundle_error(data: bytes) -> None:
 def test_a_qube_of_a_class_wyngq_does_not_restore_is_kept_apart(klass: str, shown: str) -> None:
     manifest = parse_manifest(_mutated(lambda d: _work(d).update({"class": klass})))
     assert "work" not in manifest.qubes and manifest.unsupported == {"work": shown}
+
+
+# -- a bundle is written only if a restore can read it ---------------------------------
+def test_a_member_at_the_limit_is_written_and_read_back(tmp_path: Path) -> None:
+    path = str(tmp_path / "qubes-metadata.tgz")
+    big = b"x" * MAX_MEMBER_BYTES
+    write_bundle(path, {"qubes.xml": big}, _manifest(WORK))
+    assert read_bundle(path).files["qubes.xml"] == big
+
+
+@pytest.mark.parametrize(("files", "words"), [
+    ({"qubes.xml": b"x" * (MAX_MEMBER_BYTES + 1)}, "'qubes.xml' is"),
+    ({f"appvms/q{i}/notes.txt": b"y" * (4 * 1024 * 1024) for i in range(5)}, "would hold 2097[0-9]* bytes"),
+    ({f"appvms/q{i}/firewall.xml": b"" for i in range(BUNDLE_LIMITS.max_members)}, "files, more than"),
+])
+def test_a_bundle_a_restore_would_refuse_is_not_written(tmp_path: Path, files: dict[str, bytes], words: str) -> None:
+    with pytest.raises(SettingsTooLargeError, match=words) as raised:
+        write_bundle(str(tmp_path / "b.tgz"), files, _manifest(WORK))
+    assert raised.value.code == "settings_too_large"
+
+
+def test_headers_count_towards_the_stream_a_restore_reads(tmp_path: Path) -> None:
+    # long names take a PAX header each: 15,000 small members make a tar stream
+    # of more than max_stream_bytes while their data is far below max_total_bytes
+    files = {f"appvms/{'q' * 31}/{'n' * 90}{i:05}.xml": b"<a/>" for i in range(15_000)}
+    with pytest.raises(SettingsTooLargeError, match="compressed"):
+        write_bundle(str(tmp_path / "b.tgz"), files, _manifest(WORK))

@@ -59,15 +59,15 @@ def run_backup(
     to a spool directory on disk that is removed afterwards. With
     `request.shutdown`, the selected running qubes are stopped first and started
     again afterwards (wyngq.backup.shutdown)."""
+    loaded: dict[str, Qube] = {}
+
+    def load(name: str) -> Qube:
+        if name not in loaded:
+            loaded[name] = qubes.qube(name)
+        return loaded[name]
+
     with phases.phase("select"):
         listed = qubes.list_qubes()
-        loaded: dict[str, Qube] = {}
-
-        def load(name: str) -> Qube:
-            if name not in loaded:
-                loaded[name] = qubes.qube(name)
-            return loaded[name]
-
         names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
     if not request.shutdown or not any(load(n).running for n in names):
         with phases.phase("read qubes"):

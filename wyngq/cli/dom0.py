@@ -18,7 +18,7 @@ from wyngq.errors import UsageError
 from wyngq.output import Human
 
 if TYPE_CHECKING:  # imported where used: a backup needs none of it
-    from wyngq.dom0.restore import Dom0RestoreResult
+    from wyngq.dom0.restore import Dom0RestoreRequest, Dom0RestoreResult
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,24 +55,33 @@ def wants_restore(args: argparse.Namespace) -> bool:
     return bool(args.dom0_home or args.dom0_config)
 
 
-def run_restore_command(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
-    if args.qubes:
-        raise UsageError("restore qubes and dom0 items in separate commands",
-                         hint="leave the qube names out, or --dom0-home/--dom0-config")
-    from wyngq.dom0.restore import Dom0RestoreRequest, run_restore
+def restore_request(args: argparse.Namespace) -> Dom0RestoreRequest:
+    from wyngq.dom0.restore import Dom0RestoreRequest
 
-    request = Dom0RestoreRequest(
+    return Dom0RestoreRequest(
         home=args.dom0_home,
         config=args.dom0_config,
         session=names.session_selector(args.session) if args.session else None,
         into=args.into,
         diff=args.diff,
+        dry_run=args.dry_run,
     )
+
+
+def run_restore_command(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
+    """`restore --dom0-home|--dom0-config` with no qubes: the dom0 items alone."""
+    from wyngq.dom0.restore import run_restore
+
+    request = restore_request(args)
     done: Dom0RestoreResult = with_wyng(context, lambda wyng: run_restore(wyng, request, presenter))
     return finish(presenter, "restore", done.exit_code, done, lambda out: show_restore(out, done))
 
 
 def show_restore(out: Human, result: Dom0RestoreResult) -> None:
+    if result.dry_run:
+        for item, directory in result.into.items():
+            out.say(f"dom0 {item} of session {result.session}: would be restored into {directory}")
+        out.say("Dry run: nothing was written.")
     for restored in result.restored:
         out.say(f"dom0 {restored.item} of session {result.session}: {restored.files} file(s), "
                 f"{restored.data_bytes} bytes, in {restored.directory} (owner: {restored.owner})")

@@ -47,9 +47,11 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
 
 def _human(out: Human, result: PruneResult) -> None:
     verb = "Would remove" if result.dry_run else "Removed"
-    if not result.removed:
+    if not result.removed and not result.dom0:
         out.say("Nothing to prune." if result.dry_run else "No session was removed.")
     for qube, sessions in result.removed.items():
         out.say(f"  {qube:<32} {verb.lower()} {' '.join(sessions)}")
+    for item, sessions in result.dom0.items():
+        out.say(f"  {'dom0 ' + item:<32} {verb.lower()} {' '.join(sessions)}")
     if result.kept_latest:
         out.say(f"The newest session ({result.kept_latest[0]}) is always kept.")

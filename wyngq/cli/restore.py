@@ -8,15 +8,20 @@ failed (each keeps the guard tag; the result says how to finish or undo).
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from wyngq import names
 from wyngq.cli import dom0
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import UsageError
-from wyngq.output import Human, shown
+from wyngq.output import Human, shown, to_data
+from wyngq.qubes.port import QubesPort
 from wyngq.restore.apply import QubeOutcome
 from wyngq.restore.model import Action, ConflictPolicy, Problem, RestorePlan, RestoreRequest
 from wyngq.restore.run import RestoreResult, archive_qube_of, run_restore
+
+if TYPE_CHECKING:
+    from wyngq.machine import MachineRestoreResult
 
 NEEDS_ARCHIVE = True
 
@@ -63,14 +68,49 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
 
 
 def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
-    if dom0.wants_restore(args):
+    with_qubes = bool(args.qubes or args.all)
+    if dom0.wants_restore(args) and not with_qubes:
         return dom0.run_restore_command(args, context, presenter)
     request = restore_request(args)
     qubes = context.connect()
     archive_qube = archive_qube_of(context.target.dest)
+    if dom0.wants_restore(args):
+        return _machine(args, context, presenter, request, qubes, archive_qube)
     done: RestoreResult = with_wyng(
         context, lambda wyng: run_restore(qubes, wyng, request, presenter, context.workdir, archive_qube))
     return finish(presenter, "restore", done.exit_code, result_data(done), lambda out: show(out, done))
+
+
+def _machine(args: argparse.Namespace, context: Context, presenter: Presenter, request: RestoreRequest,
+             qubes: QubesPort, archive_qube: str | None) -> int:
+    """Qubes and dom0 items in one job (wyngq.machine)."""
+    from wyngq.machine import restore_machine
+
+    dom0_request = dom0.restore_request(args)
+    done: MachineRestoreResult = with_wyng(context, lambda wyng: restore_machine(
+        qubes, wyng, request, dom0_request, presenter, context.workdir, archive_qube))
+    data = result_data(done.qubes)
+    data.update(changed=done.changed, summary=done.summary,
+                dom0=to_data(done.dom0) if done.dom0 is not None else None)
+    if done.code is not None:
+        data["code"] = done.code
+    if done.dom0_error is not None:
+        data["dom0_error"] = {"code": done.dom0_error.code, "message": done.dom0_error.message,
+                              "hint": done.dom0_error.hint}
+    return finish(presenter, "restore", done.exit_code, data, lambda out: _show_machine(out, done))
+
+
+def _show_machine(out: Human, result: MachineRestoreResult) -> None:
+    show(out, result.qubes)
+    if result.dom0 is not None:
+        out.say("")
+        dom0.show_restore(out, result.dom0)
+    elif result.dom0_error is not None:
+        out.say(f"\ndom0 items FAILED: {result.dom0_error.message}")
+        if result.dom0_error.hint:
+            out.say(f"      {result.dom0_error.hint}")
+    elif result.qubes.refused:
+        out.say("The dom0 items were not restored either.")
 
 
 def restore_request(args: argparse.Namespace) -> RestoreRequest:

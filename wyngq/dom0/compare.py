@@ -15,8 +15,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from wyngq.dom0.extract import Member
-from wyngq.dom0.walk import FILE, SYMLINK
+from wyngq.dom0.walk import FILE, SYMLINK, Entry
 
 NEW, EQUAL, DIFFERENT = "new", "equal", "different"
 MAX_DIFF_INPUT = 1024 * 1024  # larger files are compared, not diffed
@@ -32,7 +31,7 @@ class FileState:
     diff: str | None = None
 
 
-def compare(members: Iterable[Member], restored_root: str, live_root: str, *, diff: bool = False) -> list[FileState]:
+def compare(members: Iterable[Entry], restored_root: str, live_root: str, *, diff: bool = False) -> list[FileState]:
     """The state of each restored file or symlink in `members` (paths relative to
     both roots)."""
     states = []
@@ -90,7 +89,7 @@ def _diff(restored: str, live: str, path: str) -> str:
     return "".join(lines) or "(only owner or mode differ)"
 
 
-def _install_command(member: Member, restored: str, live: str) -> str:
+def _install_command(member: Entry, restored: str, live: str) -> str:
     """What the user runs to put the restored copy in place (`cp -a` keeps
     owner, mode and mtime; sudo because dom0's files belong to root)."""
     parent = os.path.dirname(live)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from wyngq.dom0 import fsat
-from wyngq.dom0.walk import DIRECTORY, FILE, SYMLINK
+from wyngq.dom0.walk import DIRECTORY, FILE, SYMLINK, Entry
 from wyngq.errors import WyngError
 
 MAX_HEADER = 1024 * 1024  # far above any name or record the writer produces
@@ -55,31 +55,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Member:
-    path: str
-    kind: str
-    mode: int
-    uid: int
-    gid: int
-    mtime_ns: int
-    size: int = 0
-    link: str | None = None
-
-
-@dataclass(frozen=True)
 class Extracted:
     """What came out: counts, and the members themselves when asked for (a home
     may hold millions; its restore needs only the counts)."""
 
     files: int
     data_bytes: int
-    members: tuple[Member, ...] = ()
+    members: tuple[Entry, ...] = ()
 
 
-Owner = Callable[[Member], tuple[int, int]]
+Owner = Callable[[Entry], tuple[int, int]]
 
 
-def from_stream(member: Member) -> tuple[int, int]:
+def from_stream(member: Entry) -> tuple[int, int]:
     return member.uid, member.gid
 
 
@@ -118,14 +106,14 @@ def extract(source: str, target: str, limits: Limits, owner: Owner = from_stream
 
 
 def _set_root(root_fd: int, owner: Owner) -> None:
-    uid, gid = owner(Member("", DIRECTORY, 0o700, os.geteuid(), os.getegid(), 0))
+    uid, gid = owner(Entry("", DIRECTORY, 0o700, os.geteuid(), os.getegid(), 0))
     if os.geteuid() == 0:
         os.fchown(root_fd, uid, gid)
     os.fchmod(root_fd, 0o700)
 
 
 def _read(source: str, limits: Limits, writer: _Writer | None, *, keep: bool) -> Extracted:
-    members: list[Member] = []
+    members: list[Entry] = []
     seen: dict[str, str] = {}  # path -> kind
     total = files = 0
     with open(source, "rb") as raw:
@@ -153,7 +141,7 @@ def _read(source: str, limits: Limits, writer: _Writer | None, *, keep: bool) ->
     return Extracted(files, total, tuple(members))
 
 
-def _checked(info: tarfile.TarInfo, seen: dict[str, str], limits: Limits) -> Member:
+def _checked(info: tarfile.TarInfo, seen: dict[str, str], limits: Limits) -> Entry:
     """The member `info` stands for, or UnsafeArchiveError."""
     name = info.name
     where = f"member {_show(name)}"
@@ -186,7 +174,7 @@ def _checked(info: tarfile.TarInfo, seen: dict[str, str], limits: Limits) -> Mem
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
         if resolved == ".." or resolved.startswith("../"):
             raise UnsafeArchiveError(f"{where} is a symlink pointing outside the tree; refused")
-    return Member(path, kind, info.mode & 0o1777, info.uid, info.gid, _mtime_ns(info), size, link)
+    return Entry(path, kind, info.mode & 0o1777, info.uid, info.gid, _mtime_ns(info), size, link)
 
 
 def _mtime_ns(info: tarfile.TarInfo) -> int:
@@ -234,9 +222,9 @@ class _Writer:
         self.root_fd = root_fd
         self.owner = owner
         self.root = os.geteuid() == 0
-        self.dirs: list[Member] = []
+        self.dirs: list[Entry] = []
 
-    def add(self, member: Member, data: BinaryIO | None) -> None:
+    def add(self, member: Entry, data: BinaryIO | None) -> None:
         parts = fsat.split(member.path)
         try:
             with fsat.directory(self.root_fd, parts[:-1], create=True) as parent:
@@ -248,7 +236,7 @@ class _Writer:
                     f"(a symlink or a file); refused") from err
             raise
 
-    def _file(self, parent: int, name: str, member: Member, data: BinaryIO | None) -> None:
+    def _file(self, parent: int, name: str, member: Entry, data: BinaryIO | None) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(name, flags, 0o600, dir_fd=parent)
         try:
@@ -268,14 +256,14 @@ class _Writer:
         finally:
             os.close(fd)
 
-    def _dir(self, parent: int, name: str, member: Member, data: BinaryIO | None) -> None:
+    def _dir(self, parent: int, name: str, member: Entry, data: BinaryIO | None) -> None:
         try:
             os.mkdir(name, 0o700, dir_fd=parent)
         except FileExistsError:  # made already as the parent of an earlier member
             os.close(os.open(name, fsat.DIR_FLAGS, dir_fd=parent))
         self.dirs.append(member)
 
-    def _symlink(self, parent: int, name: str, member: Member, data: BinaryIO | None) -> None:
+    def _symlink(self, parent: int, name: str, member: Entry, data: BinaryIO | None) -> None:
         os.symlink(member.link or "", name, dir_fd=parent)
         if self.root:
             os.chown(name, *self.owner(member), dir_fd=parent, follow_symlinks=False)

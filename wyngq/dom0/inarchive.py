@@ -36,11 +36,16 @@ def session_items(archive: Archive, session: str) -> tuple[Dom0Item, ...]:
     return tuple(items)
 
 
-def pick_session(archive: Archive, items: Sequence[str], requested: str | None) -> str:
+def pick_session(archive: Archive, items: Sequence[str], requested: str | None, *, as_of: str | None = None) -> str:
     """The session asked for (it must hold every item), or the newest holding
-    them all; raise UsageError if there is none."""
+    them all (at or before `as_of`, when given); raise UsageError if there is none."""
     holding = sorted(s for s in archive.sessions() if {i.item for i in session_items(archive, s)} >= set(items))
     what = " and ".join(f"dom0 {item}" for item in items)
+    if as_of is not None and requested in (None, LATEST):
+        holding = [s for s in holding if s <= as_of]
+        if not holding:
+            raise UsageError(f"no session at or before {as_of} holds {what}",
+                             hint="`list --all` shows which sessions hold dom0 items")
     if requested not in (None, LATEST):
         if requested not in holding:
             raise UsageError(f"session {requested} holds no {what}",

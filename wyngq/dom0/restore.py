@@ -15,7 +15,8 @@ items whatever its rules say (wyngq.rpc.request).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from wyngq import paths
 from wyngq.dom0 import backup as dom0_backup
@@ -24,6 +25,7 @@ from wyngq.dom0.compare import FileState
 from wyngq.dom0.user import dom0_user, find_dom0_user
 from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter
+from wyngq.wyng.catalog import Archive
 from wyngq.wyng.runner import Wyng
 
 MAX_CONFIG_FILE = 64 * 1024 * 1024
@@ -36,6 +38,8 @@ class Dom0RestoreRequest:
     session: str | None = None  # an id, "latest" or None (the newest holding the items)
     into: str | None = None
     diff: bool = False
+    as_of: str | None = None  # with no session: the newest holding the items at or before this one
+    dry_run: bool = False
 
     @property
     def items(self) -> tuple[str, ...]:
@@ -53,15 +57,33 @@ class Dom0Restored:
 
 
 @dataclass(frozen=True)
+class Dom0RestorePlan:
+    """What a dom0 restore will do: which session, and each item's stream and
+    the new directory it goes into."""
+
+    session: str
+    items: tuple[inarchive.Dom0Item, ...]
+    into: Mapping[str, str]  # item -> directory
+
+
+@dataclass(frozen=True)
 class Dom0RestoreResult:
     session: str
     restored: tuple[Dom0Restored, ...]
     authenticated: bool | None
+    dry_run: bool = False
+    into: Mapping[str, str] = field(default_factory=dict)  # item -> directory, planned or restored into
 
-    changed = True
+    @property
+    def changed(self) -> bool:
+        """Whether files were written (in a dry run: whether they would be)."""
+        return bool(self.into) if self.dry_run else bool(self.restored)
 
     @property
     def summary(self) -> str:
+        if self.dry_run:
+            return "; ".join(f"dom0 {item} of session {self.session} would be restored into {directory}"
+                             for item, directory in self.into.items())
         return "; ".join(f"dom0 {r.item} of session {self.session} restored into {r.directory}" for r in self.restored)
 
     @property
@@ -86,28 +108,45 @@ def target_directory(item: str, session: str, into: str | None) -> str:
     return target
 
 
-def run_restore(wyng: Wyng, request: Dom0RestoreRequest, reporter: Reporter) -> Dom0RestoreResult:
-    """Restore the requested dom0 items of one session beside the live system."""
+def plan_restore(archive: Archive, request: Dom0RestoreRequest) -> Dom0RestorePlan:
+    """Which session and directories; raise UsageError (nothing changed) when the
+    archive holds no such items or a directory exists already."""
     if not request.items:
         raise UsageError("nothing to restore", hint="pass --dom0-home and/or --dom0-config")
     if request.into is not None and len(request.items) > 1:
         raise UsageError("--into names one directory: restore dom0 home and config separately")
-    archive = wyng.catalog()
-    session = inarchive.pick_session(archive, request.items, request.session)
-    sizes = {i.item: i for i in inarchive.session_items(archive, session)}
-    targets = {item: target_directory(item, session, request.into) for item in request.items}
-    reporter.event("restore_plan", session=session, dom0=list(request.items),
-                   into={item: targets[item] for item in request.items})
+    session = inarchive.pick_session(archive, request.items, request.session, as_of=request.as_of)
+    held = {i.item: i for i in inarchive.session_items(archive, session)}
+    return Dom0RestorePlan(session, tuple(held[item] for item in request.items),
+                           {item: target_directory(item, session, request.into) for item in request.items})
+
+
+def run_restore(wyng: Wyng, request: Dom0RestoreRequest, reporter: Reporter,
+                archive: Archive | None = None) -> Dom0RestoreResult:
+    """Restore the requested dom0 items of one session beside the live system
+    (`archive`: the catalogue, when the caller has just read it)."""
+    archive = archive if archive is not None else wyng.catalog()
+    plan = plan_restore(archive, request)
+    reporter.event("restore_plan", session=plan.session, dom0=list(request.items), into=dict(plan.into),
+                   dry_run=request.dry_run)
+    if request.dry_run:
+        return Dom0RestoreResult(plan.session, (), archive.authenticated, dry_run=True, into=plan.into)
+    return Dom0RestoreResult(plan.session, carry_out(wyng, plan, request.diff), archive.authenticated,
+                             into=plan.into)
+
+
+def carry_out(wyng: Wyng, plan: Dom0RestorePlan, diff: bool = False) -> tuple[Dom0Restored, ...]:
+    """Fetch each item's stream into the spool and extract it into its directory."""
     done = []
     with dom0_backup.spool(paths.spool_dir()) as spool:
-        for item in request.items:
-            stream = os.path.join(spool, f"dom0-{item}.tar")
-            wyng.receive_to_file(sizes[item].volume, session, stream)
+        for item in plan.items:
+            stream = os.path.join(spool, f"dom0-{item.item}.tar")
+            wyng.receive_to_file(item.volume, plan.session, stream)
             try:
-                done.append(_restore_item(item, stream, targets[item], sizes[item].size, request.diff))
+                done.append(_restore_item(item.item, stream, plan.into[item.item], item.size, diff))
             finally:
                 os.unlink(stream)
-    return Dom0RestoreResult(session, tuple(done), archive.authenticated)
+    return tuple(done)
 
 
 def _restore_item(item: str, stream: str, target: str, size: int, diff: bool) -> Dom0Restored:

@@ -112,12 +112,13 @@ class RestoreResult:
 
 def run_restore(
     qubes: QubesPort, wyng: Wyng, request: RestoreRequest, reporter: Reporter, workdir: str,
-    archive_qube: str | None = None,
+    archive_qube: str | None = None, archive: Archive | None = None,
 ) -> RestoreResult:
     """Restore what `request` asks for; refuse (changing nothing) when the plan
-    has blocking problems; return the plan and each qube's outcome."""
+    has blocking problems; return the plan and each qube's outcome. `archive`:
+    the catalogue, when the caller has just read it."""
     check_request(request)
-    archive = wyng.catalog()
+    archive = archive if archive is not None else wyng.catalog()
     if request.require_authenticated:
         require_authenticated(archive)
     if archive.authenticated is True:  # the plan trusts its settings: so must every later call (restore.trust)

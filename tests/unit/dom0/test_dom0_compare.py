@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.unit.dom0.trees import make_tree
 from wyngq.dom0 import compare
-from wyngq.dom0.extract import Member
+from wyngq.dom0.walk import Entry as Member
 
 
 def member(path: str, kind: str = "file") -> Member:

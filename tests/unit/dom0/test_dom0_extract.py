@@ -140,7 +140,7 @@ def test_a_symlink_planted_where_a_directory_would_go_is_not_followed(
     real_add: Callable[..., None] = extract._Writer.add
     calls = []
 
-    def planting_add(self: extract._Writer, member: extract.Member, stream: object) -> None:
+    def planting_add(self: extract._Writer, member: extract.Entry, stream: object) -> None:
         if calls:
             partial = next(tmp_path.glob(".target.partial-*"))
             os.rename(partial / "d", partial / "moved")
