@@ -5,7 +5,12 @@ The package is the dom0 engine behind the `wyng-util-qubes` command, the
 for the layers: entry points -> engine -> ports -> adapters.
 """
 
+import time
+
 __all__ = ["__version__"]
+
+# When this package was first imported: where wyngq.phases counts start-up from.
+IMPORTED_AT = time.perf_counter()
 
 # Kept equal to the top-level `version` file (a test checks it).
 __version__ = "0.1.0"

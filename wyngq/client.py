@@ -32,7 +32,6 @@ from wyngq import __version__, process
 from wyngq.errors import ConfigError, ExitCode, Interrupted, NotPermittedError, UsageError, WyngqError
 from wyngq.output import Human, JsonLines, report_error
 from wyngq.profile import CONFLICT_POLICIES
-from wyngq.rpc.request import parse_request
 
 SERVICE = "qubes.WyngBackup"
 QREXEC_CLIENT_VM = "qrexec-client-vm"
@@ -139,6 +138,8 @@ def main(words: Sequence[str], *, executable: str = QREXEC_CLIENT_VM) -> int:
         if not args.profile:
             raise UsageError("name the dom0 profile", hint="pass --profile=NAME (dom0 keeps its profiles)")
         data = json.dumps(request_of(args)).encode()
+        from wyngq.rpc.request import parse_request  # only here: a dom0 run never loads it
+
         parse_request(action, data)
         return forward(action, data, presenter, executable=executable)
     except WyngqError as err:

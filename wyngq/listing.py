@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from wyngq import bundle, volnames
-from wyngq.dom0.inarchive import Dom0Item, session_items
+from wyngq import volnames
 from wyngq.errors import UsageError
-from wyngq.model import QubeClass
-from wyngq.wyng.catalog import Archive
-from wyngq.wyng.runner import Wyng
+
+if TYPE_CHECKING:  # a plain `list` reads no bundle and no dom0 item: their modules load with `--session`
+    from wyngq.bundle import Bundle
+    from wyngq.dom0.inarchive import Dom0Item
+    from wyngq.wyng.catalog import Archive
+    from wyngq.wyng.runner import Wyng
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ def list_archive(wyng: Wyng, request: ListRequest, workdir: str) -> ListResult:
 
 
 def _one_session(wyng: Wyng, archive: Archive, info: ArchiveInfo, session: str, workdir: str) -> ListResult:
+    from wyngq.dom0.inarchive import session_items
+    from wyngq.model import QubeClass
+
     index = qube_volumes(archive)
     in_session = {q: kinds for q, by_session in index.items() if (kinds := by_session.get(session))}
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
@@ -141,10 +147,12 @@ def _one_session(wyng: Wyng, archive: Archive, info: ArchiveInfo, session: str, 
     )
 
 
-def read_session_bundle(wyng: Wyng, session: str, workdir: str, *, archive: Archive) -> bundle.Bundle:
+def read_session_bundle(wyng: Wyng, session: str, workdir: str, *, archive: Archive) -> Bundle:
     """Fetch the settings bundle of `session` from the archive and read it; raise
     BundleError if the catalogue (`archive`) gives it a size wyngq never reads,
     before anything is fetched, or if it does not read."""
+    from wyngq import bundle
+
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
     entry = meta.sessions.get(session) if meta is not None else None
     if entry is None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from wyngq.backup import BackupResult
-from wyngq.listing import ListResult
+from typing import TYPE_CHECKING
+
 from wyngq.output import Human, format_time, shown
+
+if TYPE_CHECKING:  # for the annotations only: `list` never loads the backup engine
+    from wyngq.backup import BackupResult
+    from wyngq.listing import ListResult
 
 
 def backup(out: Human, result: BackupResult) -> None:

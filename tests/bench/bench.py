@@ -13,7 +13,10 @@ Prints figures; asserts nothing. Run as root with the lab up:
 (o) wyngq's own time in a backup: the backup's wall time less the time spent in
     Wyng, which a wrapper around the Wyng executable logs; for the 4 qubes of
     (a) and for 40 small qubes (one Wyng call each time), with the Admin API
-    calls of one backup counted at the qubesd socket.
+    calls of one backup counted at the qubesd socket, the phases of one backup
+    (WYNGQ_PHASE_TIMES=1: wyngq.phases) and Python's own start-up beside them.
+    With `--before REF`, the same for wyngq as it was at git REF, taking turns
+    with this tree in the same run (also in (c)).
 (b) Admin API calls per restored qube, counted at the qubesd socket (a
     counting proxy in front of it): a restore over changed settings and one
     where nothing changed.
@@ -85,7 +88,7 @@ def median(values: list[float]) -> float:
 
 
 class Bench:
-    def __init__(self, size_mib: int, runs: int) -> None:
+    def __init__(self, size_mib: int, runs: int, before: str | None = None) -> None:
         import qubesadmin
 
         self.app = qubesadmin.Qubes()
@@ -101,6 +104,9 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="wyngq-bench-"))
         self.made: list[str] = []
         self.ours: dict[str, float] = {}  # our medians, for the comparison with upstream
+        # the wyngq trees compared: this checkout, and with --before a copy of git REF
+        self.trees: dict[str, Path] = {"after": ROOT} if before is None else {
+            "before": export_tree(before, self.work / "before"), "after": ROOT}
 
     # -- setup --------------------------------------------------------------
     def make_qubes(self) -> list[str]:
@@ -141,17 +147,22 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
 
     # -- the two contenders ---------------------------------------------------
-    def wyngq(self, dest: str, *args: str, wyng: str | None = None, meta: str | None = None) -> dict[str, Any]:
+    def wyngq(self, dest: str, *args: str, wyng: str | None = None, meta: str | None = None,
+              tree: str = "after", extra_env: dict[str, str] | None = None,
+              drop_env: tuple[str, ...] = ()) -> dict[str, Any]:
         argv = [sys.executable, "-m", "wyngq", f"--dest={dest}", f"--wyng={wyng or self.wyng}",
                 f"--meta-dir={meta or self.meta}", "--json", *args]
         # byte-compiled once, as an installed package is (its .pyc files ship with it)
         environ = {**os.environ, "WYNGQ_LOCK_PATH": str(self.work / "lock"),
-                   "PYTHONPYCACHEPREFIX": str(self.work / "pycache")}
-        environ.pop("PYTHONDONTWRITEBYTECODE", None)
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL, env=environ)
+                   "PYTHONPYCACHEPREFIX": str(self.work / "pycache"), **(extra_env or {})}
+        for name in ("PYTHONDONTWRITEBYTECODE", *drop_env):
+            environ.pop(name, None)
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=self.trees[tree], stdin=subprocess.DEVNULL,
+                              env=environ)
         result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
         if done.returncode != 0:
             raise RuntimeError(f"wyngq {args}: {result}")
+        self.last_stderr = done.stderr
         return result
 
     def bare(self, dest: str, *args: str) -> None:
@@ -206,8 +217,9 @@ class Bench:
             self.ours[f"{kind}_backup_s"] = ours_t
             print(f"  {label:<28} wyngq {ours_t:6.2f} s   bare send {bare_t:6.2f} s   ratio {ours_t / bare_t:5.2f}"
                   f"   constant cost {ours_t - bare_t:+.2f} s")
+            goal = "" if kind == "full" else f"; target <= 1.10: {'met' if ours_t / meta_t <= 1.10 else 'NOT met'}"
             print(f"  {'':<28} bare send with the settings volume {meta_t:6.2f} s: Wyng's part "
-                  f"{meta_t - bare_t:+.2f} s, wyngq's own {ours_t - meta_t:+.2f} s (ratio {ours_t / meta_t:.2f})")
+                  f"{meta_t - bare_t:+.2f} s, wyngq's own {ours_t - meta_t:+.2f} s (ratio {ours_t / meta_t:.2f}{goal})")
         return medians
 
     def sends(self, dests: dict[str, str], local_from: str, settings: Path, names: list[str]
@@ -236,50 +248,72 @@ class Bench:
             vm.volumes["private"].import_data_with_size(io.BytesIO(data), len(data))
         return names
 
-    def own_times(self, names: list[str], label: str) -> None:
+    def timing_wrapper(self) -> tuple[Path, Path]:
+        """A wrapper around the real Wyng that logs when each call starts and ends."""
+        log, wrapper = self.work / "wyng-spans", self.work / "timed-wyng"
+        # bash's own clock: no `date` process on either side of the call, which would count as wyngq's time
+        wrapper.write_text(
+            "#!/bin/bash\n"
+            f"start=$EPOCHREALTIME; {self.wyng} \"$@\"; rc=$?\n"
+            f"echo \"$start $EPOCHREALTIME\" >> {log}; exit $rc\n"
+        )
+        wrapper.chmod(0o755)
+        return log, wrapper
+
+    def own_times(self, names: list[str], label: str, target: float) -> None:
         """wyngq's own time in a backup, without Wyng's: a wrapper around the real Wyng
         logs when each Wyng call starts and ends, so what is left of the backup's wall
         time is wyngq's (before the first call, between, after the last). Free of the
-        run-to-run noise of Wyng itself, which the differences in (a) carry."""
-        log = self.work / "wyng-spans"
-        wrapper = self.work / "timed-wyng"
-        wrapper.write_text(
-            "#!/bin/sh\n"
-            f"start=$(date +%s.%N); {self.wyng} \"$@\"; rc=$?\n"
-            f"echo \"$start $(date +%s.%N)\" >> {log}; exit $rc\n"
-        )
-        wrapper.chmod(0o755)
-        archive = self.archives / f"own-{len(names)}.wyng"
-        archive.mkdir()
-        dest = f"file:{archive}"
-        self.wyngq(dest, "create", "--encrypt=off", wyng=str(wrapper))  # the archive record names this executable
+        run-to-run noise of Wyng itself, which the differences in (a) carry. Each tree
+        (this one, and --before's) backs up its own archive of the same qubes, taking
+        turns, with the same data changed before each backup."""
+        log, wrapper = self.timing_wrapper()
+        dests = {}
+        for tree in self.trees:
+            archive = self.archives / f"own-{len(names)}-{tree}.wyng"
+            archive.mkdir()
+            dests[tree] = f"file:{archive}"
+            # the archive record names this executable
+            self.wyngq(dests[tree], "create", "--encrypt=off", wyng=str(wrapper), tree=tree)
         print(f"\n(o) wyngq's own time in a backup of {len(names)} qubes ({label}), Wyng's calls "
-              f"timed by a wrapper; first the full backup, then {self.runs} incremental ones")
-        owns: list[float] = []
+              f"timed by a wrapper; first the full backup, then {self.runs} incremental ones"
+              + (f"; trees {' and '.join(self.trees)} taking turns" if len(self.trees) > 1 else ""))
+        owns: dict[str, list[float]] = {tree: [] for tree in self.trees}
+        order = list(self.trees)
         for run in range(self.runs + 1):
-            if run:
-                self.change_some_data(names, mib=1)
-                time.sleep(1.1)  # session ids have one-second resolution
-            log.unlink(missing_ok=True)
-            total = timed(lambda: self.wyngq(dest, "backup", *names, wyng=str(wrapper)))
-            spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
-            in_wyng = sum(end - start for start, end in spans)
-            own = total - in_wyng
-            if run:
-                owns.append(own)
-            print(f"  {'full' if not run else 'incremental':<12} total {total:6.2f} s   in Wyng ({len(spans)} call"
-                  f"{'s' if len(spans) != 1 else ''}) {in_wyng:6.2f} s   wyngq's own {own:5.2f} s")
-        print(f"  wyngq's own time, median of the incremental backups: {median(owns):.2f} s")
+            for tree in order[run % len(order):] + order[:run % len(order)]:
+                if run:
+                    self.change_some_data(names, mib=1)
+                    time.sleep(1.1)  # session ids have one-second resolution
+                log.unlink(missing_ok=True)
+                total = timed(lambda t=tree: self.wyngq(dests[t], "backup", *names, wyng=str(wrapper), tree=t))
+                spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
+                in_wyng = sum(end - start for start, end in spans)
+                if run:
+                    owns[tree].append(total - in_wyng)
+                print(f"  {tree:<7} {'full' if not run else 'incremental':<12} total {total:6.2f} s   in Wyng "
+                      f"({len(spans)} call{'s' if len(spans) != 1 else ''}) {in_wyng:6.2f} s   "
+                      f"wyngq's own {total - in_wyng:5.2f} s")
+        for tree, values in owns.items():
+            print(f"  {tree:<7} wyngq's own time, median of the incremental backups: {median(values):.2f} s "
+                  f"(range {min(values):.2f}-{max(values):.2f} s; target <= {target:.2f} s: "
+                  f"{'met' if median(values) <= target else 'NOT met'})")
         self.change_some_data(names, mib=1)
         time.sleep(1.1)
-        with counting_proxy(os.environ["QUBESD_SOCKET"], self.work) as (proxy, calls):
-            saved = os.environ["QUBESD_SOCKET"]
-            os.environ["QUBESD_SOCKET"] = proxy
-            try:
-                self.wyngq(dest, "backup", *names, wyng=str(wrapper))
-            finally:
-                os.environ["QUBESD_SOCKET"] = saved
-        print_calls("one incremental backup", list(calls), len(names))
+        self.wyngq(dests["after"], "backup", *names, wyng=str(wrapper), extra_env={"WYNGQ_PHASE_TIMES": "1"})
+        print("  phases of one more incremental backup (this tree, WYNGQ_PHASE_TIMES=1): "
+              + ", ".join(phase_lines(self.last_stderr)))
+        for tree in self.trees:
+            self.change_some_data(names, mib=1)
+            time.sleep(1.1)
+            with counting_proxy(os.environ["QUBESD_SOCKET"], self.work) as (proxy, calls):
+                saved = os.environ["QUBESD_SOCKET"]
+                os.environ["QUBESD_SOCKET"] = proxy
+                try:
+                    self.wyngq(dests[tree], "backup", *names, wyng=str(wrapper), tree=tree)
+                finally:
+                    os.environ["QUBESD_SOCKET"] = saved
+            print_calls(f"one incremental backup ({tree})", list(calls), len(names))
 
     # -- (c) ---------------------------------------------------------------------
     def list_times(self, sessions: int = 400, qubes: int = 40) -> None:
@@ -291,23 +325,72 @@ class Bench:
         own = median([timed(lambda: qube_sessions(parse_list_output(text))) for _ in range(loops)])
         print(f"\n(c) list: wyngq's own time on a catalogue of {sessions} sessions x {qubes} qubes "
               f"({len(text) // 1024} KiB of JSON): {own * 1000:.0f} ms (median of {loops})")
-        archives = sorted(self.archives.glob("*.wyng"), key=lambda p: (p.name.startswith("own-"), p.name))
-        if archives:  # (o)'s 40-qube archive when (o) ran: its record names the timing wrapper
-            dest = f"file:{archives[-1]}"
-            log, wrapper = self.work / "wyng-spans", self.work / "timed-wyng"
-            runs = max(self.runs, 5)
-            bare = median([timed(lambda: self.bare(dest, "--json", "list")) for _ in range(runs)])
-            ours_t, owns = [], []
-            for _ in range(runs):
+        archives = sorted(self.archives.glob("own-40-after.wyng"))
+        if not archives:  # (o) did not run: its 40-qube archive, whose record names the timing wrapper, is missing
+            return
+        dest = f"file:{archives[-1]}"
+        log, wrapper = self.timing_wrapper()
+        runs = max(self.runs, 5)
+        times: dict[str, list[float]] = {"bare": [], **{tree: [] for tree in self.trees}}
+        owns: dict[str, list[float]] = {tree: [] for tree in self.trees}
+        for run in range(runs):
+            contenders = list(times)
+            for who in contenders[run % len(contenders):] + contenders[:run % len(contenders)]:
+                if who == "bare":
+                    times["bare"].append(timed(lambda: self.bare(dest, "--json", "list")))
+                    continue
                 log.unlink(missing_ok=True)
-                ours_t.append(timed(lambda: self.wyngq(dest, "list", wyng=str(wrapper) if wrapper.exists() else None)))
-                if log.exists():
-                    owns.append(ours_t[-1] - sum(float(b) - float(a) for a, b in
-                                                 (line.split() for line in log.read_text().splitlines())))
-            ours = median(ours_t)
-            own = f", wyngq's own {median(owns):.3f} s" if owns else ""
-            print(f"  real archive {archives[-1].name}: wyngq list {ours:.3f} s{own}, bare `wyng --json list` "
-                  f"{bare:.3f} s, ratio {ours / bare:.2f} (median of {runs})")
+                # `list` never talks to qubesd: without QUBESD_SOCKET the lab's start-up shim does not
+                # import qubesadmin into it either, as nothing does in dom0
+                times[who].append(timed(lambda t=who: self.wyngq(dest, "list", wyng=str(wrapper), tree=t,
+                                                                 drop_env=("QUBESD_SOCKET",))))
+                owns[who].append(times[who][-1] - sum(float(b) - float(a) for a, b in
+                                                      (line.split() for line in log.read_text().splitlines())))
+        bare = median(times["bare"])
+        for tree in self.trees:
+            ours, own_t = median(times[tree]), median(owns[tree])
+            print(f"  real archive {archives[-1].name} ({tree}): wyngq list {ours:.3f} s, wyngq's own {own_t:.3f} s "
+                  f"(target <= 0.100 s: {'met' if own_t <= 0.1 else 'NOT met'}), bare `wyng --json list` "
+                  f"{bare:.3f} s, ratio {ours / bare:.2f} (target <= 1.20: "
+                  f"{'met' if ours / bare <= 1.2 else 'NOT met'}; median of {runs})")
+        self.wyngq(dest, "list", wyng=str(wrapper), drop_env=("QUBESD_SOCKET",), extra_env={"WYNGQ_PHASE_TIMES": "1"})
+        print("  phases of one more list (this tree): " + ", ".join(phase_lines(self.last_stderr)))
+
+
+def phase_lines(stderr: str) -> list[str]:
+    """`phase NAME: T ms` lines of a run with WYNGQ_PHASE_TIMES=1, as `NAME T ms`."""
+    return [line.split("phase ", 1)[1].replace(":", "") for line in stderr.splitlines() if ": phase " in line]
+
+
+def startup_floor() -> None:
+    """Python's own start-up on this machine, which every wyngq run pays before any of its code:
+    the bare interpreter, and with qubesadmin imported (outside the lab's start-up shim, which
+    imports qubesadmin into every Python process that has QUBESD_SOCKET set)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("QUBESD_SOCKET", "PYTHONDONTWRITEBYTECODE")}
+    environ["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="wyngq-bench-pyc-")
+    figures = []
+    for label, code in (("python3 -c pass", "pass"), ("import qubesadmin", "import qubesadmin"),
+                        ("import wyngq.cli", "import wyngq.cli")):
+        def run(code: str = code) -> None:
+            subprocess.run([sys.executable, "-c", code], check=True, env=environ, cwd=ROOT)
+
+        run()  # byte-compile first
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        figures.append(f"{label} {median(times) * 1000:.0f} ms")
+    shutil.rmtree(environ["PYTHONPYCACHEPREFIX"], ignore_errors=True)
+    print("\nPython start-up on this machine (median of 7, byte-compiled): " + ", ".join(figures))
+
+
+def export_tree(ref: str, into: Path) -> Path:
+    """The wyngq package as it was at git `ref`, in a directory of its own (for --before)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "wyngq"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def synthetic_listing(sessions: int, qubes: int) -> str:
@@ -379,6 +462,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--only", default="a,o,b,c,u,d")
+    parser.add_argument("--before", metavar="REF",
+                        help="(o) and (c): also wyngq as it was at git REF (e.g. main), taking turns with this tree")
     parser.add_argument("--calls-detail", action="store_true",
                         help="with (b) and (u): also print the Admin API calls per qube by method")
     parser.add_argument("--recovery-qubes", type=int, default=40, help="(r): qubes, a template and AppVMs")
@@ -393,7 +478,7 @@ def main() -> None:
         scaling([int(size) for size in args.scale_mib.split(",")], args.runs)
         return
     parts = set(args.only.split(","))
-    bench = Bench(args.size_mib, args.runs)
+    bench = Bench(args.size_mib, args.runs, before=args.before)
     try:
         names = bench.make_qubes() if parts & {"a", "b", "o", "u"} else []
         if "a" in parts:
@@ -401,8 +486,9 @@ def main() -> None:
         if "b" in parts:
             restore_figures(bench, names)
         if "o" in parts:
-            bench.own_times(names, f"{bench.size // MIB} MiB")
-            bench.own_times(bench.make_small_qubes(40), "4 MiB each")
+            startup_floor()
+            bench.own_times(names, f"{bench.size // MIB} MiB", target=0.15)
+            bench.own_times(bench.make_small_qubes(40), "4 MiB each", target=0.5)
         if "c" in parts:
             bench.list_times()
         if "u" in parts:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from wyngq.cli import build_parser
+from wyngq.cli import action_word, build_parser, parse
 from wyngq.cli.common import wait_words
 from wyngq.errors import UsageError
 from wyngq.profile import load_profile
@@ -63,3 +63,33 @@ def test_a_missing_qrexec_client_vm_names_the_package_providing_it() -> None:
         client.forward("list", b"{}", JsonLines(), executable="qrexec-client-vm-not-installed")
     assert "not found" in raised.value.message
     assert raised.value.hint is not None and "qubes-core-qrexec-vm" in raised.value.hint
+
+
+@pytest.mark.parametrize("words", [
+    ["--wait", "30", "list"],
+    ["--profile", "list", "backup", "work"],   # a profile named like an action
+    ["--prof", "list", "backup", "work"],      # an abbreviated option: the narrow parse fails, the whole one answers
+    ["--dest=file:/a", "-v", "restore", "--on-conflict=replace", "work"],
+    ["backup", "--wait", "--", "list"],        # a qube named `list`
+    ["-q", "status"],
+])
+def test_the_parser_of_one_action_reads_the_words_as_the_whole_parser_does(words: list[str]) -> None:
+    assert vars(parse(wait_words(words))) == vars(build_parser().parse_args(wait_words(words)))
+
+
+@pytest.mark.parametrize(("words", "found"), [
+    (["list"], "list"),
+    (["--dest", "file:/x", "--json", "backup", "work"], "backup"),
+    (["--wait", "5", "verify"], "verify"),
+    (["--profile", "list", "backup"], "backup"),
+    (["--help", "list"], None),                # help before the action: the whole parser's help
+    (["restroe"], None),
+    ([], None),
+])
+def test_action_word_is_the_first_word_that_is_no_option_or_value(words: list[str], found: str | None) -> None:
+    assert action_word(words) == found
+
+
+def test_a_wrong_option_gets_the_whole_parsers_error() -> None:
+    with pytest.raises(UsageError, match="unrecognized arguments: --no-such"):
+        parse(["list", "--no-such"])

@@ -224,8 +224,10 @@ def test_the_check_leaves_other_patterns_alone(source: str) -> None:
 # -- the direction of dependencies -----------------------------------------------------------------
 ENTRY_POINTS = ("wyngq.cli", "wyngq.rpc", "wyngq.client", "wyngq.__main__")
 PORTS = ("wyngq.wyng", "wyngq.qubes", "wyngq.process")
-# values, validators and paths every layer shares
-SHARED = ("wyngq", "wyngq.errors", "wyngq.model", "wyngq.names", "wyngq.secret", "wyngq.paths", "wyngq.volnames")
+# values, validators and paths every layer shares; and the phase timer (stdlib only), which
+# times each Wyng call where it runs
+SHARED = ("wyngq", "wyngq.errors", "wyngq.model", "wyngq.names", "wyngq.secret", "wyngq.paths", "wyngq.volnames",
+          "wyngq.phases")
 
 
 def module_name(path: Path) -> str:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from wyngq import __version__, bundle, carry, paths, volnames
+from wyngq import __version__, bundle, carry, paths, phases, volnames
 from wyngq.backup.model import TAG, BackupPlan, BackupRequest, BackupResult, QubeOutcome
 from wyngq.backup.plan import check_live_volumes, dry_run_result, plan_backup, qube_outcomes
 from wyngq.backup.select import select_qubes
@@ -59,7 +59,6 @@ def run_backup(
     to a spool directory on disk that is removed afterwards. With
     `request.shutdown`, the selected running qubes are stopped first and started
     again afterwards (wyngq.backup.shutdown)."""
-    listed = qubes.list_qubes()
     loaded: dict[str, Qube] = {}
 
     def load(name: str) -> Qube:
@@ -67,9 +66,12 @@ def run_backup(
             loaded[name] = qubes.qube(name)
         return loaded[name]
 
-    names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
+    with phases.phase("select"):
+        listed = qubes.list_qubes()
+        names = select_qubes(request, listed, lambda n: load(n).include_in_backups, lambda n: load(n).tags)
     archive = _open(wyng, reporter, known_archives)
-    selected = [load(n) for n in names]
+    with phases.phase("read qubes"):
+        selected = [load(n) for n in names]
     if request.max_age is not None:  # before any qube is stopped: only the due ones are
         selected, schedule = _due_only(selected, archive.known, request.max_age)
         archive = replace(archive, schedule=schedule)
@@ -128,14 +130,17 @@ def _run_backup(
     selected: list[Qube],
 ) -> BackupResult:
     known, schedule = archive.known, archive.schedule
-    plan = _plan(qubes, selected, known, request.dry_run, reporter)
-    settings, unreadable = read_settings(qubes, plan.qubes)
+    with phases.phase("plan"):
+        plan = _plan(qubes, selected, known, request.dry_run, reporter)
+    with phases.phase("settings"):
+        settings, unreadable = read_settings(qubes, plan.qubes)
     plan = plan.without(unreadable)
     if not plan.volumes:
         raise QubesError("no qube left to back up: " + "; ".join(unreadable.values()))
-    last_manifests = carry.LastManifests(known_archives)
-    manifest = _manifest(qubes, settings, plan, last_manifests.get(wyng.target, known))
-    bundle_path, local_from = _write_send_inputs(qubes, plan, manifest, workdir)
+    with phases.phase("bundle"):
+        last_manifests = carry.LastManifests(known_archives)
+        manifest = _manifest(qubes, settings, plan, last_manifests.get(wyng.target, known))
+        bundle_path, local_from = _write_send_inputs(qubes, plan, manifest, workdir)
     streams = _dom0_streams(request.dom0, wyng, spool, reporter)
     if request.dry_run:
         result = dry_run_result(plan, schedule, _dom0_outcomes(streams, set(), {}))
@@ -155,10 +160,12 @@ def _run_backup(
         raise
     outcomes = qube_outcomes(plan, failed_by_wyng, missing)
     dom0 = _dom0_outcomes(streams, failed_by_wyng, missing)
-    if known_archives is not None:
-        _record(known_archives, wyng, known, session, plan, outcomes, dom0)
-    last_manifests.put(wyng.target, session, manifest)  # after `forget`, which drops the copy too
-    check, warnings = _check_and_stamp(qubes, wyng, request.check_after_send, outcomes)
+    with phases.phase("record"):
+        if known_archives is not None:
+            _record(known_archives, wyng, known, session, plan, outcomes, dom0)
+        last_manifests.put(wyng.target, session, manifest)  # after `forget`, which drops the copy too
+    with phases.phase("timestamps"):
+        check, warnings = _check_and_stamp(qubes, wyng, request.check_after_send, outcomes)
     return BackupResult(session=session, dry_run=False, qubes=outcomes + _unreadable(unreadable), check=check,
                         warnings=warnings, dom0=dom0, schedule=schedule)
 

@@ -21,8 +21,6 @@ from wyngq.errors import QubesError, UsageError
 from wyngq.events import Reporter
 from wyngq.model import LiveQube
 from wyngq.qubes.port import QubesPort
-from wyngq.restore.model import LiveSystem
-from wyngq.restore.resolve import running_dependants
 
 
 @dataclass
@@ -38,6 +36,10 @@ class Stopped:
 def shutdown_order(selected: Sequence[str], live: Mapping[str, LiveQube], dependants: bool) -> tuple[str, ...]:
     """The qubes to stop, each after every running qube that depends on it.
     Raise UsageError naming the running dependants when `dependants` is False."""
+    # the restore package's model of the running system: loaded only when a backup shuts qubes down
+    from wyngq.restore.model import LiveSystem
+    from wyngq.restore.resolve import running_dependants
+
     order: list[str] = []
     blocked: dict[str, tuple[str, ...]] = {}
     system = LiveSystem(qubes=live)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wyngq import names, render
+from wyngq import names
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import ExitCode
-from wyngq.listing import ListRequest, list_archive
 
 NEEDS_ARCHIVE = True
 
@@ -21,6 +20,9 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
 
 
 def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int:
+    from wyngq import render
+    from wyngq.listing import ListRequest, list_archive
+
     request = ListRequest(
         qubes=tuple(names.qube_name(q) for q in args.qubes),
         session=names.session_id(args.session) if args.session else None,

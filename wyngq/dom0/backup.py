@@ -15,13 +15,16 @@ import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wyngq import paths
-from wyngq.dom0 import CONFIG_VOLUME, HOME_VOLUME, configfiles, rpm, tarwrite, walk
-from wyngq.dom0.user import dom0_user
+from wyngq.dom0 import CONFIG_VOLUME, HOME_VOLUME
 from wyngq.errors import ConfigError, WyngqError
 from wyngq.events import Reporter
 from wyngq.profile import is_profile_name, load_profile, profile_dir
+
+if TYPE_CHECKING:
+    from wyngq.dom0 import walk
 
 # what Qubes leaves out or what is regenerated, and earlier restores beside the home
 DEFAULT_EXCLUDE = (".cache", "QubesIncoming", ".local/share/Trash", "home-restore-*")
@@ -87,6 +90,8 @@ def spool(directory: str) -> Iterator[str]:
 def home_excluder(request: Dom0Backup, home: str, never_inside: Iterable[str] = ()) -> walk.Excluder:
     """The default and profile exclusions, plus any of `never_inside` (the archive,
     Wyng's metadata, the spool) that lies inside the home."""
+    from wyngq.dom0 import walk
+
     anchored = []
     real_home = os.path.realpath(home)
     for path in never_inside:
@@ -108,6 +113,10 @@ def write_streams(
     """Write the streams `request` asks for into `spool_path` (None: only count
     them, writing nothing, for a dry run). Raise ConfigError when the home
     cannot be read or the spool's disk is full."""
+    # what reads and writes dom0's files is loaded only for a backup that asks for them
+    from wyngq.dom0 import configfiles, walk
+    from wyngq.dom0.user import dom0_user
+
     streams = []
     if request.home:
         home = request.home_dir or dom0_user().home
@@ -130,6 +139,8 @@ def write_for_send(request: Dom0Backup, spool_path: str | None, dest: str, meta_
     """The streams for a send to the archive at `dest`: dom0's real system root and
     rpm (or the test doubles wyngq.paths names), the profiles' passphrase files
     never, the archive, Wyng's metadata and wyngq's state never inside the home."""
+    from wyngq.dom0 import rpm
+
     archive = dest.removeprefix("file:") if dest.startswith("file:") else None
     inside = [p for p in (archive, meta_dir, paths.state_dir()) if p]
     streams = write_streams(
@@ -163,6 +174,8 @@ def profile_passphrase_files() -> list[str]:
 
 def _write(item: str, volume: str, spool_path: str | None, root: str, entries: Sequence[walk.Entry],
            notes: tuple[str, ...]) -> Dom0Stream:
+    from wyngq.dom0 import tarwrite
+
     path = os.path.join(spool_path, f"dom0-{item}.tar") if spool_path is not None else os.devnull
     try:
         with open(path, "wb") as out:

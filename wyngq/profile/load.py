@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from typing import Any
 
 from wyngq.errors import ConfigError, UsageError
@@ -41,6 +40,8 @@ def load_profile(name: str, directory: str | None = None) -> Profile:
         raise ConfigError(f"cannot read profile {path}: {err}") from err
     if len(raw) > MAX_PROFILE_BYTES:
         raise ConfigError(f"cannot read profile {path}: larger than {MAX_PROFILE_BYTES} bytes")
+    import tomllib  # only where a profile is read: a run without --profile never loads it
+
     try:
         # tomllib raises ValueError for an integer of more than 4300 digits and
         # RecursionError for arrays nested too deep

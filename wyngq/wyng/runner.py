@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from wyngq import process
+from wyngq import phases, process
 from wyngq.errors import (
     ArchiveNotFoundError,
     AuthError,
@@ -171,13 +171,14 @@ class Wyng:
         stdin = self.passphrase.line() if self.passphrase is not None else None
         handler = self.on_output if stream else None
         try:
-            done = process.run(
-                argv,
-                stdin=stdin,
-                on_stdout_line=handler,
-                on_partial_line=getattr(handler, "partial", None),
-                idle_timeout=self.target.stall_timeout,
-            )
+            with phases.phase("wyng " + next((word for word in argv[1:] if not word.startswith("-")), "")):
+                done = process.run(
+                    argv,
+                    stdin=stdin,
+                    on_stdout_line=handler,
+                    on_partial_line=getattr(handler, "partial", None),
+                    idle_timeout=self.target.stall_timeout,
+                )
         except process.ProgramMissingError as err:
             raise WyngMissingError(f"Wyng is not installed at {argv[0]!r}",
                                    hint="install Wyng (wyng-backup), or give its path with --wyng or the "
