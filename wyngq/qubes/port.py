@@ -29,6 +29,10 @@ class QubesPort(Protocol):
         """`qube(name).volumes` alone, read with fewer calls."""
         ...
 
+    def volume(self, name: str, kind: str) -> Volume:
+        """The qube's `kind` volume alone (one call); QubesError if it has none."""
+        ...
+
     def settings(self, name: str) -> QubeSettings:
         """Everything a restore needs to put back about `name`, read live."""
         ...

@@ -131,10 +131,9 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair], made: list[st
             qubes.add_tag(name, SCRATCH_TAG)
             qubes.add_tag(name, GUARD_TAG)
             qubes.set_property(name, "include_in_backups", "False")
-            volumes = {v.kind: v for v in qubes.volumes(name)}
             for pair in group:
-                volume = volumes.get(pair.kind)
-                if volume is None or volume.pool != pair.pool or not _is_at(pair, volume.vid):
+                volume = qubes.volume(name, pair.kind)
+                if volume.pool != pair.pool or not _is_at(pair, volume.vid):
                     raise QubesError(f"its {pair.kind} volume is not where Wyng is to write it ({pair.local_name})")
                 lend_snapshot(pair)
         except QubesError as err:
