@@ -40,6 +40,7 @@ from wyngq.model import QubeClass
 from wyngq.qubes.port import QubesPort
 from wyngq.restore.model import GUARD_TAG, VolumePair
 from wyngq.restore.plan import SCRATCH_TAG
+from wyngq.wyng import snapshots
 from wyngq.wyng.runner import HEADER, Wyng
 
 SCRATCH_LABEL = "gray"
@@ -168,16 +169,14 @@ def lend_snapshot(pair: VolumePair) -> bool:
 
 def return_snapshot(pair: VolumePair) -> None:
     """Remove the snapshots beside the scratch volume: the lent copy, and the one a
-    full receive makes Wyng leave there (`.wyng1`, or `.wyng2` if it stopped; in an
-    lvm_thin pool the LVs `<name>.tick` / `.tock`, which qubesd does not remove with
-    the scratch qube; not checked outside a real dom0: the lab has no LVM)."""
+    full receive makes Wyng leave there (wyngq.wyng.snapshots; in an lvm_thin pool
+    LVs, which qubesd does not remove with the scratch qube)."""
     if pair.scratch.startswith("/dev/"):
-        group = pair.store.split("/")[0]
-        for ext in (".tick", ".tock"):  # absent: lvremove says so and exits non-zero, which is fine
-            process.run(["lvremove", "-f", f"{group}/{pair.local_name}{ext}"])
+        for lv in snapshots.lvm_snapshots(pair.store.split("/")[0], pair.local_name):
+            process.run(["lvremove", "-f", lv])  # absent: lvremove says so and exits non-zero, which is fine
         return
     if pair.scratch_snapshot:
-        for path in (pair.scratch_snapshot, pair.scratch_snapshot.removesuffix(".wyng1") + ".wyng2"):
+        for path in snapshots.left_by_receive(pair.scratch_snapshot):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -52,10 +51,10 @@ from wyngq.restore.model import (
     VolumePair,
 )
 from wyngq.restore.resolve import Decision, World, decide_targets, dependency_order, rank, running_dependants
+from wyngq.wyng import snapshots
 
 SCRATCH_PREFIX = "wyngq-tmp-"  # the hidden StandaloneVMs Wyng receives into (restore.data)
 SCRATCH_TAG = "wyngq-restore-scratch"
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PER_QUBE_TAIL = (StepKind.FEATURES, StepKind.TAGS, StepKind.FIREWALL, StepKind.NOTES, StepKind.DEVICES)
 
 
@@ -251,14 +250,11 @@ def _pair(
 
 def _snapshots(store: str, archive_name: str, local: str, data: SessionData) -> tuple[str, str]:
     """Where Wyng keeps its snapshot of a file-reflink volume as last sent to this
-    archive (`sn<archive uuid>_<volume id>.wyng1` beside the volume: docs/facts.md),
-    and where it looks for one beside the scratch volume; ("", "") when unknown."""
-    vid = data.vids.get(archive_name, "")
-    # both come from the archive's catalogue: only plain tokens become part of a path
-    # (Wyng's are `Vol_3f3b89` and a UUID), never `/` or `..`
-    if not (_TOKEN.fullmatch(data.archive_uuid) and _TOKEN.fullmatch(vid) and "/" in archive_name):
+    archive (beside the volume: wyngq.wyng.snapshots), and where it looks for one
+    beside the scratch volume; ("", "") when unknown."""
+    name = snapshots.snapshot_file(data.archive_uuid, data.vids.get(archive_name, ""))
+    if name is None or "/" not in archive_name:
         return "", ""
-    name = f"sn{data.archive_uuid}_{vid}.wyng1"
     return (os.path.join(store, os.path.dirname(archive_name), name),
             os.path.join(store, os.path.dirname(local), name))
 
