@@ -306,8 +306,9 @@ class AdminQubes:
             if not reads.running(vm):
                 vm.start()
 
-    def clone_volume(self, name: str, kind: str, source: str) -> None:
-        keeps = {owner: self._keeps_data(owner, kind) for owner in (name, source)}
+    def clone_volume(self, name: str, kind: str, source: str, source_kind: str | None = None) -> None:
+        origin = source_kind or kind
+        keeps = {(name, kind): self._keeps_data(name, kind), (source, origin): self._keeps_data(source, origin)}
         self._forget()
         with _qubes_errors(name):
             # qubesd clones into a running qube's volume too (seen in the lab): never do that
@@ -315,10 +316,10 @@ class AdminQubes:
                 raise QubesError(f"qube {name!r}: Domain is not powered off: {name!r}")
             # qubesd silently does nothing for a volume that is not save_on_stop (storage
             # drivers' import_volume): refuse that here instead of restoring nothing
-            for owner, keep in keeps.items():
+            for (owner, which), keep in keeps.items():
                 if not keep:
-                    raise QubesError(f"qube {owner!r}: its {kind} volume does not keep data (not save_on_stop)")
-            token = self.app.qubesd_call(source, "admin.vm.volume.CloneFrom", kind)  # as qubesadmin's clone()
+                    raise QubesError(f"qube {owner!r}: its {which} volume does not keep data (not save_on_stop)")
+            token = self.app.qubesd_call(source, "admin.vm.volume.CloneFrom", origin)  # as qubesadmin's clone()
             self.app.qubesd_call(name, "admin.vm.volume.CloneTo", kind, token)
 
     def remove_qube(self, name: str) -> None:

@@ -117,10 +117,11 @@ class QubesPort(Protocol):
         """Start a halted qube (and what it needs, as qubesd does); QubesError if it will not."""
         ...
 
-    def clone_volume(self, name: str, kind: str, source: str) -> None:
-        """Replace a halted qube's `kind` volume with the same volume of qube `source`
-        (admin.vm.volume.CloneFrom/CloneTo: a reflink or thin snapshot in the same
-        pool), so qubesd keeps the old content as a revision."""
+    def clone_volume(self, name: str, kind: str, source: str, source_kind: str | None = None) -> None:
+        """Replace a halted qube's `kind` volume with the `source_kind` (default:
+        the same) volume of qube `source` (admin.vm.volume.CloneFrom/CloneTo: a
+        reflink or thin snapshot in the same pool), so qubesd keeps the old
+        content as a revision."""
         ...
 
     def remove_qube(self, name: str) -> None:

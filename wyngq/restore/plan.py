@@ -68,10 +68,11 @@ def plan_restore(
     qube_ops: dict[str, dict[StepKind, tuple[Op, ...]]] = {}
     for source in chosen:
         plan, ops = _plan_qube(decisions[source], data, live, world, request)
-        if not request.use_snapshot:  # nothing lent: Wyng reads the archive (its own snapshot is still cleaned up)
-            plan = replace(plan, volumes=tuple(replace(v, snapshot="") for v in plan.volumes))
         plans[source] = plan
         qube_ops[plan.target] = ops
+    plans = _share_scratch(plans, data, live)
+    if not request.use_snapshot:  # nothing lent: Wyng reads the archive (its own snapshot is still cleaned up)
+        plans = {s: replace(p, volumes=tuple(replace(v, snapshot="") for v in p.volumes)) for s, p in plans.items()}
     ordered = _order([p for p in plans.values() if p.changes], data.settings)
     steps = _steps(ordered, qube_ops)
     prefs_ops, prefs_problems = _prefs(data, live, world, request)
@@ -235,17 +236,43 @@ def _pair(
         problems.append(Problem("unsupported_pool", f"its {kind} volume's pool {pool_name!r} cannot be written by Wyng",
                                 "refused: use a file-reflink or lvm_thin pool (--pool for new qubes)", blocking=True))
         return None
-    size = data.sizes.get(archive_name, 0)
-    scratch_qube = scratch_name(target)
-    driver = PoolDriver(pool.driver)
-    local = volnames.archive_name(scratch_qube, kind, driver, f"appvms/{scratch_qube}/{kind}")
+    pair = VolumePair(target, kind, archive_name, data.sizes.get(archive_name, 0), pool.name, pool.wyng_path, "", "",
+                      replaces=replaces)
+    return _placed(pair, scratch_name(target), kind, PoolDriver(pool.driver), data)
+
+
+def _placed(pair: VolumePair, scratch_qube: str, slot: str, driver: PoolDriver, data: SessionData) -> VolumePair:
+    """`pair` received into the `slot` volume of `scratch_qube`: where Wyng writes
+    it, and for a file-reflink pool where Wyng's snapshot of it is lent."""
+    local = volnames.archive_name(scratch_qube, slot, driver, f"appvms/{scratch_qube}/{slot}")
+    placed = replace(pair, local_name=local, scratch_qube=scratch_qube, scratch_kind="" if slot == pair.kind else slot)
     if driver is PoolDriver.LVM_THIN:
-        scratch = f"/dev/{pool.wyng_path.split('/')[0]}/{local}"
-        return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local, scratch, scratch_qube,
-                          replaces)
-    snapshot, scratch_snapshot = _snapshots(pool.wyng_path, archive_name, local, data)
-    return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local,
-                      os.path.join(pool.wyng_path, local), scratch_qube, replaces, snapshot, scratch_snapshot)
+        return replace(placed, scratch=f"/dev/{pair.store.split('/')[0]}/{local}", snapshot="", scratch_snapshot="")
+    snapshot, scratch_snapshot = _snapshots(pair.store, pair.archive_name, local, data)
+    return replace(placed, scratch=os.path.join(pair.store, local), snapshot=snapshot,
+                   scratch_snapshot=scratch_snapshot)
+
+
+def _share_scratch(plans: Mapping[str, QubePlan], data: SessionData, live: LiveSystem) -> dict[str, QubePlan]:
+    """Qubes with one data volume (AppVMs: `private`) go two to a scratch qube
+    (a StandaloneVM has two data volumes, `private` and `root`, and qubesd clones
+    any volume into any other), when they are received in the same session into
+    the same pool: each scratch qube costs its creation, tags, a property and
+    its removal."""
+    shared = dict(plans)
+    groups: dict[tuple[str, str], list[QubePlan]] = {}
+    for plan in plans.values():
+        if plan.changes and len(plan.volumes) == 1:
+            groups.setdefault((plan.session or data.session, plan.volumes[0].pool), []).append(plan)
+    for singles in groups.values():
+        for first, second in zip(singles[0::2], singles[1::2], strict=False):
+            name = scratch_name(f"{first.target}\n{second.target}")
+            one, other = first.volumes[0], second.volumes[0]
+            slot = "root" if one.kind == "private" else "private"
+            for plan, pair, where in ((first, one, one.kind), (second, other, slot)):
+                driver = PoolDriver(live.pools[pair.pool].driver)
+                shared[plan.source] = replace(plan, volumes=(_placed(pair, name, where, driver, data),))
+    return shared
 
 
 def _snapshots(store: str, archive_name: str, local: str, data: SessionData) -> tuple[str, str]:
