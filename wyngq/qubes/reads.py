@@ -29,9 +29,11 @@ class qubes_errors:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
         # qubesd's protocol errors (e.g. an unknown label, an empty payload) come as
-        # qubesadmin.exc.ProtocolError, an AssertionError rather than a QubesException
+        # qubesadmin.exc.ProtocolError, an AssertionError rather than a QubesException,
+        # and a refused argument (e.g. a volume the qube lacks) as PermissionDenied, neither
         if exc is not None and isinstance(
-            exc, qubesadmin.exc.QubesException | qubesadmin.exc.ProtocolError | BadReply
+            exc, qubesadmin.exc.QubesException | qubesadmin.exc.ProtocolError | qubesadmin.exc.PermissionDenied
+            | BadReply
         ):
             raise QubesError(f"qube {self.name!r}: {exc}") from exc
 
