@@ -1,16 +1,14 @@
-"""The QubesPort over the Admin API: the only module that imports qubesadmin.
+"""The QubesPort over the Admin API; with wyngq.qubes.reads and .devices, the
+only code that imports qubesadmin.
 
-Reads use the cheapest calls qubesd offers (one `admin.vm.List` for all
-qubes, one `property.GetAll` per qube, one `volume.Info` per volume:
-wyngq.qubes.reads); writes only happen where asked, and go to qubesd directly
-where qubesadmin would first look the qube up again. What a read already
-answered (power states from the list, the properties `overview()` read, the
-properties, tags and volumes `qube()` or `settings()` read) is used instead of
-asked again, and forgotten at the first write; whether a volume keeps its data
-(`save_on_stop`, which no Admin API call changes) is kept until its qube is
-created or removed. Device assignments: wyngq.qubes.devices.
+Reads use the cheapest calls qubesd offers (one `admin.vm.List` for all qubes,
+one `property.GetAll` per qube, one `volume.Info` per volume); writes happen
+only where asked, sent to qubesd directly where qubesadmin would look the qube
+up again first. What a read answered (power states from the list, properties,
+tags and volumes read by `overview()`, `qube()` or `settings()`) is reused
+until the first write; whether a volume keeps its data (`save_on_stop`, which
+no Admin API call changes) until its qube is created or removed.
 """
-
 from __future__ import annotations
 
 import logging
