@@ -143,6 +143,14 @@ class FakeQubes(RestoreOps):
         self.calls.append(("volumes", name))
         return self._volumes(name)
 
+    def volume(self, name: str, kind: str) -> Volume:
+        self.calls.append(("volume", name, kind))
+        q = self._get(name)
+        if kind not in q.volumes:
+            raise QubesError(f"qube {name!r}: no volume {kind!r}")
+        v = q.volumes[kind]
+        return Volume(kind, v.pool, v.vid, self.file_size(name, kind), True, v.revisions_to_keep)
+
     def _volumes(self, name: str) -> tuple[Volume, ...]:
         """The class's backed-up volume kinds only, as AdminQubes reads them."""
         q = self._get(name)

@@ -271,16 +271,18 @@ class RestoreOps:
         self._write_call("kill", name)
         self._get(name).running = False
 
-    def clone_volume(self, name: str, kind: str, source: str) -> None:
+    def clone_volume(self, name: str, kind: str, source: str, source_kind: str | None = None) -> None:
         """As qubesd's CloneFrom/CloneTo: the target takes the source volume's content
-        and size; its previous content becomes a revision (when it keeps any)."""
+        and size, from any of the source's volumes; its previous content becomes a
+        revision (when it keeps any)."""
         self._write_call("clone_volume", name, kind)
         qube, origin = self._get(name), self._get(source)
+        source_kind = source_kind or kind
         if qube.running:
             raise QubesError(f"qube {name!r}: Domain is not powered off: {name!r}")
-        if kind not in origin.volumes:
-            raise QubesError(f"qube {source!r}: no volume {kind!r}")
-        with open(self.volume_path(source, kind), "rb") as handle:
+        if source_kind not in origin.volumes:
+            raise QubesError(f"qube {source!r}: no volume {source_kind!r}")
+        with open(self.volume_path(source, source_kind), "rb") as handle:
             content = handle.read()
         keep = qube.volumes[kind].revisions_to_keep
         revisions = self._revisions().setdefault((name, kind), [])

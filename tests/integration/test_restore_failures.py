@@ -191,28 +191,56 @@ def test_an_unexpected_error_fails_that_qube_and_the_others_go_on(
     assert world.state(("work",))["work"][1] == backed_up["work"]
 
 
-def test_a_scratch_qube_that_cannot_be_made_fails_only_its_qube(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+def scratch_of(world: RestoreWorld, qube: str) -> tuple[str, set[str]]:
+    """The scratch qube the restore of QUBES receives `qube` into, and every qube received there."""
+    plan = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True, dry_run=True).plan
+    name = plan.qube(qube).volumes[0].scratch_qube
+    return name, {q.target for q in plan.qubes if any(p.scratch_qube == name for p in q.volumes)}
+
+
+def test_two_appvms_share_a_scratch_qube_a_template_has_its_own(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    world = make_restore_world(tmp_path, fake_wyng)
+    prepare(world)
+    plan = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True, dry_run=True).plan
+    slots = {(p.qube, p.kind): (p.scratch_qube, p.slot) for q in plan.qubes for p in q.volumes}
+    for qube in ("fedora", "vault"):  # a template and a standalone: root and private, in their own
+        assert slots[(qube, "root")] == (scratch_name(qube), "root")
+        assert slots[(qube, "private")] == (scratch_name(qube), "private")
+    apps = {name: sorted(slot for (q, _), (n, slot) in slots.items() if n == name)
+            for (q, _), (name, _) in slots.items() if q in ("dvm", "sys-net", "sys-fw", "work")}
+    assert list(apps.values()) == [["private", "root"]] * 2  # four AppVMs' private volumes, two to a scratch qube
+
+
+def test_a_scratch_qube_that_cannot_be_made_fails_only_its_qubes(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
     world = make_restore_world(tmp_path, fake_wyng)
     backed_up = prepare(world)
-    world.qubes.fail("create_qube", scratch_name("sys-fw"), message="No space left on device")
+    name, inside = scratch_of(world, "sys-fw")
+    assert len(inside) == 2
+    world.qubes.fail("create_qube", name, message="No space left on device")
 
     result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
 
     assert result.exit_code is ExitCode.PARTIAL
     outcomes = {q.target: q for q in result.qubes}
-    assert (outcomes["sys-fw"].ok, outcomes["sys-fw"].failed_step) == (False, "receive")
-    assert "cannot prepare the scratch qube" in (outcomes["sys-fw"].error or "")
-    assert "No space left on device" in (outcomes["sys-fw"].error or "")
+    for qube in inside:
+        assert (outcomes[qube].ok, outcomes[qube].failed_step) == (False, "receive")
+        assert "cannot prepare the scratch qube" in (outcomes[qube].error or "")
+        assert "No space left on device" in (outcomes[qube].error or "")
     assert world.qubes.read_volume("sys-fw", "private") == CHANGED
-    assert outcomes["work"].ok and world.state(("work",))["work"][1] == backed_up["work"]
+    others = [q for q in ("sys-net", "work", "vault") if q not in inside]
+    assert all(outcomes[q].ok for q in others)
+    assert all(world.state((q,))[q][1] == backed_up[q] for q in others)
     assert no_scratch_left(world, tmp_path)
 
 
 def test_a_scratch_qube_left_by_a_crashed_run_is_replaced(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
     world = make_restore_world(tmp_path, fake_wyng)
     backed_up = prepare(world)
-    leftover = scratch_name("sys-fw")
+    leftover, _ = scratch_of(world, "sys-fw")
     world.qubes.add(leftover, QubeClass.STANDALONE, data={"private": b"stale" * 100, "root": b""}, tags={SCRATCH_TAG})
+    # and one of a restore that put its volumes elsewhere
+    other = scratch_name("something-else")
+    world.qubes.add(other, QubeClass.STANDALONE, data={"private": b"stale" * 100, "root": b""}, tags={SCRATCH_TAG})
 
     result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
 
@@ -224,8 +252,10 @@ def test_a_scratch_qube_left_by_a_crashed_run_is_replaced(tmp_path: Path, fake_w
 def test_a_users_qube_with_the_scratch_name_is_left_alone(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
     world = make_restore_world(tmp_path, fake_wyng)
     prepare(world)
-    mine = scratch_name("sys-fw")
+    mine, _ = scratch_of(world, "sys-fw")
     world.qubes.add(mine, QubeClass.STANDALONE, data={"private": b"mine" * 100, "root": b""})
+    also_mine = scratch_name("something-else")  # named like one, not tagged as one
+    world.qubes.add(also_mine, QubeClass.STANDALONE, data={"private": b"mine" * 100, "root": b""})
 
     result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
 
@@ -233,4 +263,5 @@ def test_a_users_qube_with_the_scratch_name_is_left_alone(tmp_path: Path, fake_w
     assert (outcomes["sys-fw"].ok, outcomes["sys-fw"].failed_step) == (False, "receive")
     assert "is not a wyngq scratch qube" in (outcomes["sys-fw"].error or "")
     assert world.qubes.read_volume(mine, "private") == b"mine" * 100
+    assert world.qubes.read_volume(also_mine, "private") == b"mine" * 100
     assert world.qubes.read_volume("sys-fw", "private") == CHANGED

@@ -478,6 +478,13 @@ def _outcomes(side: Any, tmp_path: Path) -> dict[str, object]:
     side.revert(app, "private")
     seen["revert brings back the previous clone"] = side.read(app, "private") == b"first" * 1000
     attempt("clone of a volume the source lacks", lambda: port.clone_volume(app, "private", tpl + "-nope"))
+    side.write(src, "root", b"from-root" * 1000)  # a scratch qube holds two qubes' data: root and private
+    port.clone_volume(app, "private", src, "root")
+    seen["clone from another kind of volume"] = (
+        side.read(app, "private") == b"from-root" * 1000 and _size(port, app, "private") == 9000)
+    side.revert(app, "private")
+    seen["one volume read alone"] = (port.volume(app, "private").kind, port.volume(app, "private").size)
+    attempt("one volume the qube lacks", lambda: port.volume(app, "nope"))
     side.start(app)
     attempt("template change while running (same value)", lambda: port.set_property(app, "template", tpl))
     attempt("clone into a running qube", lambda: port.clone_volume(app, "private", src))

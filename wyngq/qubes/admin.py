@@ -1,20 +1,19 @@
-"""The QubesPort over the Admin API: the only module that imports qubesadmin.
+"""The QubesPort over the Admin API; with wyngq.qubes.reads and .devices, the
+only code that imports qubesadmin.
 
-Reads use the cheapest calls qubesadmin offers (one `admin.vm.List` for all
-qubes, one `property.GetAll` per qube); writes only happen where asked. What a
-read already answered (a qube's power state from the list, its properties,
-tags and volumes from `qube()` for the `settings()` that follows) is used
-once instead of asked again, and forgotten at the first write.
-Qubes 4.2 and 4.3 differ in the device API: 4.3 assignments carry a mode and
-a device identity, which are read here when the library offers them.
+Reads use the cheapest calls qubesd offers (one `admin.vm.List` for all qubes,
+one `property.GetAll` per qube, one `volume.Info` per volume); writes happen
+only where asked, sent to qubesd directly where qubesadmin would look the qube
+up again first. What a read answered (power states from the list, properties,
+tags and volumes read by `overview()`, `qube()` or `settings()`) is reused
+until the first write; whether a volume keeps its data (`save_on_stop`, which
+no Admin API call changes) until its qube is created or removed.
 """
-
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import qubesadmin
 import qubesadmin.exc
@@ -32,15 +31,9 @@ from wyngq.model import (
     Volume,
     VolumeSettings,
 )
-from wyngq.qubes.replies import (
-    BadReply,
-    is_running,
-    parse_get_all,
-    parse_vm_list,
-    parse_volume_info,
-    split_property,
-    volume_from_info,
-)
+from wyngq.qubes import devices, reads
+from wyngq.qubes.reads import qubes_errors as _qubes_errors
+from wyngq.qubes.replies import is_running, parse_get_all, parse_vm_list, split_property
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +45,8 @@ class AdminQubes:
         self.app = app if app is not None else qubesadmin.Qubes()
         self._skipped: set[str] = set()  # qubes of a class wyngq does not know, said once
         self._listed: dict[str, tuple[QubeClass, bool]] = {}  # the last admin.vm.List
-        self._read: dict[str, _Read] = {}  # what qube() read, for settings()
+        self._read: dict[str, _Read] = {}  # what qube(), overview() or settings() read
+        self._keeps: dict[tuple[str, str], bool] = {}  # (qube, volume kind) -> save_on_stop
         self._devclasses: tuple[str, ...] | None = None
 
     # -- reading -------------------------------------------------------------
@@ -71,65 +65,72 @@ class AdminQubes:
         return result
 
     def list_qubes(self) -> dict[str, tuple[QubeClass, bool]]:
-        return {vm.name: (klass, running) for vm, klass, running in self._domains()}
+        return {name: (klass, running) for name, klass, running in self._domains()}
 
     def _forget(self) -> None:
         """Before a write: what earlier reads answered may no longer hold."""
         self._listed.clear()
         self._read.clear()
 
-    def _domains(self) -> Iterator[tuple[qubesadmin.vm.QubesVM, QubeClass, bool]]:
-        """Every qube but dom0, with its class and whether it is running (the power
-        states of one `admin.vm.List`, not one call per qube); qubes of a class
-        wyngq does not know are skipped."""
+    def _domains(self) -> Iterator[tuple[str, QubeClass, bool]]:
+        """Every qube but dom0, with its class and whether it is running, from one
+        `admin.vm.List` (not one call per qube); qubes of a class wyngq does not
+        know are skipped."""
         with _qubes_errors("dom0"):
             listed = parse_vm_list(self.app.qubesd_call("dom0", "admin.vm.List"))
-        for vm in self.app.domains:
-            if vm.name == "dom0":
+        for name, entry in sorted(listed.items()):
+            if name == "dom0":
                 continue
             try:
-                klass = QubeClass(vm.klass)
+                klass = QubeClass(entry.klass)
             except ValueError:
                 # not a warning: every listing would repeat it for qubes nobody asked about;
                 # a qube named on the command line is reported as not found (wyngq.backup)
-                if vm.name not in self._skipped:
-                    self._skipped.add(vm.name)
-                    log.info("leaving out qube %s: wyngq does not know its class %s", vm.name, vm.klass)
+                if name not in self._skipped:
+                    self._skipped.add(name)
+                    log.info("leaving out qube %s: wyngq does not know its class %s", name, entry.klass)
                 continue
-            state = listed[vm.name].state if vm.name in listed else None
-            running = is_running(state) if state is not None else _running(vm)
-            self._listed[vm.name] = (klass, running)
-            yield vm, klass, running
+            running = is_running(entry.state) if entry.state is not None else reads.running(self._vm(name))
+            self._listed[name] = (klass, running)
+            yield name, klass, running
 
     def qube(self, name: str) -> Qube:
         vm = self._vm(name)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
             listed = self._listed.get(name)
-            read = _Read(_all_properties(vm), tuple(sorted(vm.tags)), {})
-            volumes = _volumes(vm, klass.backed_up_volumes, read.volumes)
-            self._read[name] = read
+            read = self._read.get(name) or _Read(reads.all_properties(self.app, name))
+            read = self._read[name] = replace(read, tags=read.tags if read.tags is not None else tuple(sorted(vm.tags)))
+            volumes = self._volumes(vm, klass.backed_up_volumes, read.volumes)
             include = read.properties.get("include_in_backups")
             return Qube(
                 name=name,
                 klass=klass,
-                running=listed[1] if listed is not None and listed[0] is klass else _running(vm),
+                running=listed[1] if listed is not None and listed[0] is klass else reads.running(vm),
                 include_in_backups=include is not None and include[1].value == "True",
                 volumes=volumes,
-                tags=frozenset(read.tags),
+                tags=frozenset(read.tags or ()),
             )
 
     def volumes(self, name: str) -> tuple[Volume, ...]:
         vm = self._vm(name)
         with _qubes_errors(name):
-            return _volumes(vm, QubeClass(vm.klass).backed_up_volumes, {})
+            known = self._read[name].volumes if name in self._read else {}
+            return self._volumes(vm, QubeClass(vm.klass).backed_up_volumes, known)
+
+    def volume(self, name: str, kind: str) -> Volume:
+        with _qubes_errors(name):
+            found = reads.volume_info(self.app, name, kind)
+        self._keeps[(name, kind)] = found.save_on_stop
+        return found
 
     def settings(self, name: str) -> QubeSettings:
         vm = self._vm(name)
-        read = self._read.pop(name, None)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
-            every = read.properties if read is not None else _all_properties(vm)
+            read = self._read.get(name) or _Read(reads.all_properties(self.app, name))
+            self._read[name] = read
+            every = read.properties
             label = every.get("label")
             template = every.get("template")
             return QubeSettings(
@@ -143,27 +144,27 @@ class AdminQubes:
                     if not is_default and prop not in ("label", "template")
                 },
                 features={str(k): str(v) for k, v in vm.features.items()},
-                tags=read.tags if read is not None else tuple(sorted(vm.tags)),
-                firewall=_firewall(vm),
-                notes=_notes(vm),
-                devices=_devices(vm, self._device_classes()),
+                tags=read.tags if read.tags is not None else tuple(sorted(vm.tags)),
+                firewall=reads.firewall(vm),
+                notes=reads.notes(vm),
+                devices=devices.assigned(vm, self._device_classes()),
                 volumes=tuple(
                     VolumeSettings(vol.kind, vol.pool, vol.size, vol.revisions_to_keep)
-                    for vol in _volumes(vm, ("private", "root", "volatile"), read.volumes if read else {})
+                    for vol in self._volumes(vm, ("private", "root", "volatile"), read.volumes)
                 ),
             )
 
     def state_files(self, names: Iterable[str]) -> dict[str, bytes]:
         base = self._qubes_dir()
         files: dict[str, bytes] = {}
-        _read_into(files, base, "qubes.xml")
+        reads.read_into(files, base, "qubes.xml")
         names = list(names)
         listed = self._listed if all(n in self._listed for n in names) else self.list_qubes()
         for name in names:
             klass = listed.get(name, (QubeClass.APP, False))[0]
             subdir = "vm-templates" if klass is QubeClass.TEMPLATE else "appvms"
             for leaf in ("firewall.xml", "notes.txt"):
-                _read_into(files, base, f"{subdir}/{name}/{leaf}")
+                reads.read_into(files, base, f"{subdir}/{name}/{leaf}")
         return files
 
     def set_backup_timestamp(self, name: str, when: int) -> None:
@@ -196,11 +197,12 @@ class AdminQubes:
     # -- restore: reading the whole system, then writing ------------------------
     def overview(self) -> dict[str, LiveQube]:
         result: dict[str, LiveQube] = {}
-        for vm, klass, running in self._domains():
-            with _qubes_errors(vm.name):
-                props = {name: value.value for name, (_, value) in _all_properties(vm).items()}
-            result[vm.name] = LiveQube(
-                name=vm.name,
+        for name, klass, running in self._domains():
+            with _qubes_errors(name):
+                read = self._read[name] = _Read(reads.all_properties(self.app, name))  # for settings()
+            props = {prop: value.value for prop, (_, value) in read.properties.items()}
+            result[name] = LiveQube(
+                name=name,
                 klass=klass,
                 running=running,
                 template=props.get("template") or None,
@@ -233,11 +235,16 @@ class AdminQubes:
         pools: Mapping[str, str],
     ) -> None:
         self._forget()
+        self._drop(name)
+        payload = f"name={name} label={label}"  # as qubesadmin's add_new_vm, without looking the qube up after
+        if pool:
+            payload += f" pool={pool}"
+        else:
+            payload += "".join(f" pool:{kind}={where}" for kind, where in sorted(pools.items()))
+        method = "admin.vm.CreateInPool." if pool or pools else "admin.vm.Create."
         with _qubes_errors(name):
-            if pool:
-                self.app.add_new_vm(klass.value, name, label, template=template, pool=pool)
-            else:
-                self.app.add_new_vm(klass.value, name, label, template=template, pools=dict(pools) or None)
+            self.app.qubesd_call("dom0", method + klass.value, template, payload.encode("utf-8"))
+            self.app.domains.clear_cache(invalidate_name=name)
 
     def set_property(self, name: str, prop: str, value: str) -> None:
         self._call(name, "admin.vm.property.Set", prop, value.encode("utf-8"))
@@ -269,67 +276,56 @@ class AdminQubes:
         self._forget()
         vm = self._vm(name)
         with _qubes_errors(name):
-            collection = vm.devices[device.devclass]
-            if hasattr(collection, "get_assigned_devices"):  # Qubes 4.3 and later
-                collection.assign(self._assignment_43(device))
-            else:  # Qubes 4.2: a persistent attachment; no mode, no device identity
-                import qubesadmin.devices
-
-                backend = self._vm(device.backend)
-                collection.attach(qubesadmin.devices.DeviceAssignment(
-                    backend, device.port_id, options=dict(device.options), persistent=True))
+            devices.assign(vm, self._vm, device)
 
     def unassign_device(self, name: str, device: DeviceAssignment) -> None:
         self._forget()
         vm = self._vm(name)
         with _qubes_errors(name):
-            collection = vm.devices[device.devclass]
-            if hasattr(collection, "get_assigned_devices"):
-                collection.unassign(self._assignment_43(device))
-            else:
-                for assignment in collection.assignments(persistent=True):
-                    if assignment.backend_domain.name == device.backend and assignment.ident == device.port_id:
-                        collection.detach(assignment)
+            devices.unassign(vm, self._vm, device)
 
     def shutdown(self, name: str) -> None:
         self._forget()
         with _qubes_errors(name):
             vm = self._vm(name)
-            if _running(vm):
+            if reads.running(vm):
                 vm.shutdown(wait=True)
 
     def kill(self, name: str) -> None:
         self._forget()
         with _qubes_errors(name):
             vm = self._vm(name)
-            if _running(vm):
+            if reads.running(vm):
                 vm.kill()
 
     def start(self, name: str) -> None:
         with _qubes_errors(name):
             vm = self._vm(name)
-            if not _running(vm):
+            if not reads.running(vm):
                 vm.start()
 
-    def clone_volume(self, name: str, kind: str, source: str) -> None:
+    def clone_volume(self, name: str, kind: str, source: str, source_kind: str | None = None) -> None:
+        origin = source_kind or kind
+        keeps = {(name, kind): self._keeps_data(name, kind), (source, origin): self._keeps_data(source, origin)}
         self._forget()
-        target, origin = self._vm(name), self._vm(source)
         with _qubes_errors(name):
             # qubesd clones into a running qube's volume too (seen in the lab): never do that
-            if target.get_power_state() != "Halted":
+            if reads.power_state(self.app, name) != "Halted":
                 raise QubesError(f"qube {name!r}: Domain is not powered off: {name!r}")
-            volume, source_volume = target.volumes[kind], origin.volumes[kind]
             # qubesd silently does nothing for a volume that is not save_on_stop (storage
             # drivers' import_volume): refuse that here instead of restoring nothing
-            for vol, owner in ((volume, name), (source_volume, source)):
-                if not vol.save_on_stop:
-                    raise QubesError(f"qube {owner!r}: its {kind} volume does not keep data (not save_on_stop)")
-            volume.clone(source_volume)
+            for (owner, which), keep in keeps.items():
+                if not keep:
+                    raise QubesError(f"qube {owner!r}: its {which} volume does not keep data (not save_on_stop)")
+            token = self.app.qubesd_call(source, "admin.vm.volume.CloneFrom", origin)  # as qubesadmin's clone()
+            self.app.qubesd_call(name, "admin.vm.volume.CloneTo", kind, token)
 
     def remove_qube(self, name: str) -> None:
         self._forget()
+        self._drop(name)
         with _qubes_errors(name):
-            del self.app.domains[name]
+            self.app.qubesd_call(name, "admin.vm.Remove")
+            self.app.domains.clear_cache(invalidate_name=name)
 
     def set_revisions_to_keep(self, name: str, kind: str, count: int) -> None:
         self._forget()
@@ -345,20 +341,29 @@ class AdminQubes:
         with _qubes_errors(name):
             return tuple(str(rev) for rev in self._vm(name).volumes[kind].revisions)
 
-    def _assignment_43(self, device: DeviceAssignment) -> object:
-        from qubesadmin.device_protocol import DeviceAssignment as Assignment
-        from qubesadmin.device_protocol import Port, VirtualDevice
-
-        backend = self._vm(device.backend)
-        port = Port(backend, device.port_id, device.devclass)
-        return Assignment(VirtualDevice(port, device.device_id or "*"), mode=device.mode, options=dict(device.options))
-
     def _call(self, name: str, method: str, arg: str | None = None, payload: bytes | None = None) -> None:
         self._forget()
         with _qubes_errors(name):
             self.app.qubesd_call(name, method, arg, payload)
 
     # -- helpers ---------------------------------------------------------------
+    def _volumes(self, vm: qubesadmin.vm.QubesVM, kinds: Iterable[str], known: dict[str, Volume]
+                 ) -> tuple[Volume, ...]:
+        found = reads.volumes(vm, kinds, known)
+        self._keeps.update(((vm.name, vol.kind), vol.save_on_stop) for vol in found)
+        return found
+
+    def _keeps_data(self, name: str, kind: str) -> bool:
+        """Whether the qube's `kind` volume is save_on_stop (read once)."""
+        if (name, kind) not in self._keeps:
+            with _qubes_errors(name):
+                self._keeps[(name, kind)] = reads.volume_info(self.app, name, kind).save_on_stop
+        return self._keeps[(name, kind)]
+
+    def _drop(self, name: str) -> None:
+        """A qube of this name is created or removed: what was known of one is not."""
+        self._keeps = {key: keep for key, keep in self._keeps.items() if key[0] != name}
+
     def _device_classes(self) -> tuple[str, ...]:
         """The device classes qubesd knows: the same for every qube, so asked once."""
         if self._devclasses is None:
@@ -384,125 +389,11 @@ class AdminQubes:
         return path or DEFAULT_QUBES_DIR
 
 
-class _qubes_errors:
-    """Turn qubesadmin's exceptions into QubesError naming the qube."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
-        # qubesd's protocol errors (e.g. an unknown label, an empty payload) come as
-        # qubesadmin.exc.ProtocolError, an AssertionError rather than a QubesException
-        if exc is not None and isinstance(
-            exc, qubesadmin.exc.QubesException | qubesadmin.exc.ProtocolError | BadReply
-        ):
-            raise QubesError(f"qube {self.name!r}: {exc}") from exc
-
-
 @dataclass(frozen=True)
 class _Read:
-    """What `qube()` read of one qube: its properties, tags and volumes by kind."""
+    """What was read of one qube since the last write: its properties, its tags
+    when read, and its volumes by kind."""
 
     properties: dict[str, tuple[bool, PropertyValue]]
-    tags: tuple[str, ...]
-    volumes: dict[str, Volume]
-
-
-def _running(vm: qubesadmin.vm.QubesVM) -> bool:
-    try:
-        return is_running(vm.get_power_state())
-    except qubesadmin.exc.QubesException:
-        return False
-
-
-def _all_properties(vm: qubesadmin.vm.QubesVM) -> dict[str, tuple[bool, PropertyValue]]:
-    """Every property: (is it at its default, its value in qubesd's type and
-    string form). One GetAll call where qubesd offers it, else one Get each."""
-    try:
-        raw = vm.qubesd_call(vm.name, "admin.vm.property.GetAll")
-    except qubesadmin.exc.QubesException:
-        return {
-            prop: split_property(vm.qubesd_call(vm.name, "admin.vm.property.Get", prop))
-            for prop in vm.property_list()
-        }
-    return parse_get_all(raw)
-
-
-def _volumes(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str], known: dict[str, Volume]) -> tuple[Volume, ...]:
-    """Each of `kinds` the qube has, read with one `volume.Info` call per volume
-    (qubesadmin's Volume makes one per attribute read) unless `known` has it;
-    what is read is added to `known`."""
-    for kind in sorted(vm.volumes):
-        if kind in kinds and kind not in known:
-            known[kind] = volume_from_info(
-                kind, parse_volume_info(vm.qubesd_call(vm.name, "admin.vm.volume.Info", kind)))
-    return tuple(known[kind] for kind in sorted(known) if kind in kinds)
-
-
-def _firewall(vm: qubesadmin.vm.QubesVM) -> tuple[str, ...]:
-    """The qube's firewall rules. A failure to read them fails the qube's settings
-    (QubesError): a backup without them would restore qubesd's accept-all default."""
-    try:
-        raw = vm.qubesd_call(vm.name, "admin.vm.firewall.Get")
-        return tuple(line for line in raw.decode("ascii").splitlines() if line)
-    except (qubesadmin.exc.QubesException, UnicodeDecodeError) as err:
-        raise QubesError(f"qube {vm.name!r}: cannot read its firewall rules: {err}",
-                         hint="fix the qube's firewall (qvm-firewall), or leave it out of the backup") from err
-
-
-def _notes(vm: qubesadmin.vm.QubesVM) -> str | None:
-    """The qube's notes (every class has them since Qubes 4.3); None where this
-    qubesadmin has none. A failure to read them fails the qube's settings."""
-    get_notes = getattr(vm, "get_notes", None)
-    if get_notes is None:
-        return None
-    try:
-        return str(get_notes())
-    except qubesadmin.exc.QubesException as err:
-        raise QubesError(f"qube {vm.name!r}: cannot read its notes: {err}",
-                         hint="check the qube's notes (qvm-notes), or leave it out of the backup") from err
-
-
-def _devices(vm: qubesadmin.vm.QubesVM, devclasses: Iterable[str]) -> tuple[DeviceAssignment, ...]:
-    result: list[DeviceAssignment] = []
-    for devclass in devclasses:
-        collection = vm.devices[devclass]
-        if hasattr(collection, "get_assigned_devices"):
-            for assignment in collection.get_assigned_devices():
-                result.append(
-                    DeviceAssignment(
-                        devclass=devclass,
-                        backend=assignment.backend_name,
-                        port_id=assignment.port_id,
-                        device_id=assignment.device_id,
-                        mode=assignment.mode.value,
-                        options=tuple(sorted((str(k), str(v)) for k, v in assignment.options.items())),
-                    )
-                )
-        else:  # Qubes 4.2: persistent assignments, no mode or device identity
-            for assignment in collection.assignments(persistent=True):
-                options = {str(k): str(v) for k, v in assignment.options.items()}
-                required = options.pop("required", "") in ("True", "yes", "1")
-                result.append(
-                    DeviceAssignment(
-                        devclass=devclass,
-                        backend=assignment.backend_domain.name,
-                        port_id=assignment.ident,
-                        mode="required" if required else "auto-attach",
-                        options=tuple(sorted(options.items())),
-                    )
-                )
-    return tuple(sorted(result, key=lambda d: (d.devclass, d.backend, d.port_id)))
-
-
-def _read_into(files: dict[str, bytes], base: str, relpath: str) -> None:
-    try:
-        with open(os.path.join(base, relpath), "rb") as handle:
-            files[relpath] = handle.read()
-    except FileNotFoundError:
-        return
-
-
+    tags: tuple[str, ...] | None = None
+    volumes: dict[str, Volume] = field(default_factory=dict)

@@ -29,6 +29,10 @@ class QubesPort(Protocol):
         """`qube(name).volumes` alone, read with fewer calls."""
         ...
 
+    def volume(self, name: str, kind: str) -> Volume:
+        """The qube's `kind` volume alone (one call); QubesError if it has none."""
+        ...
+
     def settings(self, name: str) -> QubeSettings:
         """Everything a restore needs to put back about `name`, read live."""
         ...
@@ -113,10 +117,11 @@ class QubesPort(Protocol):
         """Start a halted qube (and what it needs, as qubesd does); QubesError if it will not."""
         ...
 
-    def clone_volume(self, name: str, kind: str, source: str) -> None:
-        """Replace a halted qube's `kind` volume with the same volume of qube `source`
-        (admin.vm.volume.CloneFrom/CloneTo: a reflink or thin snapshot in the same
-        pool), so qubesd keeps the old content as a revision."""
+    def clone_volume(self, name: str, kind: str, source: str, source_kind: str | None = None) -> None:
+        """Replace a halted qube's `kind` volume with the `source_kind` (default:
+        the same) volume of qube `source` (admin.vm.volume.CloneFrom/CloneTo: a
+        reflink or thin snapshot in the same pool), so qubesd keeps the old
+        content as a revision."""
         ...
 
     def remove_qube(self, name: str) -> None:

@@ -70,6 +70,7 @@ class _Run:
     failed: dict[str, tuple[StepKind, str]] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
     imported: dict[str, list[str]] = field(default_factory=dict)
+    cloned: set[str] = field(default_factory=set)  # qubes whose volumes are all cloned into place
     stopped: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)
     scratch: list[str] = field(default_factory=list)  # scratch qubes made and not removed yet
@@ -242,7 +243,14 @@ def _import(run: _Run, step: Step) -> None:
             raise _Failed(f"importing the {op.key} volume: {err.message}") from err
         run.imported.setdefault(step.qube, []).append(op.key)
         _count(run, step.qube)
-    _discard(run, [pair.scratch_qube for pair in plan.volumes[:1]])  # free the space now
+    run.cloned.add(step.qube)
+    _discard(run, [name for name in {p.scratch_qube for p in plan.volumes} if _used_up(run, name)])  # free the space
+
+
+def _used_up(run: _Run, scratch_qube: str) -> bool:
+    """Whether every qube received into `scratch_qube` is cloned or failed."""
+    return all(q.target in run.cloned or q.target in run.failed
+               for q in run.plan.qubes if any(p.scratch_qube == scratch_qube for p in q.volumes))
 
 
 def _discard(run: _Run, names: list[str]) -> None:

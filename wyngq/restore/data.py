@@ -3,9 +3,12 @@
 Nothing lost (docs/restore-semantics.md). Wyng's `receive` rewrites a volume
 file in place, behind qubesd: qubesd keeps no revision of what it overwrote,
 and on a corrupt chunk Wyng truncates its output to 0 bytes. So Wyng never
-writes a qube's volume. For each restored qube, wyngq creates a hidden
-StandaloneVM (`wyngq-tmp-…`, tagged `wyngq-restore-scratch`, never started)
-whose volumes are in the pools of the qube's volumes; Wyng receives into those
+writes a qube's volume. wyngq creates hidden StandaloneVMs (`wyngq-tmp-…`,
+tagged `wyngq-restore-scratch`, never started) whose volumes are in the pools
+of the restored qubes' volumes: one for each qube with two data volumes
+(templates, standalones), and one for every two qubes with one (AppVMs, in the
+same pool and session: one in the scratch qube's `private`, the other in its
+`root`; qubesd clones any volume into any other). Wyng receives into those
 volumes (their files or LVs: Wyng sizes them to the archived size), and each
 complete one is cloned into the qube's volume with `admin.vm.volume.CloneFrom`
 / `CloneTo`. qubesd commits a clone like an import or a shutdown: the previous
@@ -13,9 +16,10 @@ content becomes a revision that `qvm-volume revert QUBE:VOLUME` brings back,
 and a failed or corrupt receive leaves the qube's volume as it was. In a
 file-reflink pool the clone is a reflink and in an lvm_thin pool a thin
 snapshot, so no data is copied (`ImportWithSize`, used before, piped every
-byte through `dd`: ~3.3 ms per MiB). The scratch qube is removed as soon as
-its volumes are cloned, and in any case at the end; one left by a crashed run
-is removed by the next restore of the same qube.
+byte through `dd`: ~3.3 ms per MiB). A scratch qube is removed as soon as
+its volumes are cloned, and in any case at the end; any left by a crashed run
+are removed by the next restore (restores take the operation lock, so none is
+another run's).
 
 `--no-keep-previous` only lifts the refusal to replace volumes that keep no
 revisions (revisions_to_keep=0); the data path stays the same.
@@ -39,7 +43,8 @@ from wyngq.errors import AuthError, BusyError, QubesError, WyngError
 from wyngq.model import QubeClass
 from wyngq.qubes.port import QubesPort
 from wyngq.restore.model import GUARD_TAG, VolumePair
-from wyngq.restore.plan import SCRATCH_TAG
+from wyngq.restore.plan import SCRATCH_PREFIX, SCRATCH_TAG
+from wyngq.wyng import snapshots
 from wyngq.wyng.runner import HEADER, Wyng
 
 SCRATCH_LABEL = "gray"
@@ -109,21 +114,24 @@ def receive(
 
 
 def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair], made: list[str]) -> dict[str, str]:
-    """Create each restored qube's scratch qube, its volumes in the pools of the
-    qube's volumes (one a crashed run left is removed first), and add each to
-    `made` as soon as it exists (so it is removed whatever happens next). A
-    scratch qube holds a copy of a qube's data: it carries the guard tag (qubesd
+    """Create the scratch qubes of `pairs`, their volumes in the pools of the
+    qubes' volumes (scratch qubes a crashed run left are removed first), and add
+    each to `made` as soon as it exists (so it is removed whatever happens next).
+    A scratch qube holds a copy of qubes' data: it carries the guard tag (qubesd
     will not start it) and is left out of backups. Return the restored qubes
     whose scratch qube could not be made, with the reason."""
     failed: dict[str, str] = {}
     groups = _by_scratch_qube(pairs)
     existing = set(qubes.list_qubes()) if groups else set()
+    for name in sorted(existing - set(groups) - set(made)):  # a crashed run's, whatever it restored
+        if name.startswith(SCRATCH_PREFIX):
+            _remove_if_scratch(qubes, name)
     for name, group in groups.items():
-        target = group[0].qube
+        targets = list(dict.fromkeys(p.qube for p in group))
         try:
             if name in existing:
                 _remove_leftover(qubes, name)
-            pools = {p.kind: p.pool for p in group}
+            pools = {p.slot: p.pool for p in group}
             single = next(iter(pools.values())) if len(set(pools.values())) == 1 else None
             qubes.create_qube(name, QubeClass.STANDALONE, label=SCRATCH_LABEL, template=None, pool=single,
                               pools={} if single else pools)
@@ -131,14 +139,13 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair], made: list[st
             qubes.add_tag(name, SCRATCH_TAG)
             qubes.add_tag(name, GUARD_TAG)
             qubes.set_property(name, "include_in_backups", "False")
-            volumes = {v.kind: v for v in qubes.volumes(name)}
             for pair in group:
-                volume = volumes.get(pair.kind)
-                if volume is None or volume.pool != pair.pool or not _is_at(pair, volume.vid):
-                    raise QubesError(f"its {pair.kind} volume is not where Wyng is to write it ({pair.local_name})")
+                volume = qubes.volume(name, pair.slot)
+                if volume.pool != pair.pool or not _is_at(pair, volume.vid):
+                    raise QubesError(f"its {pair.slot} volume is not where Wyng is to write it ({pair.local_name})")
                 lend_snapshot(pair)
         except QubesError as err:
-            failed[target] = f"cannot prepare the scratch qube {name}: {err.message}"
+            failed |= {target: f"cannot prepare the scratch qube {name}: {err.message}" for target in targets}
     return failed
 
 
@@ -169,23 +176,21 @@ def lend_snapshot(pair: VolumePair) -> bool:
 
 def return_snapshot(pair: VolumePair) -> None:
     """Remove the snapshots beside the scratch volume: the lent copy, and the one a
-    full receive makes Wyng leave there (`.wyng1`, or `.wyng2` if it stopped; in an
-    lvm_thin pool the LVs `<name>.tick` / `.tock`, which qubesd does not remove with
-    the scratch qube; not checked outside a real dom0: the lab has no LVM)."""
+    full receive makes Wyng leave there (wyngq.wyng.snapshots; in an lvm_thin pool
+    LVs, which qubesd does not remove with the scratch qube)."""
     if pair.scratch.startswith("/dev/"):
-        group = pair.store.split("/")[0]
-        for ext in (".tick", ".tock"):  # absent: lvremove says so and exits non-zero, which is fine
-            process.run(["lvremove", "-f", f"{group}/{pair.local_name}{ext}"])
+        for lv in snapshots.lvm_snapshots(pair.store.split("/")[0], pair.local_name):
+            process.run(["lvremove", "-f", lv])  # absent: lvremove says so and exits non-zero, which is fine
         return
     if pair.scratch_snapshot:
-        for path in (pair.scratch_snapshot, pair.scratch_snapshot.removesuffix(".wyng1") + ".wyng2"):
+        for path in snapshots.left_by_receive(pair.scratch_snapshot):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
 
 def clone_volume(qubes: QubesPort, pair: VolumePair) -> None:
     """Clone a received scratch volume into the qube's volume (qubesd keeps the old one)."""
-    qubes.clone_volume(pair.qube, pair.kind, pair.scratch_qube)
+    qubes.clone_volume(pair.qube, pair.kind, pair.scratch_qube, pair.slot)
 
 
 def discard_scratch(qubes: QubesPort, names: Iterable[str]) -> list[str]:
@@ -206,6 +211,16 @@ def _remove_leftover(qubes: QubesPort, name: str) -> None:
         raise QubesError(f"a qube named {name!r} exists and is not a wyngq scratch qube",
                          hint=f"rename or remove {name!r}")
     qubes.remove_qube(name)
+
+
+def _remove_if_scratch(qubes: QubesPort, name: str) -> None:
+    """Remove the qube `name` if it is a scratch qube (a crashed run's); leave
+    any other qube alone, and one that cannot be removed for the next run."""
+    try:
+        if SCRATCH_TAG in qubes.qube(name).tags:
+            qubes.remove_qube(name)
+    except QubesError as err:
+        log.warning("could not remove the scratch qube %s a crashed restore left: %s", name, err.message)
 
 
 def _by_scratch_qube(pairs: Iterable[VolumePair]) -> dict[str, list[VolumePair]]:

@@ -140,12 +140,12 @@ class Problem:
 class VolumePair:
     """An archive volume and where its data goes.
 
-    Wyng writes `local_name` under `store` (a `--local-from` key): the `kind`
-    volume of `scratch_qube`, a hidden StandaloneVM in the same pool, whose
-    volume file or LV is at `scratch`. That volume is then cloned into the
-    qube's `kind` volume through the Admin API (restore.data). `replaces`: the
-    volume holds data now (qubesd keeps it as a revision when the volume keeps
-    revisions)."""
+    Wyng writes `local_name` under `store` (a `--local-from` key): the `slot`
+    volume (`root` or `private`) of `scratch_qube`, a hidden StandaloneVM, in
+    the same pool, whose volume file or LV is at `scratch`. That volume is then
+    cloned into the qube's `kind` volume through the Admin API (restore.data).
+    `replaces`: the volume holds data now (qubesd keeps it as a revision when
+    the volume keeps revisions)."""
 
     qube: str
     kind: str
@@ -161,6 +161,11 @@ class VolumePair:
     # volume), and where Wyng looks for it beside the scratch volume (restore.data)
     snapshot: str = ""
     scratch_snapshot: str = ""
+    scratch_kind: str = ""  # the scratch qube's volume Wyng writes, when not `kind`
+
+    @property
+    def slot(self) -> str:
+        return self.scratch_kind or self.kind
 
 
 @dataclass(frozen=True)

@@ -68,12 +68,47 @@ def desired_settings(
     """Resolve `settings` (from the backup) for this system; return them and the
     problems met, each with what is done about it."""
     problems: list[Problem] = []
-    label = settings.label
-    if label is None or (live.labels and label not in live.labels):
-        fallback = "red" if "red" in live.labels or not live.labels else sorted(live.labels)[0]
-        problems.append(Problem("missing_label", f"label {label!r} does not exist here", f"label {fallback!r} is used"))
-        label = fallback
+    label = _label(settings.label, live.labels, problems)
     template = _template(settings, world, problems)
+    properties, keep_default = _properties(settings, world, live, skip, problems)
+    desired = Desired(
+        klass=settings.klass,
+        label=label,
+        template=template,
+        properties=properties,
+        keep_default=keep_default,
+        untouched=skip,
+        features={k: v for k, v in settings.features.items() if not _untouched_feature(k)},
+        tags=frozenset(t for t in settings.tags if not managed_tag(t)),
+        firewall=settings.firewall,
+        notes=settings.notes,
+        devices=_restorable_devices(settings.devices, world, problems),
+        volumes=_volume_config(settings, current, keep_previous, problems),
+    )
+    if settings.notes == "" and current is not None and current.notes:
+        problems.append(Problem("notes_not_cleared", "the backup has no notes; this qube has some",
+                                "notes left as they are: qubesd takes no empty notes (qvm-notes --delete fails too)"))
+        desired = replace(desired, notes=None)
+    if settings.firewall is not None and not settings.firewall:
+        problems.append(Problem("empty_firewall", "the backup has an empty firewall rule list",
+                                "qubesd takes no empty list: the firewall is left as it is"))
+    return desired, tuple(problems)
+
+
+def _label(label: str | None, labels: frozenset[str], problems: list[Problem]) -> str:
+    """The backup's label, or one that exists here (red where there is one)."""
+    if label is not None and (not labels or label in labels):
+        return label
+    fallback = "red" if "red" in labels or not labels else sorted(labels)[0]
+    problems.append(Problem("missing_label", f"label {label!r} does not exist here", f"label {fallback!r} is used"))
+    return fallback
+
+
+def _properties(settings: QubeSettings, world: World, live: LiveSystem, skip: frozenset[str], problems: list[Problem]
+                ) -> tuple[dict[str, PropertyValue], frozenset[str]]:
+    """The properties to set, references resolved to their targets here, and
+    those left at their default (a reference to a qube that is not here, a
+    kernel dom0 lacks)."""
     properties: dict[str, PropertyValue] = {}
     keep_default: set[str] = set()
     for name, value in sorted(settings.properties.items()):
@@ -93,8 +128,14 @@ def desired_settings(
             keep_default.add(name)
         else:
             properties[name] = value
+    return properties, frozenset(keep_default)
+
+
+def _restorable_devices(assigned: tuple[DeviceAssignment, ...], world: World, problems: list[Problem]
+                        ) -> tuple[DeviceAssignment, ...]:
+    """The device assignments whose backend qube is here (under its name here)."""
     devices = []
-    for device in settings.devices:
+    for device in assigned:
         backend = world.resolve(device.backend)
         if backend is None:
             problems.append(Problem(
@@ -103,28 +144,7 @@ def desired_settings(
                 "this assignment is not restored"))
             continue
         devices.append(_with_backend(device, backend))
-    desired = Desired(
-        klass=settings.klass,
-        label=label,
-        template=template,
-        properties=properties,
-        keep_default=frozenset(keep_default),
-        untouched=skip,
-        features={k: v for k, v in settings.features.items() if not _untouched_feature(k)},
-        tags=frozenset(t for t in settings.tags if not managed_tag(t)),
-        firewall=settings.firewall,
-        notes=settings.notes,
-        devices=tuple(devices),
-        volumes=_volume_config(settings, current, keep_previous, problems),
-    )
-    if settings.notes == "" and current is not None and current.notes:
-        problems.append(Problem("notes_not_cleared", "the backup has no notes; this qube has some",
-                                "notes left as they are: qubesd takes no empty notes (qvm-notes --delete fails too)"))
-        desired = replace(desired, notes=None)
-    if settings.firewall is not None and not settings.firewall:
-        problems.append(Problem("empty_firewall", "the backup has an empty firewall rule list",
-                                "qubesd takes no empty list: the firewall is left as it is"))
-    return desired, tuple(problems)
+    return tuple(devices)
 
 
 def _volume_config(settings: QubeSettings, current: QubeSettings | None, keep_previous: bool,

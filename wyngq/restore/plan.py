@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -52,10 +51,10 @@ from wyngq.restore.model import (
     VolumePair,
 )
 from wyngq.restore.resolve import Decision, World, decide_targets, dependency_order, rank, running_dependants
+from wyngq.wyng import snapshots
 
 SCRATCH_PREFIX = "wyngq-tmp-"  # the hidden StandaloneVMs Wyng receives into (restore.data)
 SCRATCH_TAG = "wyngq-restore-scratch"
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PER_QUBE_TAIL = (StepKind.FEATURES, StepKind.TAGS, StepKind.FIREWALL, StepKind.NOTES, StepKind.DEVICES)
 
 
@@ -69,10 +68,11 @@ def plan_restore(
     qube_ops: dict[str, dict[StepKind, tuple[Op, ...]]] = {}
     for source in chosen:
         plan, ops = _plan_qube(decisions[source], data, live, world, request)
-        if not request.use_snapshot:  # nothing lent: Wyng reads the archive (its own snapshot is still cleaned up)
-            plan = replace(plan, volumes=tuple(replace(v, snapshot="") for v in plan.volumes))
         plans[source] = plan
         qube_ops[plan.target] = ops
+    plans = _share_scratch(plans, data, live)
+    if not request.use_snapshot:  # nothing lent: Wyng reads the archive (its own snapshot is still cleaned up)
+        plans = {s: replace(p, volumes=tuple(replace(v, snapshot="") for v in p.volumes)) for s, p in plans.items()}
     ordered = _order([p for p in plans.values() if p.changes], data.settings)
     steps = _steps(ordered, qube_ops)
     prefs_ops, prefs_problems = _prefs(data, live, world, request)
@@ -236,29 +236,52 @@ def _pair(
         problems.append(Problem("unsupported_pool", f"its {kind} volume's pool {pool_name!r} cannot be written by Wyng",
                                 "refused: use a file-reflink or lvm_thin pool (--pool for new qubes)", blocking=True))
         return None
-    size = data.sizes.get(archive_name, 0)
-    scratch_qube = scratch_name(target)
-    driver = PoolDriver(pool.driver)
-    local = volnames.archive_name(scratch_qube, kind, driver, f"appvms/{scratch_qube}/{kind}")
+    pair = VolumePair(target, kind, archive_name, data.sizes.get(archive_name, 0), pool.name, pool.wyng_path, "", "",
+                      replaces=replaces)
+    return _placed(pair, scratch_name(target), kind, PoolDriver(pool.driver), data)
+
+
+def _placed(pair: VolumePair, scratch_qube: str, slot: str, driver: PoolDriver, data: SessionData) -> VolumePair:
+    """`pair` received into the `slot` volume of `scratch_qube`: where Wyng writes
+    it, and for a file-reflink pool where Wyng's snapshot of it is lent."""
+    local = volnames.archive_name(scratch_qube, slot, driver, f"appvms/{scratch_qube}/{slot}")
+    placed = replace(pair, local_name=local, scratch_qube=scratch_qube, scratch_kind="" if slot == pair.kind else slot)
     if driver is PoolDriver.LVM_THIN:
-        scratch = f"/dev/{pool.wyng_path.split('/')[0]}/{local}"
-        return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local, scratch, scratch_qube,
-                          replaces)
-    snapshot, scratch_snapshot = _snapshots(pool.wyng_path, archive_name, local, data)
-    return VolumePair(target, kind, archive_name, size, pool.name, pool.wyng_path, local,
-                      os.path.join(pool.wyng_path, local), scratch_qube, replaces, snapshot, scratch_snapshot)
+        return replace(placed, scratch=f"/dev/{pair.store.split('/')[0]}/{local}", snapshot="", scratch_snapshot="")
+    snapshot, scratch_snapshot = _snapshots(pair.store, pair.archive_name, local, data)
+    return replace(placed, scratch=os.path.join(pair.store, local), snapshot=snapshot,
+                   scratch_snapshot=scratch_snapshot)
+
+
+def _share_scratch(plans: Mapping[str, QubePlan], data: SessionData, live: LiveSystem) -> dict[str, QubePlan]:
+    """Qubes with one data volume (AppVMs: `private`) go two to a scratch qube
+    (a StandaloneVM has two data volumes, `private` and `root`, and qubesd clones
+    any volume into any other), when they are received in the same session into
+    the same pool: each scratch qube costs its creation, tags, a property and
+    its removal."""
+    shared = dict(plans)
+    groups: dict[tuple[str, str], list[QubePlan]] = {}
+    for plan in plans.values():
+        if plan.changes and len(plan.volumes) == 1:
+            groups.setdefault((plan.session or data.session, plan.volumes[0].pool), []).append(plan)
+    for singles in groups.values():
+        for first, second in zip(singles[0::2], singles[1::2], strict=False):
+            name = scratch_name(f"{first.target}\n{second.target}")
+            one, other = first.volumes[0], second.volumes[0]
+            slot = "root" if one.kind == "private" else "private"
+            for plan, pair, where in ((first, one, one.kind), (second, other, slot)):
+                driver = PoolDriver(live.pools[pair.pool].driver)
+                shared[plan.source] = replace(plan, volumes=(_placed(pair, name, where, driver, data),))
+    return shared
 
 
 def _snapshots(store: str, archive_name: str, local: str, data: SessionData) -> tuple[str, str]:
     """Where Wyng keeps its snapshot of a file-reflink volume as last sent to this
-    archive (`sn<archive uuid>_<volume id>.wyng1` beside the volume: docs/facts.md),
-    and where it looks for one beside the scratch volume; ("", "") when unknown."""
-    vid = data.vids.get(archive_name, "")
-    # both come from the archive's catalogue: only plain tokens become part of a path
-    # (Wyng's are `Vol_3f3b89` and a UUID), never `/` or `..`
-    if not (_TOKEN.fullmatch(data.archive_uuid) and _TOKEN.fullmatch(vid) and "/" in archive_name):
+    archive (beside the volume: wyngq.wyng.snapshots), and where it looks for one
+    beside the scratch volume; ("", "") when unknown."""
+    name = snapshots.snapshot_file(data.archive_uuid, data.vids.get(archive_name, ""))
+    if name is None or "/" not in archive_name:
         return "", ""
-    name = f"sn{data.archive_uuid}_{vid}.wyng1"
     return (os.path.join(store, os.path.dirname(archive_name), name),
             os.path.join(store, os.path.dirname(local), name))
 

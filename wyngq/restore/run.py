@@ -187,22 +187,29 @@ def across_sessions(
         prefs_from = newest_bundle
     if prefs_from not in bundles:  # (without --prefs, unused by the plan: read as it always was)
         bundles[prefs_from] = listing.read_session_bundle(wyng, prefs_from, workdir, archive=archive)
+    data = combined(archive, index, placement.sessions, decoded)
+    return replace(data, session=max(newest, prefs_from), prefs=session_prefs(bundles[prefs_from])), warnings
+
+
+def combined(archive: Archive, index: Mapping[str, Mapping[str, Mapping[str, str]]], sessions: Mapping[str, str],
+             decoded: Mapping[str, SessionSettings]) -> SessionData:
+    """One SessionData of each qube (`sessions`: qube -> its session) with its
+    volumes, their sizes and its settings from its own session."""
     volumes: dict[str, dict[str, str]] = {}
     sizes: dict[str, int] = {}
     settings: dict[str, QubeSettings] = {}
-    for name, session in placement.sessions.items():
+    for name, session in sessions.items():
         settings[name] = decoded[session].qubes[name]
         volumes[name] = dict(index.get(name, {}).get(session, {}))
         for archive_name in volumes[name].values():
             sizes[archive_name] = archive.volumes[archive_name].sessions[session].volsize
-    sources = sorted({decoded[s].source for s in placement.sessions.values()})
-    data = SessionData(
-        session=max(newest, prefs_from), volumes={q: k for q, k in volumes.items() if k}, sizes=sizes,
+    sources = sorted({decoded[s].source for s in sessions.values()})
+    return SessionData(
+        session=max(sessions.values()), volumes={q: k for q, k in volumes.items() if k}, sizes=sizes,
         settings=settings, source="+".join(sources), archive_uuid=archive.uuid,
         vids={n: archive.volumes[n].vid for n in sizes}, authenticated=archive.authenticated is True,
-        sessions=dict(placement.sessions), prefs=session_prefs(bundles[prefs_from]),
+        sessions=dict(sessions),
     )
-    return data, warnings
 
 
 def restored_for_menus(plan: RestorePlan, outcomes: tuple[QubeOutcome, ...], data: SessionData

@@ -14,6 +14,7 @@ from tests.fakes.qubes import FakeQubes
 from wyngq.model import QubeClass
 from wyngq.restore.data import (
     ReceiveTracker,
+    clone_volume,
     discard_scratch,
     lend_snapshot,
     local_from,
@@ -76,6 +77,41 @@ def test_scratch_qubes_are_made_tagged_in_the_pool_and_removed(tmp_path: Path) -
     assert scratch_name("a") not in qubes.domains
     assert not any(Path(p.scratch).exists() for p in pairs)
     assert discard_scratch(qubes, [scratch_name("a")]) == [scratch_name("a")]  # gone: reported, not raised
+
+
+def test_two_qubes_share_a_scratch_qube_and_clone_from_their_slots(tmp_path: Path) -> None:
+    one = two = tmp_path / "one"
+    one.mkdir()
+    qubes = FakeQubes({"one": str(one)})
+    for name, pool in (("a", "one"), ("b", "one")):
+        qubes.create_qube(name, QubeClass.STANDALONE, label="red", template=None, pool=pool, pools={})
+    shared = scratch_name("a\nb")
+    first = replace(pair("a", "private", str(one), pool="one"), scratch_qube=shared,
+                    local_name=f"appvms/{shared}/private.img", scratch=f"{one}/appvms/{shared}/private.img")
+    second = replace(pair("b", "private", str(two), pool="one"), scratch_qube=shared, scratch_kind="root",
+                     local_name=f"appvms/{shared}/root.img", scratch=f"{two}/appvms/{shared}/root.img")
+
+    made: list[str] = []
+    assert prepare_scratch(qubes, [first, second], made) == {}
+    assert made == [shared]
+    assert {v.kind: v.pool for v in qubes.qube(shared).volumes} == {"private": "one", "root": "one"}
+    Path(first.scratch).write_bytes(b"a" * 10)
+    Path(second.scratch).write_bytes(b"b" * 20)
+    clone_volume(qubes, first)
+    clone_volume(qubes, second)
+    assert (qubes.read_volume("a", "private"), qubes.read_volume("b", "private")) == (b"a" * 10, b"b" * 20)
+
+
+def test_a_scratch_qube_that_cannot_be_made_fails_every_qube_in_it(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    qubes = FakeQubes({"p": str(tmp_path / "p")})
+    shared = scratch_name("a\nb")
+    pairs = [replace(pair(q, "private", str(tmp_path / "p"), pool="p"), scratch_qube=shared) for q in "ab"]
+    qubes.fail("create_qube", shared, message="No space left on device")
+
+    failed = prepare_scratch(qubes, pairs, [])
+
+    assert sorted(failed) == ["a", "b"] and all("No space left on device" in m for m in failed.values())
 
 
 def test_a_scratch_volume_not_where_wyng_writes_fails_that_qube(tmp_path: Path) -> None:

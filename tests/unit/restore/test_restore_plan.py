@@ -466,3 +466,16 @@ def test_notes_cannot_be_cleared_and_the_plan_says_so() -> None:
                   on_conflict=ConflictPolicy.REPLACE)
     assert problems(result, "work") == {"notes_not_cleared": False}
     assert StepKind.NOTES not in {s.kind for s in result.steps}
+
+
+def test_appvms_share_a_scratch_qube_two_to_one_in_the_same_pool_only() -> None:
+    backup = [qube("fedora", T), qube("a", A, "fedora"), qube("b", A, "fedora"), qube("c", A, "fedora"),
+              qube("d", A, "fedora", pool="pool2")]
+    result = plan(session(backup))
+    homes = {v.qube: (v.scratch_qube, v.slot) for q in result.qubes for v in q.volumes if v.kind == "private"}
+    assert homes["a"] == (scratch_name("a\nb"), "private") and homes["b"] == (scratch_name("a\nb"), "root")
+    private_b, shared = result.qube("b").volumes[0], scratch_name("a\nb")
+    assert (private_b.kind, private_b.local_name) == ("private", f"appvms/{shared}/root.img")
+    assert homes["c"] == (scratch_name("c"), "private")  # the odd one out
+    assert homes["d"] == (scratch_name("d"), "private")  # in another pool: alone
+    assert homes["fedora"] == (scratch_name("fedora"), "private")
