@@ -35,7 +35,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 
 from wyngq import process
@@ -45,6 +44,7 @@ from wyngq.qubes.port import QubesPort
 from wyngq.restore.model import GUARD_TAG, VolumePair
 from wyngq.restore.plan import SCRATCH_PREFIX, SCRATCH_TAG
 from wyngq.wyng import snapshots
+from wyngq.wyng import text as text_lines
 from wyngq.wyng.runner import HEADER, Wyng
 
 SCRATCH_LABEL = "gray"
@@ -52,7 +52,6 @@ FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 log = logging.getLogger(__name__)
 
-_RECEIVING = re.compile(r"^Receiving volume '(?P<name>[^']+)'")
 
 
 def local_from(pairs: Iterable[VolumePair]) -> dict[str, list[list[str | None]]]:
@@ -80,10 +79,10 @@ class ReceiveTracker:
             self.done.clear()
             self.current = None
             return
-        match = _RECEIVING.match(text)
-        if match:
-            self.current = match["name"]
-        elif self.current is not None and (": OK" in text or text == "Snapshot retrieved."):
+        name = text_lines.receiving_volume(text)
+        if name is not None:
+            self.current = name
+        elif self.current is not None and text_lines.received(text):
             self.done.add(self.current)
             self.current = None
 

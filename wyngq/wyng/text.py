@@ -38,6 +38,13 @@ def receiving_volume(line: str) -> str | None:
     return _header(line, "Receiving volume")
 
 
+def received(line: str) -> bool:
+    """Whether this line ends a volume's receive well: `…: OK`, or, when Wyng
+    used its local snapshot, `Snapshot retrieved.`"""
+    text = line.strip()
+    return ": OK" in text or text == "Snapshot retrieved."
+
+
 def verifying_volume(line: str) -> str | None:
     """The volume a verify starts on at this line (`Verifying volume 'NAME'`), or None."""
     return _header(line, "Verifying volume")

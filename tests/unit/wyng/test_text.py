@@ -113,3 +113,11 @@ def test_a_session_id_is_the_local_time_by_the_second() -> None:
 def test_a_string_of_another_form_names_no_time(bad: str) -> None:
     assert session_time(bad) is None
     assert has_session_form(bad) is (bad == "20261399-999999")  # the form only; wyngq.names checks ranges
+
+
+def test_a_receive_ends_well_on_ok_or_a_snapshot_retrieved() -> None:
+    recorded = (FIXTURES / "cmd" / "045_receive_big_saveto.stdout").read_text().replace("\r", "\n").splitlines()
+    assert [line for line in recorded if text.received(line)] == ["[||||||||||||||||||||] 100% : OK "]
+    assert text.received("  Snapshot retrieved.\n")
+    assert not text.received("Receiving volume 'appvms/work/private.img' 20261126-151007")
+    assert not text.received("Error: chunk failed")
