@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from wyngq import __version__, bundle, carry, paths, volnames
 from wyngq.backup_shutdown import shutdown_order, stopped_for_backup
+from wyngq.contract.events import BackupPlanned, Opening, ShutdownPlanned
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0.backup import Dom0Backup, Dom0Outcome, Dom0Stream
 from wyngq.errors import ConfigError, ExitCode, QubesError, SnapshotsDisabledError, UsageError, WyngError
@@ -372,7 +373,7 @@ def run_backup(
         return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [load(n) for n in names])
     order = shutdown_order(names, qubes.overview(), request.shutdown_dependants)
     if request.dry_run:
-        reporter.event("plan", action="shutdown", qubes=list(order), dry_run=True)
+        reporter.event(ShutdownPlanned(tuple(order), dry_run=True))
         return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [load(n) for n in names])
     with stopped_for_backup(qubes, order, reporter) as stopped:
         result = _with_spool(qubes, wyng, request, reporter, workdir, known_archives, [qubes.qube(n) for n in names])
@@ -408,7 +409,7 @@ def _run_backup(
     known = known_archives.get(wyng.target) if known_archives is not None else None
     opened = known is None
     if known is None:
-        reporter.event("opening", dest=wyng.target.dest)  # Wyng derives the key first: seconds of silence
+        reporter.event(Opening(wyng.target.dest))  # Wyng derives the key first: seconds of silence
         known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
         if known_archives is not None:
             known_archives.put(wyng.target, known)
@@ -429,15 +430,13 @@ def _run_backup(
             "only disposable qubes selected: a backup needs at least one qube with data",
             hint="add a qube with volumes to the selection",
         )
-    reporter.event(
-        "plan",
-        action="backup",
-        qubes=list(plan.qubes),
-        volumes=[v.local_name for v in plan.volumes],
-        running=list(plan.running),
+    reporter.event(BackupPlanned(
+        qubes=plan.qubes,
+        volumes=tuple(v.local_name for v in plan.volumes),
+        running=plan.running,
         dry_run=request.dry_run,
         sizes={v.local_name: v.size for v in plan.volumes},
-    )
+    ))
 
     settings, unreadable = read_settings(qubes, plan.qubes)
     plan = plan.without(unreadable)
@@ -460,11 +459,10 @@ def _run_backup(
 
     _wait_for_new_second(known.newest)
     if not opened:
-        reporter.event("opening", dest=wyng.target.dest)
+        reporter.event(Opening(wyng.target.dest))
     started = session_id_now()
     sizes = {v.local_name: v.size for v in plan.volumes} | {v.archive_name: v.size for v in plan.volumes}
-    wyng.on_output = wyng_progress(reporter, lambda v: ({"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
-                                   | ({"size": sizes[v]} if v in sizes else {}))
+    wyng.on_output = wyng_progress(reporter, lambda v: (plan.volume_owner(v), sizes.get(v)))
     try:
         sent = wyng.send(
             local_from=local_from,

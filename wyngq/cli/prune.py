@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from wyngq import names
+from wyngq import names, render
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import ExitCode
 from wyngq.maintenance import PruneRequest, PruneResult, prune
-from wyngq.output import Human
 from wyngq.profile import AUTOPRUNE_MODES
 
 NEEDS_ARCHIVE = True
@@ -42,14 +41,6 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
         dry_run=args.dry_run,
     )
     done: PruneResult = with_wyng(context, lambda wyng: prune(wyng, request, presenter))
-    return finish(presenter, "prune", ExitCode.OK, done, lambda out: _human(out, done))
+    return finish(presenter, "prune", ExitCode.OK, done, lambda out: render.prune(out, done))
 
 
-def _human(out: Human, result: PruneResult) -> None:
-    verb = "Would remove" if result.dry_run else "Removed"
-    if not result.removed:
-        out.say("Nothing to prune." if result.dry_run else "No session was removed.")
-    for qube, sessions in result.removed.items():
-        out.say(f"  {qube:<32} {verb.lower()} {' '.join(sessions)}")
-    if result.kept_latest:
-        out.say(f"The newest session ({result.kept_latest[0]}) is always kept.")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from wyngq import paths
+from wyngq.contract.events import Dom0Streamed
 from wyngq.dom0 import CONFIG_VOLUME, HOME_VOLUME, configfiles, rpm, tarwrite, walk
 from wyngq.dom0.user import dom0_user
 from wyngq.errors import ConfigError, WyngqError
@@ -136,8 +137,7 @@ def write_for_send(request: Dom0Backup, spool_path: str, dest: str, meta_dir: st
         owned=lambda dirs: rpm.owned_files(dirs, paths.rpm_program()),
         secret_files=profile_passphrase_files(), never_inside=inside)
     for stream in streams:
-        reporter.event("dom0", item=stream.item, volume=stream.volume, members=stream.members,
-                       data_bytes=stream.data_bytes, bytes=stream.bytes)
+        reporter.event(Dom0Streamed(stream.item, stream.volume, stream.members, stream.data_bytes, stream.bytes))
     return streams
 
 

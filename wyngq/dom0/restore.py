@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 
 from wyngq import paths
+from wyngq.contract.events import Dom0RestorePlanned
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0 import compare, extract, inarchive
 from wyngq.dom0.compare import FileState
@@ -96,8 +97,7 @@ def run_restore(wyng: Wyng, request: Dom0RestoreRequest, reporter: Reporter) -> 
     session = inarchive.pick_session(archive, request.items, request.session)
     sizes = {i.item: i for i in inarchive.session_items(archive, session)}
     targets = {item: target_directory(item, session, request.into) for item in request.items}
-    reporter.event("restore_plan", session=session, dom0=list(request.items),
-                   into={item: targets[item] for item in request.items})
+    reporter.event(Dom0RestorePlanned(session, tuple(request.items), {item: targets[item] for item in request.items}))
     done = []
     with dom0_backup.spool(paths.spool_dir()) as spool:
         for item in request.items:

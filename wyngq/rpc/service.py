@@ -34,12 +34,14 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, BinaryIO, TypeVar, cast
 
 from wyngq import lock, names, passphrase, paths, process
+from wyngq.contract.events import JobAccepted
+from wyngq.contract.results import ProfileJobs, result_line
 from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError, WyngStalledError
 from wyngq.model import Qube
-from wyngq.output import JsonLines, exit_status, log_to_stderr, result_code, to_data
+from wyngq.output import JsonLines, exit_status, log_to_stderr
 from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, RpcRule, archive_care, load_profile, profile_dir
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
@@ -60,6 +62,7 @@ from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTERNAL_MESSAGE = "internal error in dom0; the details are in dom0's log"
 JOB_ACTIONS = ("backup", "restore", "verify", "prune")  # long ones: recorded for `status`
@@ -218,15 +221,8 @@ def serve(
         error, status = InternalError(INTERNAL_MESSAGE), int(ExitCode.INTERNAL)
     if isinstance(error, ConfigError):
         log.error("%s from %s: %s", call.entry.action, call.entry.caller, error)
-    data: dict[str, Any] = {"job": call.job.id} if call.job is not None else {}
-    if error is None:
-        data.update(_as_object(outcome.data))
-        for key in ("changed", "summary"):  # properties of the result, which to_data does not carry
-            value = getattr(outcome.data, key, None)
-            if value is not None:
-                data[key] = value
-    code = error.code if error is not None else result_code(status, data)
-    message = error.message if error is not None else None
+    line = result_line(call.entry.action, status, outcome.data, error, job=call.job.id if call.job else None)
+    code, message = line.code, line.message
 
     def record_job(caller_gone: bool) -> None:
         if call.job is not None:
@@ -236,7 +232,7 @@ def serve(
     gone_before_result = out.gone
     record_job(gone_before_result)  # before the result: a caller that asks `status` next sees the outcome
     out.finish()
-    call.presenter.result(call.entry.action, status, data or None, error=error)
+    call.presenter.line(line)
     if not out.drain(config.result_timeout):
         log.warning("the caller did not read the result of %s within %.0f s; it is recorded",
                     call.entry.action, config.result_timeout)
@@ -248,11 +244,6 @@ def serve(
     entry.outcome, entry.exit_code, entry.caller_gone = code, status, caller_gone
     audit.AuditLog(config.log_dir).write(entry)
     return status
-
-
-def _as_object(value: Any) -> dict[str, Any]:
-    data = to_data(value)
-    return data if isinstance(data, dict) else {"value": data}
 
 
 class _Call:
@@ -308,7 +299,7 @@ class _Call:
             if request.action in JOB_ACTIONS:
                 self.job = self.jobs.start(profile.name, request.action, self.caller, getattr(request, "qubes", ()))
                 self.entry.job = self.job.id
-                self.presenter.event("job", id=self.job.id, profile=profile.name, action=request.action)
+                self.presenter.event(JobAccepted(self.job.id, profile.name, request.action))
             env = actions.Env(
                 profile=profile,
                 reporter=self.presenter,
@@ -326,7 +317,7 @@ class _Call:
             records = [self.jobs.job(profile.name, request.job)]
         else:
             records = self.jobs.jobs(profile.name)
-        return actions.Outcome(ExitCode.OK, {"profile": profile.name, "jobs": jobs.records_as_data(records)})
+        return actions.Outcome(ExitCode.OK, ProfileJobs(profile.name, jobs.job_infos(records)))
 
     def _profile(self, name: str) -> Profile:
         try:
@@ -338,7 +329,7 @@ class _Call:
             raise not_permitted(self.caller, self.action, name) from None
 
     @staticmethod
-    def _with_wyng(profile: Profile, work: Callable[[Wyng], Any]) -> Any:
+    def _with_wyng(profile: Profile, work: Callable[[Wyng], T]) -> T:
         """Run `work` with Wyng as the profile says, with its passphrase (if any);
         nobody is ever asked for one here."""
         target = WyngTarget(executable=profile.wyng, dest=profile.dest, meta_dir=profile.meta_dir,
