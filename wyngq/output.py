@@ -98,11 +98,6 @@ class JsonLines:
     def line(self, line: ResultLine) -> None:
         self._write(to_json(line))
 
-    def relay(self, document: dict[str, JSON]) -> None:
-        """A line the qrexec service wrote (the client passes dom0's events on)."""
-        if not self.quiet:
-            self._write(document)
-
     def _write(self, document: JSON) -> None:
         try:
             self.stream.write(json.dumps(document, ensure_ascii=False, sort_keys=False).translate(_JSON_ESCAPES) + "\n")

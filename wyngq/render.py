@@ -196,6 +196,7 @@ def show_changes(out: Human, plan: RestorePlan) -> None:
                 new = "-" if op.value is None else repr(op.value)
                 out.say(f"    {step.kind.value} {op.verb} {shown(op.key)}: {old} -> {new}")
 
+
 def dom0_restore(out: Human, result: Dom0RestoreResult) -> None:
     for restored in result.restored:
         out.say(f"dom0 {restored.item} of session {result.session}: {restored.files} file(s), "
@@ -211,6 +212,7 @@ def dom0_restore(out: Human, result: Dom0RestoreResult) -> None:
         out.say("warning: the archive is not encrypted: anyone who could write it could have chosen these files; "
                 "review them before using any")
 
+
 def verify(out: Human, result: VerifyResult) -> None:
     out.say(f"Session {result.session}:")
     for qube in result.qubes:
@@ -221,6 +223,7 @@ def verify(out: Human, result: VerifyResult) -> None:
     if result.archive_check is not None:
         out.say(f"Whole archive (Wyng arch-check): {result.archive_check}")
 
+
 def prune(out: Human, result: PruneResult) -> None:
     verb = "Would remove" if result.dry_run else "Removed"
     if not result.removed:
@@ -230,11 +233,17 @@ def prune(out: Human, result: PruneResult) -> None:
     if result.kept_latest:
         out.say(f"The newest session ({result.kept_latest[0]}) is always kept.")
 
+
+def autoprune_off(out: Human, profile: str) -> None:
+    out.say(f"Profile {profile}: autoprune is off; nothing pruned.")
+
+
 def monitor(out: Human, result: MonitorResult) -> None:
     if not result.volumes:
         out.say("No selected volume is in an lvm_thin pool: nothing to monitor.")
     for volume in result.volumes:
         out.say(f"  monitored {volume}")
+
 
 def status(out: Human, result: StatusResult) -> None:
     if not any(result.jobs.values()):

@@ -30,9 +30,8 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
         # `prune` alone with a profile applies the profile's policy (the scheduled job does this)
         autoprune = context.profile.backup.autoprune or "off"
         if autoprune == "off":
-            nothing = PruneResult(args.dry_run, {}, ())
-            return finish(presenter, "prune", ExitCode.OK, nothing,
-                          lambda out: out.say(f"Profile {context.profile.name}: autoprune is off; nothing pruned."))  # type: ignore[union-attr]
+            nothing, profile = PruneResult(args.dry_run, {}, ()), context.profile.name
+            return finish(presenter, "prune", ExitCode.OK, nothing, lambda out: render.autoprune_off(out, profile))
     request = PruneRequest(
         qubes=tuple(names.qube_name(q) for q in args.qubes),
         sessions=sessions,
