@@ -54,6 +54,7 @@ from typing import Any
 from wyngq.errors import ConfigError, UsageError
 from wyngq.names import is_qube_name
 from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT, ArchiveCare
+from wyngq.wyng.sessions import SESSION_ID
 
 PROFILE_DIR = "/etc/wyng-util-qubes/profiles"
 PROFILE_DIR_ENV = "WYNGQ_PROFILE_DIR"
@@ -316,7 +317,6 @@ def _dom0(raw: Any) -> Dom0Settings:
 
 
 SESSION_TAG = re.compile(r"[a-z0-9_.-]{1,25}")  # Wyng lower-cases tag ids and keeps 25 characters
-SESSION_ID = re.compile(r"\d{8}-\d{6}")
 VOUCH = re.compile(r"reflink_fs_[a-z0-9]{1,16}|fs_online_factors")
 MAX_TAGS = 4  # Wyng keeps 5 tags per session and drops the rest silently; wyngq adds "qubes"
 

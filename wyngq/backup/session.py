@@ -8,7 +8,6 @@ that is proof enough, else from its catalogue.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Collection
 
@@ -17,6 +16,10 @@ from wyngq.backup.model import BackupPlan
 from wyngq.errors import WyngError
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.runner import Wyng
+from wyngq.wyng.sessions import session_id_now
+from wyngq.wyng.text import sent_volumes
+
+__all__ = ["confirm_session", "new_session", "sent_volumes", "session_id_now", "wait_for_new_second"]
 
 
 def new_session(before: Collection[str], after: Archive, not_before: str = "") -> str | None:
@@ -27,33 +30,6 @@ def new_session(before: Collection[str], after: Archive, not_before: str = "") -
     meta = after.volumes.get(volnames.METADATA_VOLUME)
     candidates = sorted(s for s in set(meta.sessions) - old if s >= not_before) if meta is not None else []
     return candidates[-1] if candidates else None
-
-
-def session_id_now(now: float | None = None) -> str:
-    """The id Wyng gives a session started at `now` (local time, by the second)."""
-    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-
-
-def sent_volumes(stdout: str) -> tuple[str | None, set[str]]:
-    """From `wyng send` output: the session it wrote, and the volumes it finished
-    (a full progress bar, or `no change` with --send-unchanged)."""
-    session: str | None = None
-    finished: set[str] = set()
-    current: str | None = None
-    for line in stdout.replace("\r", "\n").splitlines():
-        text = line.strip()
-        if match := _SENDING.match(text):
-            session = match["session"] if session in (None, match["session"]) else "?"
-        elif match := _VOLUME_HEADER.match(text):
-            current = match["name"]
-        elif current is not None and ("100%" in text or text == "no change"):
-            finished.add(current)
-            current = None
-    return (session if session != "?" else None), finished
-
-
-_SENDING = re.compile(r"^Sending backup session (?P<session>\d{8}-\d{6}):")
-_VOLUME_HEADER = re.compile(r"^Volume '(?P<name>[^']+)'")
 
 
 def confirm_session(
