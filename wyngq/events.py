@@ -2,15 +2,16 @@
 
 The engine calls `reporter.event(TYPE, **fields)`; entry points choose the
 presentation (human text on a terminal, JSON Lines otherwise, or nothing).
-Wyng's own output is turned into `volume` events here: `started`, `progress`
-(with `percent`, in steps of 5) and `done`.
+Wyng's own output (read by wyngq.wyng.text) is turned into `volume` events
+here: `started`, `progress` (with `percent`, in steps of 5) and `done`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Protocol
+
+from wyngq.wyng import text
 
 
 class Reporter(Protocol):
@@ -22,9 +23,6 @@ class NullReporter:
         return None
 
 
-_VOLUME = re.compile(r"^(?:Volume|Receiving volume|Verifying volume) '(?P<name>[^']+)'")
-_PERCENT = re.compile(r"(?P<pct>\d{1,3}(?:\.\d)?)%")
-_BAR = re.compile(r"\[(?P<bar>[|.]*)")
 STEP = 5
 
 
@@ -40,9 +38,9 @@ class WyngProgress:
 
     def __call__(self, line: str) -> None:
         self.reporter.event("wyng_output", line=line)
-        match = _VOLUME.match(line.strip())
-        if match:
-            self.volume, self.percent = match["name"], -1
+        volume = text.volume_header(line)
+        if volume is not None:
+            self.volume, self.percent = volume, -1
             self._emit("started")
             return
         self.partial(line)
@@ -53,7 +51,7 @@ class WyngProgress:
     def partial(self, fragment: str) -> None:
         if self.volume is None:
             return
-        percent = _percent(fragment)
+        percent = text.percent(fragment)
         if percent is None:
             return
         stepped = min(100, percent - percent % STEP)
@@ -65,18 +63,6 @@ class WyngProgress:
     def _emit(self, state: str, **extra: object) -> None:
         assert self.volume is not None
         self.reporter.event("volume", volume=self.volume, state=state, **extra, **self.describe(self.volume))
-
-
-def _percent(text: str) -> int | None:
-    """Wyng shows either `NN.N%` (receive/verify, attended send) or, unattended,
-    a bar of 20 cells filled one `|` per 5 %."""
-    found = _PERCENT.findall(text)
-    if found:
-        return int(float(found[-1]))
-    bar = _BAR.search(text)
-    if bar and bar["bar"]:
-        return bar["bar"].count("|") * STEP
-    return None
 
 
 def wyng_progress(reporter: Reporter, describe: Callable[[str], dict[str, object]]) -> WyngProgress:
