@@ -32,6 +32,7 @@ from wyngq import tarstream
 from wyngq.errors import ExitCode, WyngqError
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass, QubeSettings, VolumeSettings
 from wyngq.names import is_qube_name
+from wyngq.wyng.sessions import has_session_form
 
 MANIFEST_NAME = "wyngq.json"
 MANIFEST_FORMAT = "wyngq-manifest"
@@ -49,7 +50,6 @@ BUNDLE_LIMITS = tarstream.TarLimits(
 MAX_MANIFEST_VALUES = 500_000
 MAX_NUMBER_DIGITS = 20
 _INTEGER = re.compile(rf"-?[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
-SESSION_ID = re.compile(r"\d{8}-\d{6}")
 
 
 class BundleError(WyngqError):
@@ -239,7 +239,7 @@ def _decode_carried(raw: dict[str, Any]
     entries = {}
     for name, item in raw.items():
         session = _str(_dict(item, name)["session"], "session")
-        if not SESSION_ID.fullmatch(session):
+        if not has_session_form(session):
             raise ValueError(f"bad session id {session!r} of carried qube {name!r}")
         sessions[name] = session
         entries[name] = item["qube"]

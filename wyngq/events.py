@@ -2,18 +2,18 @@
 
 The engine calls `reporter.event(EVENT)` with one of the event dataclasses of
 `wyngq.contract.events`; entry points choose the presentation (human text on a
-terminal, JSON Lines otherwise, or nothing). Wyng's own output is turned into
-`volume` events here: `started`, `progress` (with `percent`, in steps of 5) and
-`done`.
+terminal, JSON Lines otherwise, or nothing). Wyng's own output (read by
+wyngq.wyng.text) is turned into `volume` events here: `started`, `progress`
+(with `percent`, in steps of 5) and `done`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Literal, Protocol
 
 from wyngq.contract.events import Event, VolumeProgress, WyngOutput
+from wyngq.wyng import text
 
 
 class Reporter(Protocol):
@@ -29,9 +29,6 @@ class NullReporter:
 Describe = Callable[[str], tuple[str | None, int | None]]
 
 
-_VOLUME = re.compile(r"^(?:Volume|Receiving volume|Verifying volume) '(?P<name>[^']+)'")
-_PERCENT = re.compile(r"(?P<pct>\d{1,3}(?:\.\d)?)%")
-_BAR = re.compile(r"\[(?P<bar>[|.]*)")
 STEP = 5
 
 
@@ -47,9 +44,9 @@ class WyngProgress:
 
     def __call__(self, line: str) -> None:
         self.reporter.event(WyngOutput(line))
-        match = _VOLUME.match(line.strip())
-        if match:
-            self.volume, self.percent = match["name"], -1
+        volume = text.volume_header(line)
+        if volume is not None:
+            self.volume, self.percent = volume, -1
             self._emit("started")
             return
         self.partial(line)
@@ -60,7 +57,7 @@ class WyngProgress:
     def partial(self, fragment: str) -> None:
         if self.volume is None:
             return
-        percent = _percent(fragment)
+        percent = text.percent(fragment)
         if percent is None:
             return
         stepped = min(100, percent - percent % STEP)
@@ -73,18 +70,6 @@ class WyngProgress:
         assert self.volume is not None
         qube, size = self.describe(self.volume)
         self.reporter.event(VolumeProgress(self.volume, state, percent=percent, qube=qube, size=size))
-
-
-def _percent(text: str) -> int | None:
-    """Wyng shows either `NN.N%` (receive/verify, attended send) or, unattended,
-    a bar of 20 cells filled one `|` per 5 %."""
-    found = _PERCENT.findall(text)
-    if found:
-        return int(float(found[-1]))
-    bar = _BAR.search(text)
-    if bar and bar["bar"]:
-        return bar["bar"].count("|") * STEP
-    return None
 
 
 def nothing_known(volume: str) -> tuple[str | None, int | None]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 from wyngq.errors import UsageError
+from wyngq.wyng.sessions import has_session_form
 
 _QUBE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,30}")
 _RESERVED = frozenset({"none", "default", "dom0"})
-_SESSION = re.compile(r"(\d{8})-(\d{6})")
 LATEST = "latest"
 
 
@@ -39,10 +39,10 @@ def qube_name(name: str) -> str:
 
 
 def is_session_id(text: str) -> bool:
-    match = _SESSION.fullmatch(text)
-    if match is None:
+    """Return True if `text` is a Wyng session id naming a possible time."""
+    if not has_session_form(text):
         return False
-    date, time = match.groups()
+    date, time = text[:8], text[9:]
     month, day = int(date[4:6]), int(date[6:8])
     hour, minute, second = int(time[0:2]), int(time[2:4]), int(time[4:6])
     return 1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61

@@ -83,31 +83,10 @@ def run(
     child's exit status tells the caller what happened.
     """
     log.debug("run: %s", " ".join(argv))
-    stdin_arg: int | None
-    if stdin is not None:
-        stdin_arg = subprocess.PIPE
-    elif inherit_stdin:
-        stdin_arg = None
-    else:
-        stdin_arg = subprocess.DEVNULL
     # The forwarding handlers go in before the child exists and come out after it
     # is reaped: a signal in between is never lost (see _ForwardSignals).
     with _ForwardSignals() as forwarding:
-        try:
-            child = subprocess.Popen(
-                list(argv),
-                stdin=stdin_arg,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(env) if env is not None else None,
-                # Its own session: a terminal's Ctrl-C reaches only us, and we pass
-                # it on exactly once (below), so Wyng sees one interrupt.
-                start_new_session=True,
-            )
-        except FileNotFoundError as err:
-            raise ProgramMissingError(f"program not found: {argv[0]}", hint="install it or give its path") from err
-        except PermissionError as err:
-            raise ConfigError(f"program not executable: {argv[0]}") from err
+        child = _start(argv, _stdin_source(stdin, inherit_stdin), env)
         forwarding.attach(child)
 
         watch = _Watch(child, idle_timeout=idle_timeout, timeout=timeout, max_stdout=max_stdout)
@@ -116,17 +95,49 @@ def run(
         stderr_thread = threading.Thread(target=_drain, args=(child.stderr, stderr, watch), daemon=True)
         stderr_thread.start()
         if stdin is not None:
-            assert child.stdin is not None
-            try:
-                child.stdin.write(stdin)
-                child.stdin.close()
-            except BrokenPipeError:
-                pass
+            _write_stdin(child, stdin)
         stdout = _read_lines(child.stdout, on_stdout_line, on_partial_line, watch)
         returncode = child.wait()
         stderr_thread.join(STOP_GRACE if watch.stopped else None)
     log.debug("rc=%d from %s%s", returncode, argv[0], f" (stopped: {watch.stopped})" if watch.stopped else "")
     return Completed(tuple(argv), returncode, stdout.text(), stderr.text(), watch.stopped, stdout.truncated)
+
+
+def _stdin_source(stdin: bytes | None, inherit_stdin: bool) -> int | None:
+    """What the child's stdin is: a pipe for `stdin`, ours, or /dev/null."""
+    if stdin is not None:
+        return subprocess.PIPE
+    return None if inherit_stdin else subprocess.DEVNULL
+
+
+def _start(argv: Sequence[str], stdin: int | None, env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
+    """Start the child with piped stdout and stderr; raise ProgramMissingError or
+    ConfigError when the program is missing or not executable."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            # Its own session: a terminal's Ctrl-C reaches only us, and we pass
+            # it on exactly once (_ForwardSignals), so Wyng sees one interrupt.
+            start_new_session=True,
+        )
+    except FileNotFoundError as err:
+        raise ProgramMissingError(f"program not found: {argv[0]}", hint="install it or give its path") from err
+    except PermissionError as err:
+        raise ConfigError(f"program not executable: {argv[0]}") from err
+
+
+def _write_stdin(child: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write `data` to the child's stdin and close it; a child that does not read it is no error."""
+    assert child.stdin is not None
+    try:
+        child.stdin.write(data)
+        child.stdin.close()
+    except BrokenPipeError:
+        pass
 
 
 class _Kept:

@@ -17,10 +17,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from wyngq.errors import UsageError
+from wyngq.wyng.sessions import session_time
+
+__all__ = ["QubeDue", "due_qubes", "parse_age", "session_time"]
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SESSION = re.compile(r"\d{8}-\d{6}")
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,6 @@ def parse_age(text: str) -> int:
     if not spelled or _AGE.sub("", spelled) or not parts:
         raise UsageError(f"invalid age {text!r}", hint="give seconds or a duration such as 12h, 1d, 1w")
     return int(sum(float(number) * _UNITS[unit] for number, unit in parts))
-
-
-def session_time(session: str) -> float | None:
-    """The local time a session id (`YYYYMMDD-HHMMSS`, Wyng's local clock) names."""
-    if not _SESSION.fullmatch(session):
-        return None
-    try:
-        return time.mktime(time.strptime(session, "%Y%m%d-%H%M%S"))
-    except (ValueError, OverflowError):
-        return None
 
 
 def due_qubes(

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def accepted_profile_keys() -> set[str]:
-    """The keys of every `_only(table, {...}, where)` check in wyngq/profile.py."""
-    tree = ast.parse((ROOT / "wyngq/profile.py").read_text())
+    """The keys of every `_only(table, {...}, where)` check in wyngq/profile/schema.py."""
+    tree = ast.parse((ROOT / "wyngq/profile/schema.py").read_text())
     keys: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_only":

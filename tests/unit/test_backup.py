@@ -359,31 +359,6 @@ def test_empty_plan_has_an_empty_local_from() -> None:
     assert BackupPlan(qubes=(), volumes=()).local_from() == {}
 
 
-def test_sent_volumes_reads_the_session_and_finished_volumes_of_a_real_send() -> None:
-    from tests.conftest import FIXTURES
-    from wyngq.backup import sent_volumes
-
-    stdout = (FIXTURES / "cmd" / "020_send_full.stdout").read_text()
-    session, finished = sent_volumes(stdout)
-    assert session == "20261126-151007"
-    assert finished == {
-        "wyng-qubes-metadata", "appvms/personal/private.img", "appvms/work/private.img",
-        "vm-templates/fedora/private.img", "vm-templates/fedora/root.img", "appvms/extra/private.img",
-    }
-
-
-def test_sent_volumes_counts_no_change_and_not_an_unfinished_volume() -> None:
-    from wyngq.backup import sent_volumes
-
-    stdout = (
-        "Sending backup session 20261126-151147:\n"
-        "Volume 'a/private.img'\n  no change\n"
-        "Volume 'b/private.img'\n  [||||||||||\n"
-    )
-    assert sent_volumes(stdout) == ("20261126-151147", {"a/private.img"})
-    assert sent_volumes("Sending backup session 20261126-151147:\nSending backup session 20261126-151148:\n")[0] is None
-
-
 def test_a_session_older_than_the_send_is_never_taken_for_it() -> None:
     after = _archive("list_04_after_incr1")
     before = _archive("list_03_after_nochange_unchanged").sessions()

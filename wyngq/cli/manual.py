@@ -137,29 +137,10 @@ def _roff_option(option: Option) -> list[str]:
 
 
 def man_page() -> str:
+    """The manual page wyng-util-qubes(1), in roff, from the parsers `--help` prints."""
     dom0 = cli.build_parser()
     remote = client.build_parser()
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    date = time.strftime("%Y-%m-%d", time.gmtime(int(epoch))) if epoch else ""
-    out = [
-        f'.TH WYNG\\-UTIL\\-QUBES 1 "{date}" "{PROG} {__version__}" "User Commands"',
-        ".SH NAME",
-        f"{roff(PROG)} \\- back up and restore Qubes OS qubes, data and settings, with Wyng",
-        ".SH SYNOPSIS",
-        f".B {roff(PROG)}",
-        "[\\fIOPTIONS\\fR] \\fIACTION\\fR [\\fIARGUMENTS\\fR] [\\fIOPTIONS\\fR]",
-        ".SH DESCRIPTION",
-        roff(dom0.description or ""),
-        ".PP",
-        roff("In dom0 it backs up qubes' disk volumes and settings into one Wyng session, and restores them: "
-             "planned first, with the previous data kept as volume revisions. Options may come before or "
-             "after the action. On a terminal it prints text; otherwise, or with --json, JSON Lines whose "
-             "last line is always the result."),
-        ".PP",
-        roff("In a qube (see MANAGEMENT QUBE) the same command forwards each request to dom0."),
-        ".SH OPTIONS",
-        roff("These options are taken by every action."),
-    ]
+    out = _man_head(dom0)
     for option in global_options(dom0):
         out += _roff_option(option)
     out += [".SH ACTIONS"]
@@ -178,14 +159,45 @@ def man_page() -> str:
     for verb in verbs(remote):
         line = " ".join((verb.name, *verb.positionals, *(o.flags[-1] for o in verb.options)))
         out += [".TP", f"\\fB{roff(verb.name)}\\fR " + roff(line[len(verb.name):].strip()), roff(verb.help)]
-    out += [".SH EXIT STATUS"]
+    return "\n".join(out + _man_tail())
+
+
+def _man_head(dom0: argparse.ArgumentParser) -> list[str]:
+    """The title (dated SOURCE_DATE_EPOCH, for reproducible builds), name, synopsis and description."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    date = time.strftime("%Y-%m-%d", time.gmtime(int(epoch))) if epoch else ""
+    return [
+        f'.TH WYNG\\-UTIL\\-QUBES 1 "{date}" "{PROG} {__version__}" "User Commands"',
+        ".SH NAME",
+        f"{roff(PROG)} \\- back up and restore Qubes OS qubes, data and settings, with Wyng",
+        ".SH SYNOPSIS",
+        f".B {roff(PROG)}",
+        "[\\fIOPTIONS\\fR] \\fIACTION\\fR [\\fIARGUMENTS\\fR] [\\fIOPTIONS\\fR]",
+        ".SH DESCRIPTION",
+        roff(dom0.description or ""),
+        ".PP",
+        roff("In dom0 it backs up qubes' disk volumes and settings into one Wyng session, and restores them: "
+             "planned first, with the previous data kept as volume revisions. Options may come before or "
+             "after the action. On a terminal it prints text; otherwise, or with --json, JSON Lines whose "
+             "last line is always the result."),
+        ".PP",
+        roff("In a qube (see MANAGEMENT QUBE) the same command forwards each request to dom0."),
+        ".SH OPTIONS",
+        roff("These options are taken by every action."),
+    ]
+
+
+def _man_tail() -> list[str]:
+    """Exit status, files, examples and see also."""
+    out = [".SH EXIT STATUS"]
     for code in ExitCode:
         out += [".TP", f"\\fB{int(code)}\\fR", roff(EXIT_MEANINGS[code])]
     out += [".TP", "\\fB128+N\\fR", roff("stopped by signal N (130: Ctrl-C, 143: SIGTERM)")]
     out += [".SH FILES"]
     for path, what in FILES:
         out += [".TP", f"\\fI{roff(path)}\\fR", roff(what)]
-    out += [
+    return [
+        *out,
         ".SH EXAMPLES",
         ".nf",
         roff(f"sudo {PROG} --dest=file:/mnt/backup/laptop.wyng create"),
@@ -199,7 +211,6 @@ def man_page() -> str:
              "/usr/share/doc/wyng-util-qubes/ (README.md and docs/)."),
         "",
     ]
-    return "\n".join(out)
 
 
 # -- bash completion ------------------------------------------------------------------------------

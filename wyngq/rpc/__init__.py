@@ -2,8 +2,10 @@
 
     qubes-rpc/qubes.WyngBackup     the dom0 wrapper qrexec runs (as the dom0 user):
                                    `sudo -n` to a fixed `python3 -I -m wyngq.rpc.service CALLER ACTION`
-    service.py                     entry point: action table, stdin cap, profile, authorisation,
-                                   engine, JSON Lines out, audit line, job record
+    service.py                     entry point: one call's result line, job record and audit line
+    call.py                        one call: action table, stdin cap, profile, authorisation, then
+                                   status or the action under the operation lock, with its job record
+    stream.py                      the caller's stdout, written by a thread that never holds up the job
     request.py                     the parser is the validator: untrusted bytes -> frozen dataclasses
     authorize.py                   which caller may do what with a profile ([rpc] rules), pure
     actions.py                     each action -> the engine function the CLI uses

@@ -20,170 +20,37 @@ Client errors get a clear message and their exit code; internal errors a
 generic message, with the traceback on stderr (dom0's qrexec log, which the
 caller never sees). A caller that goes away does not stop the job: EPIPE on
 stdout is ignored, the outcome is recorded and shown by `+status`.
+
+Steps 1-4 are wyngq.rpc.call, the caller's stdout wyngq.rpc.stream; this module
+turns the call's outcome into the result line, the job record and the audit line.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
-import queue
 import signal
 import sys
-import tempfile
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import IO, BinaryIO, TypeVar, cast
+from typing import IO, BinaryIO, cast
 
-from wyngq import lock, names, passphrase, paths, process
-from wyngq.contract.events import JobAccepted
-from wyngq.contract.results import ProfileJobs, result_line
-from wyngq.errors import ConfigError, ExitCode, Interrupted, QubesError, UsageError, WyngqError, WyngStalledError
-from wyngq.model import Qube
+from wyngq.contract.results import ResultLine, result_line
+from wyngq.errors import ConfigError, ExitCode, Interrupted, UsageError, WyngqError
 from wyngq.output import JsonLines, exit_status, log_to_stderr
-from wyngq.profile import PROFILE_DIR, RPC_ACTIONS, Profile, RpcRule, archive_care, load_profile, profile_dir
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
-from wyngq.rpc import actions, audit, jobs
-from wyngq.rpc.authorize import authorize, not_permitted
-from wyngq.rpc.request import (
-    MAX_REQUEST_BYTES,
-    READ_TIMEOUT,
-    Request,
-    RequestError,
-    StatusCall,
-    parse_request,
-    read_capped,
-)
-from wyngq.wyng import commands, runner
-from wyngq.wyng.commands import WyngTarget
-from wyngq.wyng.known import KnownArchives
-from wyngq.wyng.runner import Wyng
+from wyngq.rpc import actions, audit
+from wyngq.rpc.call import Call, Config
+from wyngq.rpc.stream import CallerStream
+
+__all__ = ["SIGNALS", "CallerStream", "Config", "SignalGate", "main", "serve"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 INTERNAL_MESSAGE = "internal error in dom0; the details are in dom0's log"
-JOB_ACTIONS = ("backup", "restore", "verify", "prune")  # long ones: recorded for `status`
-MAX_PENDING_BYTES = 1 << 20  # output waiting for a caller that is not reading, before events are dropped
-RESULT_TIMEOUT = 60.0  # how long the finished call waits for a caller to read its result
-
-
-@dataclass(frozen=True)
-class Config:
-    """Where the service finds and keeps things; tests point these at tmp_path."""
-
-    profile_dir: str = PROFILE_DIR
-    log_dir: str = audit.LOG_DIR
-    state_dir: str = paths.STATE_DIR
-    lock_path: str = lock.LOCK_PATH
-    max_request_bytes: int = MAX_REQUEST_BYTES
-    read_timeout: float = READ_TIMEOUT
-    result_timeout: float = RESULT_TIMEOUT
-
-    @classmethod
-    def from_environment(cls) -> Config:
-        """The defaults, with the same WYNGQ_* overrides the dom0 CLI honours, so
-        that both always share one operation lock, one set of profiles and one
-        job store. (sudo resets the environment: in dom0 these are the defaults.
-        The caller has no way to set them.)"""
-        return cls(profile_dir=profile_dir(), state_dir=paths.state_dir(), lock_path=lock.lock_path())
 
 
 class InternalError(WyngqError):
     """What the caller is told about a bug; the traceback stays in dom0."""
-
-
-class CallerStream:
-    """The caller's stdout, as text, that never holds up the job.
-
-    Lines go through a queue to a writer thread, so a caller that stops reading
-    (or a slow qrexec connection) blocks only that thread, never Wyng's output or
-    the operation lock. While more than `max_pending` bytes wait, new lines are
-    dropped (they are progress and per-qube events; the result repeats what
-    matters) and a `dropped` event says how many when the caller catches up.
-    After `finish()` nothing is dropped: the result line always gets queued.
-    A write that fails with EPIPE means the caller went away: `gone` becomes
-    True, everything else is discarded, and the work carries on."""
-
-    def __init__(self, raw: BinaryIO, *, max_pending: int = MAX_PENDING_BYTES) -> None:
-        self.raw = raw
-        self.max_pending = max_pending
-        self.gone = False
-        self.dropped = 0
-        self._final = False
-        self._pending = 0
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write_all, name="caller-stream", daemon=True)
-        self._writer.start()
-
-    def write(self, text: str) -> int:
-        data = text.encode("utf-8", "backslashreplace")
-        with self._lock:
-            if self.gone:
-                return len(text)
-            if not self._final and self._pending + len(data) > self.max_pending:
-                self.dropped += 1
-                return len(text)
-            if self.dropped:
-                notice = json.dumps({"type": "dropped", "lines": self.dropped,
-                                     "why": "the caller was not reading; the result line has the outcome"})
-                self._put(notice.encode() + b"\n")
-                self.dropped = 0
-            self._put(data)
-        return len(text)
-
-    def flush(self) -> None:
-        return None
-
-    def finish(self) -> None:
-        """From now on nothing is dropped (the result line comes next)."""
-        with self._lock:
-            self._final = True
-
-    def drain(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for everything queued to reach the caller;
-        return whether it did (or the caller is gone, so nothing is left to send)."""
-        self._queue.put(None)
-        self._writer.join(timeout)
-        return not self.writing
-
-    @property
-    def writing(self) -> bool:
-        """Whether output is still on its way (the caller has not read it all)."""
-        return self._writer.is_alive()
-
-    def _put(self, data: bytes) -> None:
-        self._pending += len(data)
-        self._queue.put(data)
-
-    def _write_all(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if not self.gone:
-                self._send(data)
-            with self._lock:
-                self._pending -= len(data)
-
-    def _send(self, data: bytes) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                written = self.raw.write(view)
-                view = view[written if written is not None else len(view):]
-            self.raw.flush()
-        except (BrokenPipeError, ConnectionResetError, ValueError):
-            self._lost()
-        except OSError as err:
-            if err.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
-                log.exception("writing to the caller failed")
-            self._lost()
-
-    def _lost(self) -> None:
-        if not self.gone:
-            log.warning("the caller went away; the job goes on and its outcome is recorded")
-        self.gone = True
 
 
 def serve(
@@ -201,7 +68,19 @@ def serve(
     once the work is over. `caller` and `action` are
     qrexec's (trusted) values; `stdin` is the caller's, `stdout` goes to it."""
     out = CallerStream(stdout)
-    call = _Call(config, caller, action, JsonLines(cast(IO[str], out)), qubes_factory)
+    call = Call(config, caller, action, JsonLines(cast(IO[str], out)), qubes_factory)
+    outcome, error, status = _work(call, stdin, quiet_signals)
+    line = result_line(call.entry.action, status, outcome.data, error, job=call.job.id if call.job else None)
+    caller_gone = _answer(call, out, outcome, line)
+    entry = call.entry
+    entry.qubes = outcome.qubes or entry.qubes
+    entry.outcome, entry.exit_code, entry.caller_gone = line.code, status, caller_gone
+    audit.AuditLog(config.log_dir).write(entry)
+    return status
+
+
+def _work(call: Call, stdin: BinaryIO, quiet_signals: bool) -> tuple[actions.Outcome, WyngqError | None, int]:
+    """Run the call; return its outcome, the error that ended it (None: none) and its exit status."""
     error: WyngqError | None = None
     outcome = actions.Outcome(ExitCode.INTERNAL, None)
     try:
@@ -221,136 +100,29 @@ def serve(
         error, status = InternalError(INTERNAL_MESSAGE), int(ExitCode.INTERNAL)
     if isinstance(error, ConfigError):
         log.error("%s from %s: %s", call.entry.action, call.entry.caller, error)
-    line = result_line(call.entry.action, status, outcome.data, error, job=call.job.id if call.job else None)
-    code, message = line.code, line.message
+    return outcome, error, status
+
+
+def _answer(call: Call, out: CallerStream, outcome: actions.Outcome, line: ResultLine) -> bool:
+    """Finish the job record, then send the result line and wait for the caller
+    to read it; return whether the caller went away (or never read it)."""
 
     def record_job(caller_gone: bool) -> None:
         if call.job is not None:
-            call.jobs.finish(call.job, exit_code=status, code=code, message=message, session=outcome.session,
-                             caller_gone=caller_gone, qubes=outcome.qubes or None)
+            call.jobs.finish(call.job, exit_code=line.exit_code, code=line.code, message=line.message,
+                             session=outcome.session, caller_gone=caller_gone, qubes=outcome.qubes or None)
 
     gone_before_result = out.gone
     record_job(gone_before_result)  # before the result: a caller that asks `status` next sees the outcome
     out.finish()
     call.presenter.line(line)
-    if not out.drain(config.result_timeout):
+    if not out.drain(call.config.result_timeout):
         log.warning("the caller did not read the result of %s within %.0f s; it is recorded",
-                    call.entry.action, config.result_timeout)
+                    call.entry.action, call.config.result_timeout)
     caller_gone = out.gone or out.writing
     if caller_gone and not gone_before_result:
         record_job(caller_gone)
-    entry = call.entry
-    entry.qubes = outcome.qubes or entry.qubes
-    entry.outcome, entry.exit_code, entry.caller_gone = code, status, caller_gone
-    audit.AuditLog(config.log_dir).write(entry)
-    return status
-
-
-class _Call:
-    """The state of one call as it goes, so that its end is recorded whatever happens."""
-
-    def __init__(
-        self,
-        config: Config,
-        caller: str,
-        action: str,
-        presenter: JsonLines,
-        qubes_factory: Callable[[], QubesPort],
-    ) -> None:
-        self.config = config
-        self.caller = caller
-        self.action = action
-        self.presenter = presenter
-        self.qubes_factory = qubes_factory
-        self.jobs = jobs.JobStore(config.state_dir)
-        self.job: jobs.JobRecord | None = None
-        known = action in RPC_ACTIONS
-        self.entry = audit.AuditEntry(
-            caller=caller if names.is_qube_name(caller) else ascii(caller)[:40],
-            action=action if known else "unknown",
-        )
-        self._port: QubesPort | None = None
-        self._seen: dict[str, Qube | None] = {}
-
-    def run(self, stdin: BinaryIO) -> actions.Outcome:
-        if self.action not in RPC_ACTIONS:
-            raise RequestError(
-                f"unknown action {ascii(self.action)[:40]}",
-                hint=f"call qubes.WyngBackup+ACTION with ACTION one of {', '.join(RPC_ACTIONS)}",
-            )
-        if not names.is_qube_name(self.caller):
-            raise UsageError("the service was not started by qrexec with a valid caller (QREXEC_REMOTE_DOMAIN)")
-        untrusted_data = read_capped(stdin, self.config.max_request_bytes, self.config.read_timeout)
-        request = parse_request(self.action, untrusted_data)
-        del untrusted_data
-        self.entry.profile = request.profile
-        self.entry.qubes = getattr(request, "qubes", ())
-        profile = self._profile(request.profile)
-        rule = authorize(profile, self.caller, request, self._lookup)
-        if isinstance(request, StatusCall):
-            return self._status(profile, request)
-        return self._run_job(profile, request, rule)
-
-    def _run_job(self, profile: Profile, request: Request, rule: RpcRule | None = None) -> actions.Outcome:
-        with (
-            lock.operation_lock(f"qrexec {request.action} from {self.caller}", path=self.config.lock_path),
-            tempfile.TemporaryDirectory(prefix="wyngq-rpc-") as workdir,
-        ):
-            if request.action in JOB_ACTIONS:
-                self.job = self.jobs.start(profile.name, request.action, self.caller, getattr(request, "qubes", ()))
-                self.entry.job = self.job.id
-                self.presenter.event(JobAccepted(self.job.id, profile.name, request.action))
-            env = actions.Env(
-                profile=profile,
-                reporter=self.presenter,
-                workdir=workdir,
-                qubes=self._qubes,
-                with_wyng=lambda work: self._with_wyng(profile, work),
-                known_archives=KnownArchives(self.config.state_dir),
-                rule=rule,
-                lookup=self._lookup,
-            )
-            return actions.handle(env, request)
-
-    def _status(self, profile: Profile, request: StatusCall) -> actions.Outcome:
-        if request.job is not None:
-            records = [self.jobs.job(profile.name, request.job)]
-        else:
-            records = self.jobs.jobs(profile.name)
-        return actions.Outcome(ExitCode.OK, ProfileJobs(profile.name, jobs.job_infos(records)))
-
-    def _profile(self, name: str) -> Profile:
-        try:
-            return load_profile(name, self.config.profile_dir)
-        except ConfigError as err:
-            # Missing or invalid, the caller hears the same as for a forbidden profile,
-            # so it cannot learn which profiles exist; dom0's log has the details.
-            log.warning("%s from %s: profile %s: %s", self.action, self.caller, name, err)
-            raise not_permitted(self.caller, self.action, name) from None
-
-    @staticmethod
-    def _with_wyng(profile: Profile, work: Callable[[Wyng], T]) -> T:
-        """Run `work` with Wyng as the profile says, with its passphrase (if any);
-        nobody is ever asked for one here."""
-        target = WyngTarget(executable=profile.wyng, dest=profile.dest, meta_dir=profile.meta_dir,
-                            stall_timeout=profile.stall_timeout, care=archive_care(profile))
-        secret = passphrase.from_source(profile.passphrase, profile.name)
-        drop_key_agent(target)
-        return work(Wyng(target, passphrase=secret))
-
-    def _qubes(self) -> QubesPort:
-        if self._port is None:
-            self._port = self.qubes_factory()
-        return self._port
-
-    def _lookup(self, name: str) -> Qube | None:
-        """The live qube `name` (cached for the call), or None if there is none."""
-        if name not in self._seen:
-            try:
-                self._seen[name] = self._qubes().qube(name)
-            except QubesError:
-                self._seen[name] = None
-        return self._seen[name]
+    return caller_gone
 
 
 def main(
@@ -378,25 +150,6 @@ def main(
         return int(ExitCode.USAGE)
     caller, action = args
     return serve(config, caller, action, sys.stdin.buffer, stdout, qubes_factory=qubes_factory, quiet_signals=True)
-
-
-def drop_key_agent(target: WyngTarget) -> None:
-    """End any Wyng key agent for this archive before a qrexec-triggered job.
-
-    While an agent lives Wyng accepts any passphrase, and `--authmin=0` (which
-    every wyngq call passes) still uses an agent someone else left (docs/facts.md).
-    `--authmin=-1` makes Wyng use the agent and kill it: here for a throw-away
-    listing with no passphrase at all, whose outcome is ignored. The job's own
-    calls then authenticate with the profile's passphrase or fail (docs/security-model.md)."""
-    done = process.run(commands.end_key_agent_command(target), idle_timeout=target.stall_timeout)
-    if done.stopped is not None:
-        raise WyngStalledError(f"Wyng printed nothing for {target.stall_timeout:.0f} s and was stopped",
-                               wyng_rc=done.returncode, hint="check that the destination answers")
-    log.debug("key agent check for %s: wyng exited %d", target.dest, done.returncode)
-    if done.returncode not in (0, 3):  # 0: no passphrase needed or an agent answered (and ended); 3: none
-        # Anything else (another Wyng holding the lock, an unreachable archive) may have left an
-        # agent alive, which would accept any passphrase: never go on then (docs/security-model.md).
-        raise runner.error_for(done.returncode, done.stderr, done.stdout)
 
 
 class SignalGate:

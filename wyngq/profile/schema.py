@@ -1,220 +1,34 @@
-"""dom0 profiles: what dom0 decides about an archive and the qubes it covers.
-
-A profile is a TOML file, `PROFILE_DIR/NAME.toml`, read with tomllib and checked
-strictly: an unknown key is an error, so a typo never silently changes what a
-backup does. Example (`wyng-util-qubes.example.toml` in the package):
-
-    dest = "file:/mnt/backup/laptop.wyng"
-    # wyng = "/usr/local/bin/wyng"
-    # meta_dir = "/var/lib/wyng"
-    # stall_timeout = 3600  # stop a Wyng call that prints nothing this long (0: never)
-
-    [passphrase]            # one of: command, file, qube
-    file = "/etc/wyng-util-qubes/laptop.pass"
-
-    [qubes]
-    include = ["work", "personal", "@include_in_backups", "@tag:backup"]
-    exclude = ["untrusted"]
-
-    [backup]
-    dedup = true
-    autoprune = "on"
-    check_after_send = false
-
-    [dom0]                  # dom0 itself, in the same session (docs/dom0.md)
-    home = true             # the dom0 user's home
-    # home_dir = "/home/user"
-    # exclude = [".mozilla/firefox/*/cache2"]   # beside the defaults (.cache, QubesIncoming, ...)
-    config = true           # dom0 configuration files no package owns
-
-    [rpc]                   # who may use this profile over qrexec (qubes.WyngBackup)
-    allow_unauthenticated_restore = false
-
-    [[rpc.allow]]           # one rule; a call is allowed when one rule allows all of it
-    callers = ["mgmt", "@tag:wyng-admin"]
-    actions = ["list", "status", "backup", "restore"]
-    # qubes = ["work"]      # default: every qube of [qubes]; always limited to them
-    # on_conflict = ["fail", "skip"]   # restore conflict policies (default: fail)
-    # shutdown = false      # may a restore shut down running qubes gracefully
-    # prefs = false         # may a restore set dom0's global preferences (qubes-prefs)
-
-The `[rpc]` table is read by the qrexec service only (wyngq.rpc): without a
-rule naming it, a qube can do nothing with the profile, whatever dom0's qrexec
-policy allows.
-"""
+"""A profile's TOML data, checked key by key into the model: an unknown key is
+an error, and each value is checked before it can reach a path, a command line
+or Wyng. Raise KeyError, TypeError or ValueError naming the key."""
 
 from __future__ import annotations
 
-import os
 import re
-import tomllib
-from dataclasses import dataclass, field
 from typing import Any
 
-from wyngq.errors import ConfigError, UsageError
 from wyngq.names import is_qube_name
-from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT, ArchiveCare
+from wyngq.profile.model import (
+    AUTOPRUNE_MODES,
+    CONFLICT_POLICIES,
+    RPC_ACTIONS,
+    BackupDefaults,
+    Dom0Settings,
+    PassphraseSource,
+    Profile,
+    RpcAccess,
+    RpcRule,
+    Selection,
+)
+from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT
+from wyngq.wyng.sessions import SESSION_ID
 
-PROFILE_DIR = "/etc/wyng-util-qubes/profiles"
-PROFILE_DIR_ENV = "WYNGQ_PROFILE_DIR"
-_PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-PROFILE_NAME_RULE = "1-64 characters: lower-case letters, digits, '_', '.', '-', starting with a letter or digit"
-AUTOPRUNE_MODES = ("off", "on", "full")
-RPC_ACTIONS = ("list", "backup", "restore", "verify", "prune", "status")
-CONFLICT_POLICIES = ("fail", "skip", "replace", "rename")
 _DEST_SCHEMES = ("file:", "ssh://", "qubes://", "qubes-ssh://")
 MAX_STALL_TIMEOUT = 7 * 24 * 3600
-MAX_PROFILE_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class PassphraseSource:
-    """Where an unattended run gets the archive passphrase. At most one is set."""
-
-    command: tuple[str, ...] | None = None
-    file: str | None = None
-    qube: str | None = None  # a vault qube answering qubes.WyngPassphrase+PROFILE
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.command or self.file or self.qube)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which qubes a profile covers: names and `@include_in_backups` / `@tag:T`."""
-
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class BackupDefaults:
-    """[backup]: Wyng's archive care, as validated values (docs/archive-care.md);
-    never an option string handed to Wyng as it is."""
-
-    dedup: bool = False
-    autoprune: str | None = None
-    check_after_send: bool = False
-    apdays: str | None = None  # autoprune's "A:B:C:D" (Wyng --apdays)
-    tags: tuple[str, ...] = ()  # session tags besides "qubes" (Wyng --tag)
-    vouch: tuple[str, ...] = ()  # Wyng --vouch, e.g. reflink_fs_xfs for XFS reflink pools
-    keep: tuple[str, ...] = ()  # sessions a prune never removes (Wyng --keep)
-
-
-@dataclass(frozen=True)
-class Dom0Settings:
-    """What of dom0 itself a backup with this profile takes (docs/dom0.md)."""
-
-    home: bool = False
-    home_dir: str | None = None
-    exclude: tuple[str, ...] = ()
-    config: bool = False
-
-
-@dataclass(frozen=True)
-class RpcRule:
-    """What some callers may do with the profile over qrexec.
-
-    `callers`: qube names and `@tag:T`. `qubes`: names and `@tag:T` the rule is
-    limited to, within the profile's [qubes] selection (None: the whole
-    selection). `on_conflict`: the restore conflict policies it allows.
-    """
-
-    callers: tuple[str, ...]
-    actions: tuple[str, ...]
-    qubes: tuple[str, ...] | None = None
-    on_conflict: tuple[str, ...] = ("fail",)
-    shutdown: bool = False
-    prefs: bool = False  # may a restore set dom0's global preferences
-
-
-@dataclass(frozen=True)
-class RpcAccess:
-    rules: tuple[RpcRule, ...] = ()
-    allow_unauthenticated_restore: bool = False
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    dest: str
-    wyng: str = "wyng"
-    meta_dir: str | None = None
-    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
-    passphrase: PassphraseSource = field(default_factory=PassphraseSource)
-    qubes: Selection = field(default_factory=Selection)
-    backup: BackupDefaults = field(default_factory=BackupDefaults)
-    dom0: Dom0Settings = field(default_factory=Dom0Settings)
-    rpc: RpcAccess = field(default_factory=RpcAccess)
-
-
-def archive_care(profile: Profile | None) -> ArchiveCare | None:
-    """The profile's Wyng archive-care options (apdays, vouch, keep), or None."""
-    if profile is None:
-        return None
-    care = ArchiveCare(apdays=profile.backup.apdays, vouch=profile.backup.vouch, keep=profile.backup.keep)
-    return care if care != ArchiveCare() else None
-
-
-def profile_dir() -> str:
-    return os.environ.get(PROFILE_DIR_ENV) or PROFILE_DIR
-
-
-def is_profile_name(name: str) -> bool:
-    return _PROFILE_NAME.fullmatch(name) is not None
-
-
-def load_profile(name: str, directory: str | None = None) -> Profile:
-    """Return the profile called `name`; raise UsageError for a bad name and
-    ConfigError for a missing or invalid file."""
-    if not is_profile_name(name):
-        raise UsageError(f"invalid profile name {name!r}", hint=f"a profile name is {PROFILE_NAME_RULE}")
-    path = os.path.join(directory or profile_dir(), f"{name}.toml")
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_PROFILE_BYTES + 1)
-    except FileNotFoundError as err:
-        raise ConfigError(f"no profile {name!r}", hint=f"create {path}") from err
-    except OSError as err:
-        raise ConfigError(f"cannot read profile {path}: {err}") from err
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ConfigError(f"cannot read profile {path}: larger than {MAX_PROFILE_BYTES} bytes")
-    try:
-        # tomllib raises ValueError for an integer of more than 4300 digits and
-        # RecursionError for arrays nested too deep
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # TOMLDecodeError is a ValueError
-        raise ConfigError(f"cannot read profile {path}: {_short(err)}") from err
-    try:
-        _no_control_characters(data)
-        return parse_profile(name, data)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"profile {path}: {err}") from err
-
-
-def _short(err: BaseException) -> str:
-    text = str(err) if not isinstance(err, RecursionError) else "values nested too deep"
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _no_control_characters(data: dict[str, Any]) -> None:
-    """Raise ValueError if any key or string in the profile holds a control
-    character (a NUL would reach a path or a command line; TOML lets `\\u0000`
-    through). Iterative: a deep structure cannot exhaust the stack here."""
-    stack: list[Any] = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str) and not value.isprintable():
-            raise ValueError(f"{ascii(value)[:60]} has a control character")
 
 
 def parse_profile(name: str, data: dict[str, Any]) -> Profile:
+    """The profile `name` from its TOML data (a table as tomllib returns it)."""
     _only(data, {"dest", "wyng", "meta_dir", "stall_timeout", "passphrase", "qubes", "backup", "dom0", "rpc"},
           "profile")
     dest = _str(data, "dest")
@@ -316,7 +130,6 @@ def _dom0(raw: Any) -> Dom0Settings:
 
 
 SESSION_TAG = re.compile(r"[a-z0-9_.-]{1,25}")  # Wyng lower-cases tag ids and keeps 25 characters
-SESSION_ID = re.compile(r"\d{8}-\d{6}")
 VOUCH = re.compile(r"reflink_fs_[a-z0-9]{1,16}|fs_online_factors")
 MAX_TAGS = 4  # Wyng keeps 5 tags per session and drops the rest silently; wyngq adds "qubes"
 
