@@ -25,7 +25,7 @@ LOGROTATE_DIR ?= $(SYSCONFDIR)/logrotate.d
 TEST_PYTHON ?= python3
 
 # The package's files: code and the data it ships, never caches.
-PACKAGE_FILES := $(shell find wyngq -type f \( -name '*.py' -o -name '*.toml' -o -name 'py.typed' \) \
+PACKAGE_FILES := $(shell find wyngq -type f \( -name '*.py' -o -name '*.toml' -o -name '*.json' -o -name 'py.typed' \) \
 	-not -path '*/__pycache__/*' | LC_ALL=C sort)
 
 VERSION := $(shell cat version)
@@ -33,7 +33,7 @@ VERSION := $(shell cat version)
 MAN_PAGE := build/wyng-util-qubes.1
 COMPLETION := build/wyng-util-qubes.bash
 
-.PHONY: all man completion install install-dom0 install-vm install-package test rpm clean
+.PHONY: all man completion schema install install-dom0 install-vm install-package test rpm clean
 
 all: man completion
 
@@ -43,6 +43,11 @@ completion: $(COMPLETION)
 $(MAN_PAGE) $(COMPLETION): $(PACKAGE_FILES) version
 	PYTHONPATH=. $(PYTHON) -m wyngq.cli.manual man $(MAN_PAGE)
 	PYTHONPATH=. $(PYTHON) -m wyngq.cli.manual completion $(COMPLETION)
+
+# The JSON Schema of every JSON line, generated from the contract's dataclasses
+# (docs/json.md); the package ships it and a test checks it is up to date.
+schema:
+	PYTHONPATH=. $(PYTHON) -m wyngq.contract.schema wyngq/data/schema
 
 clean:
 	rm -rf build

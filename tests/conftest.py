@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import contract
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real recorded Wyng outputs, kept in the repository (tests/fixtures/README.md).
@@ -18,6 +22,54 @@ IN_LAB = os.environ.get("WYNGQ_LAB") == "1" and os.path.exists(os.environ.get("Q
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs the wyngq lab (real qubesd and Wyng)")
+    config.addinivalue_line("markers", "outside_contract: writes JSON lines that are not contract lines on purpose")
+
+
+# -- every JSON line written in a test validates against the shipped schema (tests/contract.py) --
+_CONTRACT_PROBLEMS: list[str] = []
+
+
+def _contract_problem(problems: list[str], document: object) -> None:
+    _CONTRACT_PROBLEMS.append(f"{problems} in {json.dumps(document, default=str)[:600]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _contract_checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | None]:
+    """The test process's JsonLines, and (through tests/contract_site) the CLI and
+    service processes the tests start, check each line they write."""
+    if not contract.available():
+        yield None
+        return
+    contract.install(_contract_problem)
+    failures = tmp_path_factory.mktemp("contract") / "failures.jsonl"
+    failures.touch()
+    saved = {key: os.environ.get(key) for key in (contract.FAILURES_ENV, "PYTHONPATH")}
+    os.environ[contract.FAILURES_ENV] = str(failures)
+    # last: a sitecustomize already on the path (the lab's, which points qubesadmin at
+    # the lab's qubesd) stays the one Python runs; then those processes go unchecked
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [saved["PYTHONPATH"],
+                                                             str(ROOT / "tests" / "contract_site")]))
+    yield failures
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _every_line_in_the_contract(request: pytest.FixtureRequest, _contract_checked: Path | None) -> Iterator[None]:
+    _CONTRACT_PROBLEMS.clear()
+    seen = _contract_checked.stat().st_size if _contract_checked is not None else 0
+    yield
+    if request.node.get_closest_marker("outside_contract") is not None:
+        return
+    problems = list(_CONTRACT_PROBLEMS)
+    if _contract_checked is not None:
+        with open(_contract_checked, encoding="utf-8") as handle:
+            handle.seek(seen)
+            problems += handle.read().splitlines()
+    assert not problems, "JSON lines outside the schema (docs/json.md):\n" + "\n".join(problems[:5])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

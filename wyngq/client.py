@@ -5,7 +5,9 @@ arguments into a JSON request, validates it with the service's own parser
 (so mistakes are caught before anything is sent, with the same messages),
 sends it with `qrexec-client-vm @adminvm qubes.WyngBackup+ACTION`, streams the
 progress dom0 reports, prints the result (text on a terminal, JSON Lines
-otherwise) and exits with dom0's exit code.
+otherwise) and exits with dom0's exit code. dom0's lines are read back into the
+contract's dataclasses (wyngq.contract.decode) and written by the same
+presenters as in dom0, so the client prints the contract dom0 printed.
 
 When is it a client? `--remote`, or WYNGQ_REMOTE=1 in the environment; or,
 when neither is given, when this is a qube: one of the markers qubes'
@@ -26,10 +28,15 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from wyngq import __version__, process
-from wyngq.errors import ConfigError, ExitCode, Interrupted, NotPermittedError, UsageError, WyngqError
+from wyngq import __version__, process, render
+from wyngq.contract.decode import ContractError, decode_event, decode_result
+from wyngq.contract.events import JobAccepted
+from wyngq.contract.registry import result_types
+from wyngq.contract.results import ResultLine, VersionResult, result_line
+from wyngq.contract.serialize import JSON
+from wyngq.errors import ConfigError, Interrupted, NotPermittedError, UsageError, WyngqError
 from wyngq.output import Human, JsonLines, report_error
 from wyngq.profile import CONFLICT_POLICIES
 
@@ -133,7 +140,7 @@ def main(words: Sequence[str], *, executable: str = QREXEC_CLIENT_VM) -> int:
         if not json_mode:
             presenter = Human(verbose=args.verbose, quiet=args.quiet)
         if action == "version":
-            _show_result(presenter, "version", {"ok": True, "exit_code": 0, "version": __version__})
+            _show_result(presenter, result_line("version", 0, VersionResult(__version__)))
             return 0
         if not args.profile:
             raise UsageError("name the dom0 profile", hint="pass --profile=NAME (dom0 keeps its profiles)")
@@ -148,7 +155,7 @@ def main(words: Sequence[str], *, executable: str = QREXEC_CLIENT_VM) -> int:
 
 def forward(action: str, data: bytes, presenter: JsonLines | Human, *, executable: str = QREXEC_CLIENT_VM) -> int:
     """Send one request to dom0, relay its progress, show its result; return dom0's exit status."""
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, JSON]] = []
 
     def on_line(line: str) -> None:
         try:
@@ -160,15 +167,16 @@ def forward(action: str, data: bytes, presenter: JsonLines | Human, *, executabl
             return
         if document.get("type") == "result":
             results.append(document)
-        elif isinstance(presenter, JsonLines):
-            presenter.event(str(document.pop("type", "event")), **document)
+            return
+        try:
+            event = decode_event(document)
+        except ContractError as err:
+            log.info("dom0 sent an event this client does not know: %s", err)
+            return
+        if isinstance(presenter, Human) and isinstance(event, JobAccepted):
+            presenter.say(f"dom0 job {event.id} ({event.action}, profile {event.profile})")
         else:
-            kind = str(document.pop("type", "event"))
-            if kind == "job":
-                what = f"{document.get('action')}, profile {document.get('profile')}"
-                presenter.say(f"dom0 job {document.get('id')} ({what})")
-            else:
-                presenter.event(kind, **document)
+            presenter.event(event)
 
     try:
         done = process.run([executable, "@adminvm", f"{SERVICE}+{action}"], stdin=data, on_stdout_line=on_line)
@@ -184,9 +192,19 @@ def forward(action: str, data: bytes, presenter: JsonLines | Human, *, executabl
         raise Interrupted(-done.returncode)
     if not results:
         raise _no_result(action, done.returncode)
-    result = results[-1]
-    _show_result(presenter, action, result)
+    _show_result(presenter, _read_result(action, results[-1]))
     return done.returncode
+
+
+def _read_result(action: str, document: dict[str, JSON]) -> ResultLine:
+    try:
+        return decode_result(document, result_types().get(action, ()))
+    except ContractError as err:
+        log.info("dom0's result: %s", err)
+        raise WyngqError(
+            "dom0 sent a result this client cannot read",
+            hint="install the same version of wyng-util-qubes in dom0 and in this qube",
+        ) from None
 
 
 def _no_result(action: str, returncode: int) -> WyngqError:
@@ -200,46 +218,8 @@ def _no_result(action: str, returncode: int) -> WyngqError:
     return WyngqError(f"no result from dom0 ({QREXEC_CLIENT_VM} exited {returncode})")
 
 
-def _show_result(presenter: JsonLines | Human, action: str, result: dict[str, Any]) -> None:
+def _show_result(presenter: JsonLines | Human, result: ResultLine) -> None:
     if isinstance(presenter, JsonLines):
-        document = {k: v for k, v in result.items() if k not in ("type", "action", "ok", "exit_code", "code")}
-        code = int(result.get("exit_code", ExitCode.INTERNAL))
-        error = None
-        if not result.get("ok"):
-            error = WyngqError(str(result.get("message", "failed")), hint=result.get("hint"))
-            error.code = str(result.get("code", "internal"))
-            document.pop("message", None)
-            document.pop("hint", None)
-        presenter.result(action, code, document or None, error=error)
-        return
-    _human(presenter, action, result)
-
-
-def _human(out: Human, action: str, result: dict[str, Any]) -> None:
-    if not result.get("ok"):
-        error = WyngqError(str(result.get("message", "dom0 reported a failure")), hint=result.get("hint"))
-        out.error(error)
-    if "version" in result:
-        out.say(str(result["version"]))
-    if result.get("session"):
-        out.say(f"Session {result['session']}:")
-    qubes = result.get("qubes")
-    if isinstance(qubes, list):
-        for qube in qubes:
-            if isinstance(qube, dict):
-                state = "ok" if qube.get("ok") else f"FAILED: {qube.get('error')}"
-                out.say(f"  {qube.get('name', '?'):<32} {state}")
-    elif isinstance(qubes, dict):
-        for name, sessions in qubes.items():
-            out.say(f"  {name:<32} {' '.join(map(str, sessions))}")
-    removed = result.get("removed")
-    if isinstance(removed, dict):
-        for name, sessions in removed.items():
-            out.say(f"  {name:<32} removed {' '.join(map(str, sessions))}")
-    for job in result.get("jobs") or []:
-        outcome = job.get("code") or job.get("state")
-        qubes_text = ",".join(job.get("qubes") or []) or "-"
-        out.say(f"  {job.get('id')}  {job.get('action'):<8} {job.get('state'):<9} {outcome:<14} "
-                f"{job.get('caller')}  {qubes_text}")
-    if result.get("job") and action != "status":
-        out.say(f"(dom0 job {result['job']}: `wyng-util-qubes --profile=NAME status --job={result['job']}`)")
+        presenter.line(result)
+    else:
+        render.remote_result(presenter, result)

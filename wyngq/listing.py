@@ -17,9 +17,17 @@ from wyngq.errors import UsageError
 
 if TYPE_CHECKING:  # a plain `list` reads no bundle and no dom0 item: their modules load with `--session`
     from wyngq.bundle import Bundle
-    from wyngq.dom0.inarchive import Dom0Item
     from wyngq.wyng.catalog import Archive
     from wyngq.wyng.runner import Wyng
+
+
+@dataclass(frozen=True)
+class Dom0Item:
+    """A dom0 item as a session holds it (wyngq.dom0.inarchive finds them)."""
+
+    item: str  # "home" | "config"
+    volume: str
+    size: int  # the stream's length in bytes
 
 
 @dataclass(frozen=True)

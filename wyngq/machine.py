@@ -12,13 +12,17 @@ failed qube does, and the qubes stay restored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
+from wyngq.contract.events import Dom0RestorePlanned
+from wyngq.contract.results import RestoreReport
+from wyngq.contract.serialize import OMIT_NONE
 from wyngq.dom0 import restore as dom0_restore
 from wyngq.errors import ExitCode, WyngqError
 from wyngq.events import Reporter
 from wyngq.qubes.port import QubesPort
 from wyngq.restore.model import RestoreRequest
+from wyngq.restore.report import restore_report
 from wyngq.restore.run import RestoreResult, run_restore
 from wyngq.wyng.runner import Wyng
 
@@ -55,6 +59,34 @@ class MachineRestoreResult:
         return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class Dom0Failure:
+    """Why the dom0 items failed after the qubes were restored."""
+
+    code: str
+    message: str
+    hint: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class MachineReport(RestoreReport):
+    """The result of a restore of qubes and dom0 items: the qubes' restore
+    report, with the dom0 result (null when it was not reached) and, when the
+    dom0 items failed after the qubes were restored, why."""
+
+    dom0: dom0_restore.Dom0RestoreResult | None = field(kw_only=True)
+    dom0_error: Dom0Failure | None = field(default=None, metadata=OMIT_NONE, kw_only=True)
+
+
+def machine_report(result: MachineRestoreResult) -> MachineReport:
+    report = restore_report(result.qubes)
+    error = result.dom0_error
+    given = {f.name: getattr(report, f.name) for f in fields(report)}
+    given.update(changed=result.changed, summary=result.summary, code=result.code)
+    return MachineReport(**given, dom0=result.dom0,
+                         dom0_error=Dom0Failure(error.code, error.message, error.hint) if error is not None else None)
+
+
 def restore_machine(qubes: QubesPort, wyng: Wyng, request: RestoreRequest,
                     dom0_request: dom0_restore.Dom0RestoreRequest, reporter: Reporter, workdir: str,
                     archive_qube: str | None = None) -> MachineRestoreResult:
@@ -67,8 +99,7 @@ def restore_machine(qubes: QubesPort, wyng: Wyng, request: RestoreRequest,
     restored = run_restore(qubes, wyng, request, reporter, workdir, archive_qube, archive=archive)
     if restored.refused or restored.interrupted is not None:
         return MachineRestoreResult(restored, None)
-    reporter.event("restore_plan", session=plan.session, dom0=list(dom0_request.items), into=dict(plan.into),
-                   dry_run=request.dry_run)
+    reporter.event(Dom0RestorePlanned(plan.session, tuple(dom0_request.items), dict(plan.into), request.dry_run))
     if request.dry_run:
         return MachineRestoreResult(restored, dom0_restore.Dom0RestoreResult(
             plan.session, (), archive.authenticated, dry_run=True, into=plan.into))

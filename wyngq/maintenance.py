@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wyngq import bundle, paths, volnames
+from wyngq.contract.events import DeletePlanned, PrunePlanned, StepStarted, VerifyPlanned, VolumeProgress
 from wyngq.dom0 import VOLUMES as dom0_volumes
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0 import extract
@@ -98,8 +99,8 @@ def verify(wyng: Wyng, qubes: Sequence[str], session: str | None, reporter: Repo
     index = qube_volumes(archive)
     names = list(qubes) or sorted(q for q, by_session in index.items() if chosen in by_session)
     volumes = {q: tuple(sorted(index[q][chosen].values())) for q in names}
-    reporter.event("plan", action="verify", session=chosen, qubes=names)
-    wyng.on_output = wyng_progress(reporter, lambda v: {})
+    reporter.event(VerifyPlanned(chosen, tuple(names)))
+    wyng.on_output = wyng_progress(reporter)
     everything = [v for vols in volumes.values() for v in vols]
     checks: list[QubeCheck] = []
     if wyng.verify(chosen, everything).returncode == 0:
@@ -143,7 +144,7 @@ def _check_config_stream(wyng: Wyng, session: str, volume: str, size: int) -> st
 
 def _full_check(wyng: Wyng, reporter: Reporter) -> str:
     """Wyng's own check of every session of every volume (`arch-check`)."""
-    reporter.event("step", step="arch-check")
+    reporter.event(StepStarted("arch-check"))
     run = wyng.arch_check(None)
     if run.returncode == 0:
         return "ok"
@@ -300,8 +301,8 @@ def prune(wyng: Wyng, request: PruneRequest, reporter: Reporter) -> PruneResult:
     newest = archive.sessions()[-1:] if archive.sessions() else []
     if request.sessions and not plan and not dom0_plan:
         refuse_newest(archive, request)
-    reporter.event("plan", action="prune", dry_run=request.dry_run, sessions={q: list(s) for q, s in plan.items()},
-                   dom0={i: list(s) for i, s in dom0_plan.items()})
+    reporter.event(PrunePlanned(request.dry_run, {q: tuple(s) for q, s in plan.items()},
+                                {i: tuple(s) for i, s in dom0_plan.items()}))
     if request.dry_run:
         return PruneResult(True, plan, tuple(newest), dom0_plan)
     if request.sessions and not plan and not dom0_plan:
@@ -350,10 +351,10 @@ def delete(wyng: Wyng, qube: str, reporter: Reporter, known_archives: KnownArchi
     volumes = qube_archive_volumes(wyng.catalog(), qube)
     if not volumes:
         raise UsageError(f"no backups of {qube} in the archive", hint="`list` shows the qubes in the archive")
-    reporter.event("plan", action="delete", qube=qube, volumes=list(volumes))
+    reporter.event(DeletePlanned(qube, volumes))
     if known_archives is not None:
         known_archives.forget(wyng.target)
     for volume in volumes:
         wyng.delete(volume)
-        reporter.event("volume", volume=volume, state="deleted", qube=qube)
+        reporter.event(VolumeProgress(volume, "deleted", qube=qube))
     return DeleteResult(qube, volumes)

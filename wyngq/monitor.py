@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from wyngq.backup import BackupRequest, plan_backup, select_qubes
+from wyngq.contract.events import MonitorPlanned
 from wyngq.events import Reporter
 from wyngq.model import PoolDriver
 from wyngq.qubes.port import QubesPort
@@ -40,7 +41,7 @@ def run_monitor(qubes: QubesPort, wyng: Wyng, request: BackupRequest, reporter: 
     thin_paths = {p.wyng_path for p in pools.values() if p.driver == PoolDriver.LVM_THIN}
     thin = tuple(v for v in plan.volumes if v.pool_path in thin_paths)
     skipped = tuple(v.local_name for v in plan.volumes if v.pool_path not in thin_paths)
-    reporter.event("plan", action="monitor", volumes=[v.local_name for v in thin])
+    reporter.event(MonitorPlanned(tuple(v.local_name for v in thin)))
     if not thin:
         return MonitorResult((), skipped)
     document: dict[str, list[list[str | None]]] = {}

@@ -1,7 +1,9 @@
 """Everything wyngq prints on stdout: human text on a terminal, JSON Lines otherwise.
 
 JSON mode: one object per line, each with a `type`; the last line is always
-`{"type": "result", "ok": ..., "exit_code": N, "code": "...", ...}`, errors included.
+`{"type": "result", "schema": "wyngq/1", "ok": ..., "exit_code": N, "code": "...", ...}`,
+errors included. Every line is a dataclass of `wyngq.contract` written by its
+one serializer (docs/json.md).
 Logs never go to stdout (they go to stderr through `logging`).
 
 Nothing an archive supplies reaches a terminal raw: every line of human text
@@ -12,19 +14,23 @@ escapes. JSON escapes control characters itself.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import enum
 import json
 import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING
 
-from wyngq.errors import ExitCode, Interrupted, WyngqError
+from wyngq.contract.events import BackupPlanned, Event, Opening, VolumeProgress, WyngOutput
+from wyngq.contract.results import ResultLine, result_line
+from wyngq.contract.serialize import JSON, to_json
+from wyngq.errors import Interrupted, WyngqError
 from wyngq.progress import ProgressBoard
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def shown(value: object) -> str:
@@ -73,20 +79,6 @@ def exit_status(error: WyngqError) -> int:
     return error.exit_status if isinstance(error, Interrupted) else int(error.exit_code)
 
 
-def to_data(value: Any) -> Any:
-    """Dataclasses, enums, tuples and mappings as plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): to_data(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = [to_data(v) for v in value]
-        return sorted(items) if isinstance(value, (set, frozenset)) else items
-    return value
-
-
 class JsonLines:
     """Reporter and presenter for machines: JSON Lines on stdout."""
 
@@ -94,33 +86,19 @@ class JsonLines:
         self.stream = stream or sys.stdout
         self.quiet = quiet  # only the result line: Salt's `stateful` protocol wants one object
 
-    def event(self, type: str, /, **fields: object) -> None:
-        if type == "wyng_output" or self.quiet:
+    def event(self, event: Event, /) -> None:
+        if isinstance(event, WyngOutput) or self.quiet:
             return
-        self._write({"type": type, **{k: to_data(v) for k, v in fields.items()}})
+        self._write(to_json(event))
 
-    def result(self, action: str, exit_code: int, data: Any = None, error: WyngqError | None = None) -> None:
-        document: dict[str, Any] = {
-            "type": "result",
-            "action": action,
-            "ok": exit_code == 0,
-            "exit_code": exit_code,
-            "code": error.code if error is not None else result_code(exit_code, data),
-            # for Salt's `stateful` protocol, and anyone who only wants to know
-            # whether something was changed, in one line
-            "changed": bool(_field(data, "changed")),
-            "comment": error.message if error is not None else _comment(action, exit_code, data),
-        }
-        if error is not None:
-            document["message"] = error.message
-            if error.hint:
-                document["hint"] = error.hint
-        if data is not None:
-            # the action's data never overwrites the contract fields above
-            document |= {k: v for k, v in to_data(data).items() if k not in document}
-        self._write(document)
+    def result(self, action: str, exit_code: int, data: DataclassInstance | None = None,
+               error: WyngqError | None = None, *, job: str | None = None) -> None:
+        self.line(result_line(action, exit_code, data, error, job=job))
 
-    def _write(self, document: Mapping[str, Any]) -> None:
+    def line(self, line: ResultLine) -> None:
+        self._write(to_json(line))
+
+    def _write(self, document: JSON) -> None:
         try:
             self.stream.write(json.dumps(document, ensure_ascii=False, sort_keys=False).translate(_JSON_ESCAPES) + "\n")
             self.stream.flush()
@@ -136,34 +114,6 @@ def report_error(presenter: JsonLines | Human, action: str, error: WyngqError) -
     else:
         presenter.error(error)
     return status
-
-
-def result_code(exit_code: int, data: Any) -> str:
-    """`ok`, or for a result that failed without an error (partial failure, a
-    refused plan) the code the result gives, else the exit code's name."""
-    if exit_code == 0:
-        return "ok"
-    code = _field(data, "code")
-    return code if isinstance(code, str) else _code_name(exit_code)
-
-
-def _field(data: Any, name: str) -> Any:
-    """A result's own `changed` / `summary`: an attribute, or a key of a mapping."""
-    return data.get(name) if isinstance(data, Mapping) else getattr(data, name, None)
-
-
-def _comment(action: str, exit_code: int, data: Any) -> str:
-    summary = _field(data, "summary")
-    if isinstance(summary, str):
-        return summary
-    return f"{action}: done" if exit_code == 0 else f"{action}: failed (exit {exit_code})"
-
-
-def _code_name(exit_code: int) -> str:
-    try:
-        return ExitCode(exit_code).name.lower()
-    except ValueError:
-        return "signal"
 
 
 class Human:
@@ -185,52 +135,46 @@ class Human:
         except BrokenPipeError:
             pass
 
-    def event(self, type: str, /, **fields: object) -> None:
+    def event(self, event: Event, /) -> None:
         if self.quiet:
             return
-        if type == "wyng_output":
+        if isinstance(event, WyngOutput):
             if self.verbose:
-                self.say(f"  | {fields.get('line', '')}")
-            return
-        if type == "plan":
-            verb = "Would back up" if fields.get("dry_run") else "Backing up"
-            qubes = _words(fields.get("qubes"))
-            self.say(f"{verb} {len(qubes)} qube(s): {', '.join(qubes)}")
-            running = _words(fields.get("running"))
-            if running:
-                self.say("Running, so their state at their last start is saved: " + ", ".join(running))
-            sizes = fields.get("sizes")
-            if isinstance(sizes, Mapping):
-                self.board.plan({str(k): int(v) for k, v in sizes.items() if isinstance(v, int)})
-        elif type == "opening":
+                self.say(f"  | {event.line}")
+        elif isinstance(event, BackupPlanned):
+            verb = "Would back up" if event.dry_run else "Backing up"
+            self.say(f"{verb} {len(event.qubes)} qube(s): {', '.join(event.qubes)}")
+            if event.running:
+                self.say("Running, so their state at their last start is saved: " + ", ".join(event.running))
+            self.board.plan(dict(event.sizes))
+        elif isinstance(event, Opening):
             self.say("Opening the archive (Wyng derives the key first: a few seconds)...")
-        elif type == "volume":
-            self._volume(fields)
+        elif isinstance(event, VolumeProgress):
+            self._volume(event)
         elif self.verbose:
-            self.say(f"[{type}] " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+            fields = to_json(event)
+            assert isinstance(fields, dict)
+            self.say(f"[{fields.pop('type')}] " + ", ".join(f"{k}={v}" for k, v in fields.items()))
 
-    def _volume(self, fields: Mapping[str, object]) -> None:
+    def _volume(self, event: VolumeProgress) -> None:
         """One line per volume; on a terminal it is redrawn as Wyng progresses, with
         bytes done, rate and time left (wyngq.progress), and ends with its size and time."""
-        owner = f"{fields['qube']}: " if fields.get("qube") else ""
-        label = f"  {owner}{fields.get('volume')}"
-        state = fields.get("state")
-        size = fields.get("size")
-        if state == "started":
-            line = self.board.start(str(fields.get("volume")), label, size if isinstance(size, int) else None)
+        owner = f"{event.qube}: " if event.qube else ""
+        label = f"  {owner}{event.volume}"
+        if event.state == "started":
+            line = self.board.start(event.volume, label, event.size)
             self._redraw(line) if self.live else self.say(label)
-        elif state == "progress":
-            percent = fields.get("percent")
-            line = self.board.advance(percent if isinstance(percent, int) else 0)
+        elif event.state == "progress":
+            line = self.board.advance(event.percent or 0)
             if self.live:
                 self._redraw(line)
-        elif state == "done":
+        elif event.state == "done":
             line = self.board.finish()
             if self.live:
                 self._redraw(line)
                 self._write("\n")
                 self._shown = 0
-        elif state == "deleted":
+        elif event.state == "deleted":
             self.say(f"{label}  deleted")
 
     def _redraw(self, line: str) -> None:
@@ -251,10 +195,6 @@ class Human:
         print(f"wyng-util-qubes: error: {terminal_text(error.message)}", file=sys.stderr)
         if error.hint:
             print(f"  {terminal_text(error.hint)}", file=sys.stderr)
-
-
-def _words(value: object) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
 
 def format_time(epoch: float) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import contract
 from tests.conftest import ROOT, FakeWyngFactory
 from wyngq.lock import operation_lock
 
@@ -277,3 +278,21 @@ def test_prune_of_the_newest_session_is_refused_with_the_reason(world: CliWorld)
     assert world.sessions("work") == [s1, s2]
     code, _ = world.run("prune", f"--session={s1}")
     assert code == 0 and world.sessions("work") == [s2]
+
+
+@pytest.mark.skipif(not contract.available(), reason=contract.MISSING)
+def test_every_line_the_cli_prints_is_in_the_contract(world: CliWorld) -> None:
+    """Each action in JSON mode, successes and failures: every line validates (docs/json.md)."""
+    runs = [world.run("backup", "fedora", "work", "vault"), world.run("backup", "work", "--dry-run")]
+    session = str(runs[0][1][-1]["session"])
+    runs += [world.run(*args) for args in (
+        ("list",), ("list", "--all"), (f"--session={session}", "list"), ("verify",), ("verify", "--full"),
+        ("prune", f"--session={session}", "--dry-run"), ("restore", "work", "--dry-run"),
+        ("restore", "work"), ("delete", "vault"), ("version",), ("status",), ("prune", "--session=-rf"),
+        ("restore", "nosuchqube"),
+    )]
+    lines = [line for _, run in runs for line in run]
+    assert {line["type"] for line in lines} >= {"plan", "volume", "opening", "result", "restore_plan"}
+    assert {(line["action"], line["ok"]) for line in lines if line["type"] == "result"} >= {
+        ("backup", True), ("restore", False), ("delete", True), ("prune", False), ("status", True)}
+    assert {json.dumps(line): contract.check(line) for line in lines if contract.check(line)} == {}

@@ -136,10 +136,12 @@ def test_json_result_names_the_failed_step(tmp_path: Path, fake_wyng: FakeWyngFa
     world = make_restore_world(tmp_path, fake_wyng)
     prepare(world)
     world.qubes.fail("set_firewall", "sys-fw")
-    from wyngq.cli.restore import result_data
+    from wyngq.contract.serialize import to_json
+    from wyngq.restore.report import restore_report
 
     result = world.restore(*QUBES, on_conflict=ConflictPolicy.REPLACE, shutdown=True)
-    data = json.loads(json.dumps(result_data(result)))
+    data = json.loads(json.dumps(to_json(restore_report(result))))
+    assert isinstance(data, dict)
     entry = next(q for q in data["qubes"] if q["target"] == "sys-fw")
     assert (entry["ok"], entry["failed_step"]) == (False, "firewall")
     assert "qvm-volume revert sys-fw:private" in entry["hint"]

@@ -20,9 +20,9 @@ from tests.integration.restore_world import RestoreWorld, make_restore_world
 from tests.integration.rpc_world import RpcWorld, make_rpc_world
 from wyngq.backup import BackupRequest, run_backup
 from wyngq.cli import main
-from wyngq.cli.restore import show
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass
 from wyngq.output import Human
+from wyngq.render import restore as show
 from wyngq.restore.model import RestoreRequest
 from wyngq.restore.run import run_restore
 

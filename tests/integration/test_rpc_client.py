@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests import contract
 from tests.conftest import ROOT, FakeWyngFactory
 from tests.integration.rpc_driver import describe
 from tests.integration.rpc_world import RpcWorld, make_rpc_world
@@ -200,3 +201,33 @@ def test_the_cli_forwards_to_dom0_from_a_qube(rpc: RpcWorld) -> None:
     assert done.returncode == 0, done.stderr
     assert lines[-1]["type"] == "result" and lines[-1]["ok"] is True
     assert qube.calls() == [["@adminvm", "qubes.WyngBackup+backup"]]
+
+
+@pytest.mark.skipif(not contract.available(), reason=contract.MISSING)
+def test_every_line_the_client_prints_is_in_the_contract(rpc: RpcWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    """The client reads dom0's lines into the contract's dataclasses and prints them again:
+    every line validates, and a result keeps dom0's fields (docs/json.md)."""
+    rpc.dom0.without_power("work")
+    qube = Qube(rpc)
+    lines: list[dict[str, Any]] = []
+    for words in (("backup", "work"), ("backup", "--dry-run"), ("list",), ("status",), ("verify",),
+                  ("restore", "work"), ("restore", "work", "--on-conflict=rename", "--dry-run"),
+                  ("restore", "work", "--on-conflict=rename", "--rename=work:work-copy"), ("version",)):
+        qube.run(*words)
+        lines += output(capsys)
+    assert {line["type"] for line in lines} >= {"job", "plan", "volume", "result", "restore_plan"}
+    results = [line for line in lines if line["type"] == "result"]
+    assert {(r["action"], r["code"]) for r in results} >= {("backup", "ok"), ("restore", "not_permitted")}
+    assert all(r["schema"] == "wyngq/1" for r in results)
+    assert any("job" in r for r in results)
+    assert {json.dumps(line): contract.check(line) for line in lines if contract.check(line)} == {}
+
+
+def test_a_result_the_client_cannot_read_is_an_error(rpc: RpcWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = rpc.root / "odd-qrexec-client-vm"
+    fake.write_text(f"#!{sys.executable}\nprint('{{\"type\": \"result\", \"ok\": true, \"surprise\": 1}}')\n")
+    fake.chmod(0o755)
+    status = client.main(["--remote", "--profile=laptop", "--json", "list"], executable=str(fake))
+    (line,) = output(capsys)
+    assert status == 1 and line["code"] == "internal"
+    assert "cannot read" in line["message"] and "same version" in line["hint"]

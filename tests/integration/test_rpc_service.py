@@ -19,6 +19,7 @@ from unittest.mock import patch
 
 import pytest
 
+from tests import contract
 from tests.conftest import FakeWyngFactory
 from tests.integration.restore_world import QUBES
 from tests.integration.rpc_world import ALL_ACTIONS, PROFILE, Reply, RpcWorld, make_rpc_world
@@ -601,13 +602,13 @@ def _serve(rpc: RpcWorld, action: str, request: dict[str, Any]) -> Reply:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_between_the_end_of_the_work_and_the_result_does_not_lose_it(
         rpc: RpcWorld, service_signals: SignalGate, signum: int) -> None:
-    real_result_code = service.result_code
+    real_result_line = service.result_line
 
-    def signal_then_result_code(status: int, data: Any) -> str:
+    def signal_then_result_line(*args: Any, **kwargs: Any) -> Any:
         os.kill(os.getpid(), signum)  # the handler runs here, right after the work
-        return real_result_code(status, data)
+        return real_result_line(*args, **kwargs)
 
-    with patch.object(service, "result_code", signal_then_result_code):
+    with patch.object(service, "result_line", signal_then_result_line):
         reply = _serve(rpc, "backup", {**LAPTOP, "qubes": ["work"]})
     assert reply.status == 0 and reply.result["ok"] is True
     assert rpc.audit()[-1]["outcome"] == "ok"
@@ -645,3 +646,19 @@ def test_a_stalled_wyng_is_stopped_after_the_profiles_stall_timeout_and_frees_th
     assert "stall_timeout" in reply.result["hint"]
     assert rpc.audit()[-1]["outcome"] == "wyng_stalled"
     assert rpc.call("list", LAPTOP).status == 0  # the operation lock was released
+
+
+@pytest.mark.skipif(not contract.available(), reason=contract.MISSING)
+def test_every_line_the_service_writes_is_in_the_contract(rpc: RpcWorld) -> None:
+    """Accepted jobs, progress, results, refusals and errors: every line validates (docs/json.md)."""
+    replies = [_serve(rpc, "backup", {**LAPTOP, "qubes": ["work"]}), _serve(rpc, "backup", {**LAPTOP, "dry_run": True})]
+    replies += [_serve(rpc, action, request) for action, request in (
+        ("list", LAPTOP), ("verify", LAPTOP), ("status", LAPTOP), ("restore", {**LAPTOP, "qubes": ["work"]}),
+        ("restore", {**LAPTOP, "qubes": ["work"], "dry_run": True, "on_conflict": "rename"}),
+        ("prune", {**LAPTOP, "session": "20000101-000000", "dry_run": True}),
+        ("list", {"profile": "nosuchprofile"}), ("nosuchaction", LAPTOP), ("list", {**LAPTOP, "surprise": 1}),
+    )]
+    lines = [line for reply in replies for line in reply.lines]
+    assert {line["type"] for line in lines} >= {"job", "plan", "volume", "result"}
+    assert {line["code"] for line in lines if line["type"] == "result"} >= {"ok", "not_permitted", "bad_request"}
+    assert {json.dumps(line): contract.check(line) for line in lines if contract.check(line)} == {}

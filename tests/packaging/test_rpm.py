@@ -127,7 +127,7 @@ def package_sources() -> set[str]:
     return {
         str(p.relative_to(ROOT))
         for p in (ROOT / "wyngq").rglob("*")
-        if p.is_file() and p.suffix in (".py", ".toml") and "__pycache__" not in p.parts
+        if p.is_file() and p.suffix in (".py", ".toml", ".json") and "__pycache__" not in p.parts
     }
 
 

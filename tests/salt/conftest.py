@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests import contract
 from tests.conftest import ROOT
 
 SALT_DIR = ROOT / "salt"
@@ -65,6 +66,10 @@ def run_for_real(cwd: Path, scratch: Path) -> Callable[..., dict[str, Any]]:
                     **(env or {})}
         done = subprocess.run(list(argv), capture_output=True, text=True, env=full_env, cwd=cwd,
                               stdin=subprocess.DEVNULL, timeout=120, check=False)
+        if contract.available():  # what the module parses is the contract (docs/json.md)
+            problems = [p for line in done.stdout.splitlines() if line.startswith("{")
+                        for p in contract.check(json.loads(line))]
+            assert problems == [], problems
         return {"retcode": done.returncode, "stdout": done.stdout, "stderr": done.stderr, "pid": 1}
 
     return run_all

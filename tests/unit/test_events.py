@@ -6,7 +6,9 @@ import re
 from typing import Any
 
 from tests.conftest import FIXTURES
-from wyngq.events import NullReporter, wyng_progress
+from wyngq.contract.events import Event
+from wyngq.contract.serialize import to_json
+from wyngq.events import NullReporter, nothing_known, wyng_progress
 
 CMD = FIXTURES / "cmd"
 
@@ -15,14 +17,16 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def event(self, type: str, /, **fields: object) -> None:
-        self.events.append((type, dict(fields)))
+    def event(self, event: Event, /) -> None:
+        fields = to_json(event)
+        assert isinstance(fields, dict)
+        self.events.append((str(fields.pop("type")), fields))
 
     def volumes(self) -> list[tuple[str, str]]:
         return [(f["volume"], f["state"]) for t, f in self.events if t == "volume"]
 
 
-def _feed(fixture: str, describe: Any = lambda _v: {}) -> Recorder:
+def _feed(fixture: str, describe: Any = nothing_known) -> Recorder:
     """Feed the recorded stdout the way wyngq.process does: `\\r` and `\\n` end a line."""
     recorder = Recorder()
     on_line = wyng_progress(recorder, describe)
@@ -60,7 +64,7 @@ def test_every_line_is_also_passed_on_raw() -> None:
 
 def test_describe_adds_the_qube() -> None:
     owners = {"appvms/work/private.img": "work", "vm-templates/fedora/root.img": "fedora"}
-    recorder = _feed("020_send_full", lambda v: {"qube": owners[v]} if v in owners else {})
+    recorder = _feed("020_send_full", lambda v: (owners.get(v), None))
     events = [f for t, f in recorder.events if t == "volume"]
     assert {"volume": "appvms/work/private.img", "state": "started", "qube": "work"} in events
     assert {"volume": "appvms/work/private.img", "state": "done", "qube": "work"} in events
@@ -102,7 +106,7 @@ def test_receive_with_verbose_carriage_return_progress() -> None:
 
 def test_unattended_bar_growing_one_cell_at_a_time_reports_progress() -> None:
     recorder = Recorder()
-    handler = wyng_progress(recorder, lambda _v: {"qube": "big"})
+    handler = wyng_progress(recorder, lambda _v: ("big", None))
     handler("Volume 'appvms/big/private.img'")
     for cells in range(1, 21):
         handler.partial("  [" + "|" * cells)
@@ -136,6 +140,6 @@ def test_scan_and_summary_lines_are_not_volumes() -> None:
 
 
 def test_null_reporter_takes_anything() -> None:
-    on_line = wyng_progress(NullReporter(), lambda _v: {})
+    on_line = wyng_progress(NullReporter())
     on_line("Volume 'appvms/work/private.img'")
     on_line("  [||||||||||||||||||||]  100%  12.1MB ")

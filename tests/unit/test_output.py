@@ -13,9 +13,13 @@ from typing import Any
 import pytest
 
 from wyngq.backup import BackupResult, QubeOutcome
+from wyngq.contract import SCHEMA
+from wyngq.contract.events import BackupPlanned, PrunePlanned, QubeFailed, StepStarted, VolumeProgress, WyngOutput
+from wyngq.contract.results import VersionResult
+from wyngq.contract.serialize import to_json
 from wyngq.errors import AuthError, ConfigError, ExitCode, Interrupted, WyngError, WyngqError
 from wyngq.model import QubeClass
-from wyngq.output import Human, JsonLines, SafeFormatter, exit_status, shown, terminal_text, to_data
+from wyngq.output import Human, JsonLines, SafeFormatter, exit_status, shown, terminal_text
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -27,15 +31,16 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
 def test_events_then_result_last() -> None:
     out = io.StringIO()
     jsonl = JsonLines(out)
-    jsonl.event("plan", action="backup", qubes=("work", "vault"), dry_run=False)
-    jsonl.event("volume", volume="appvms/work/private.img", state="started", qube="work")
-    jsonl.result("backup", 0, {"session": "20261126-151007"})
+    jsonl.event(BackupPlanned(("work", "vault"), ("appvms/work/private.img",), (), False, {}))
+    jsonl.event(VolumeProgress("appvms/work/private.img", "started", qube="work"))
+    jsonl.result("version", 0, VersionResult("1.2"))
     lines = _lines(out)
     assert lines == [
-        {"type": "plan", "action": "backup", "qubes": ["work", "vault"], "dry_run": False},
+        {"type": "plan", "qubes": ["work", "vault"], "volumes": ["appvms/work/private.img"], "running": [],
+         "dry_run": False, "sizes": {}, "action": "backup"},
         {"type": "volume", "volume": "appvms/work/private.img", "state": "started", "qube": "work"},
-        {"type": "result", "action": "backup", "ok": True, "exit_code": 0, "code": "ok",
-         "changed": False, "comment": "backup: done", "session": "20261126-151007"},
+        {"type": "result", "schema": SCHEMA, "action": "version", "ok": True, "exit_code": 0, "code": "ok",
+         "changed": False, "comment": "version: done", "version": "1.2"},
     ]
 
 
@@ -44,7 +49,7 @@ def test_quiet_json_prints_only_the_result_with_changed_and_comment() -> None:
 
     out = io.StringIO()
     jsonl = JsonLines(out, quiet=True)
-    jsonl.event("plan", action="prune")
+    jsonl.event(PrunePlanned(False, {}))
     jsonl.result("prune", 0, PruneResult(False, {"work": ("20261126-151007",)}))
     (line,) = _lines(out)
     assert line["changed"] is True and line["comment"] == "prune: done"
@@ -53,7 +58,7 @@ def test_quiet_json_prints_only_the_result_with_changed_and_comment() -> None:
 
 def test_wyngs_raw_output_is_not_a_json_line() -> None:
     out = io.StringIO()
-    JsonLines(out).event("wyng_output", line="Volume 'appvms/work/private.img'")
+    JsonLines(out).event(WyngOutput("Volume 'appvms/work/private.img'"))
     assert out.getvalue() == ""
 
 
@@ -64,6 +69,7 @@ def test_error_result_carries_code_message_and_hint() -> None:
     assert _lines(out) == [
         {
             "type": "result",
+            "schema": SCHEMA,
             "action": "list",
             "ok": False,
             "exit_code": 7,
@@ -86,6 +92,7 @@ def test_error_without_hint_has_no_hint_key() -> None:
     assert "hint" not in result
 
 
+@pytest.mark.outside_contract  # a result with neither data nor an error, to see the code alone
 @pytest.mark.parametrize(
     ("exit_code", "code"), [(0, "ok"), (8, "partial"), (9, "wyng"), (5, "busy"), (130, "signal"), (143, "signal")]
 )
@@ -117,7 +124,7 @@ def test_partial_backup_result_with_its_data() -> None:
 
 def test_non_ascii_is_written_as_is() -> None:
     out = io.StringIO()
-    JsonLines(out).event("note", text="5 volumes, 960——>43 MB")
+    JsonLines(out).event(QubeFailed("work", "receive", "5 volumes, 960——>43 MB"))
     assert "960——>43" in out.getvalue()
 
 
@@ -129,9 +136,10 @@ class _ClosedPipe(io.StringIO):
         raise BrokenPipeError
 
 
+@pytest.mark.outside_contract
 def test_broken_pipe_is_ignored() -> None:
     jsonl = JsonLines(_ClosedPipe())
-    jsonl.event("plan", qubes=["work"])
+    jsonl.event(StepStarted("arch-check"))
     jsonl.result("backup", 0)
     Human(_ClosedPipe()).say("hello")
 
@@ -164,14 +172,14 @@ class Outer:
     nothing: None = None
 
 
-def test_to_data_on_nested_dataclasses_enums_and_collections() -> None:
+def test_to_json_on_nested_dataclasses_enums_and_collections() -> None:
     value = Outer(
         name="work",
         inner=Inner(QubeClass.TEMPLATE, frozenset({"b", "a"})),
         items=(Inner(QubeClass.APP),),
         mapping={"k": (1, 2), 3: {"x"}},
     )
-    assert to_data(value) == {
+    assert to_json(value) == {
         "name": "work",
         "inner": {"klass": "TemplateVM", "tags": ["a", "b"]},
         "items": [{"klass": "AppVM", "tags": []}],
@@ -179,25 +187,27 @@ def test_to_data_on_nested_dataclasses_enums_and_collections() -> None:
         "color": "red",
         "nothing": None,
     }
-    json.dumps(to_data(value))  # plain JSON, nothing left over
+    json.dumps(to_json(value))  # plain JSON, nothing left over
 
 
-def test_to_data_leaves_plain_values_alone() -> None:
+def test_to_json_leaves_plain_values_alone() -> None:
     for value in (None, True, 3, 2.5, "text"):
-        assert to_data(value) == value
+        assert to_json(value) == value
 
 
-def test_to_data_on_a_dataclass_type_is_not_an_instance() -> None:
-    assert to_data(Inner) is Inner
+def test_to_json_refuses_what_is_not_json() -> None:
+    for value in (Inner, object(), b"bytes"):
+        with pytest.raises(TypeError, match="not part of the JSON contract"):
+            to_json(value)
 
 
 def test_human_prints_plan_and_volumes() -> None:
     out = io.StringIO()
     human = Human(out)
-    human.event("plan", qubes=["vault", "work"], running=["work"], dry_run=True)
-    human.event("volume", volume="appvms/work/private.img", state="started", qube="work")
-    human.event("volume", volume="appvms/work/private.img", state="done", qube="work")
-    human.event("wyng_output", line="hidden unless verbose")
+    human.event(BackupPlanned(("vault", "work"), (), ("work",), True, {}))
+    human.event(VolumeProgress("appvms/work/private.img", "started", qube="work"))
+    human.event(VolumeProgress("appvms/work/private.img", "done", qube="work"))
+    human.event(WyngOutput("hidden unless verbose"))
     assert out.getvalue().splitlines() == [
         "Would back up 2 qube(s): vault, work",
         "Running, so their state at their last start is saved: work",
@@ -207,7 +217,7 @@ def test_human_prints_plan_and_volumes() -> None:
 
 def test_human_quiet_prints_nothing() -> None:
     out = io.StringIO()
-    Human(out, quiet=True).event("plan", qubes=["work"])
+    Human(out, quiet=True).event(BackupPlanned(("work",), (), (), False, {}))
     assert out.getvalue() == ""
 
 
@@ -226,8 +236,8 @@ def test_human_output_and_errors_carry_no_raw_control_character(capsys: pytest.C
     out = io.StringIO()
     human = Human(out, verbose=1)
     human.say(f"qube {HOSTILE_TEXT}")
-    human.event("wyng_output", line=HOSTILE_TEXT)
-    human.event("something", detail=HOSTILE_TEXT)
+    human.event(WyngOutput(HOSTILE_TEXT))
+    human.event(QubeFailed("work", "receive", HOSTILE_TEXT))
     human.error(WyngqError(f"bad {HOSTILE_TEXT}", hint=HOSTILE_TEXT))
     for text in (out.getvalue(), capsys.readouterr().err):
         assert not any(not c.isprintable() and c != "\n" for c in text), repr(text)
@@ -236,10 +246,10 @@ def test_human_output_and_errors_carry_no_raw_control_character(capsys: pytest.C
 
 def test_json_lines_escape_c1_and_bidi_controls_and_mean_the_same() -> None:
     out = io.StringIO()
-    JsonLines(out).event("volume", name=HOSTILE_TEXT)
+    JsonLines(out).event(VolumeProgress(HOSTILE_TEXT, "deleted"))
     line = out.getvalue()
     assert not any(not c.isprintable() and c != "\n" for c in line), repr(line)
-    assert json.loads(line)["name"] == HOSTILE_TEXT
+    assert json.loads(line)["volume"] == HOSTILE_TEXT
 
 
 def test_log_lines_are_escaped() -> None:

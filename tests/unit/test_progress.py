@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from tests.conftest import FIXTURES
+from wyngq.contract.events import BackupPlanned, Opening, VolumeProgress
 from wyngq.events import wyng_progress
 from wyngq.output import Human
 from wyngq.progress import MiB, ProgressBoard
@@ -23,8 +24,8 @@ class Clock:
 def replay(stdout: str, human: Human, clock: Clock, sizes: dict[str, int], step: float) -> None:
     """Feed Wyng's output as the runner does: the bar of an unattended send grows one
     `|` at a time (a partial line), each `step` seconds apart."""
-    human.event("plan", qubes=["big"], running=[], dry_run=False, sizes=sizes)
-    handler = wyng_progress(human, lambda v: {"qube": "big", "size": sizes[v]} if v in sizes else {})
+    human.event(BackupPlanned(("big",), tuple(sizes), (), False, sizes))
+    handler = wyng_progress(human, lambda v: ("big", sizes[v]) if v in sizes else (None, None))
     for line in stdout.splitlines():
         if line.strip().startswith("[|"):
             head = line[: line.index("[") + 1]
@@ -78,16 +79,16 @@ def test_a_volume_of_unknown_size_shows_percent_only() -> None:
 def test_a_shorter_line_wipes_the_longer_one_it_replaces() -> None:
     out, clock = io.StringIO(), Clock()
     human = Human(out, clock=clock, live=True)
-    human.event("volume", volume="v", state="started", size=GiB)
+    human.event(VolumeProgress("v", "started", size=GiB))
     clock.now += 1
-    human.event("volume", volume="v", state="progress", percent=50, size=GiB)
+    human.event(VolumeProgress("v", "progress", percent=50, size=GiB))
     long = out.getvalue().split("\r")[-1]
-    human.event("volume", volume="v", state="done", size=GiB)
+    human.event(VolumeProgress("v", "done", size=GiB))
     last = out.getvalue().split("\r")[-1]
     assert len(last.rstrip("\n")) >= len(long)
 
 
 def test_opening_the_archive_is_said() -> None:
     out = io.StringIO()
-    Human(out).event("opening", dest="file:/a")
+    Human(out).event(Opening("file:/a"))
     assert out.getvalue().startswith("Opening the archive")

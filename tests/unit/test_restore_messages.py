@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from wyngq.cli.restore import show
 from wyngq.model import QubeClass
 from wyngq.output import Human
+from wyngq.render import restore as show
 from wyngq.restore.apply import QubeOutcome
 from wyngq.restore.model import Action, Problem, QubePlan, RestorePlan
 from wyngq.restore.run import RestoreResult

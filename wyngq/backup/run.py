@@ -28,6 +28,7 @@ from wyngq.backup.plan import check_live_volumes, dry_run_result, plan_backup, q
 from wyngq.backup.select import select_qubes
 from wyngq.backup.session import confirm_session, session_id_now, wait_for_new_second
 from wyngq.backup.shutdown import shutdown_order, stopped_for_backup
+from wyngq.contract.events import BackupPlanned, Opening, ShutdownPlanned
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0.backup import Dom0Backup, Dom0Outcome, Dom0Stream
 from wyngq.errors import QubesError, UsageError
@@ -81,7 +82,7 @@ def run_backup(
         return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, archive, selected)
     order = shutdown_order([q.name for q in selected], qubes.overview(), request.shutdown_dependants)
     if request.dry_run:
-        reporter.event("plan", action="shutdown", qubes=list(order), dry_run=True)
+        reporter.event(ShutdownPlanned(tuple(order), dry_run=True))
         # planned as the real run would find them: stopped
         halted = [replace(q, running=False) if q.name in order else q for q in selected]
         return _with_spool(qubes, wyng, request, reporter, workdir, known_archives, archive, halted)
@@ -148,7 +149,7 @@ def _run_backup(
 
     wait_for_new_second(known.newest)
     if not archive.opened:
-        reporter.event("opening", dest=wyng.target.dest)
+        reporter.event(Opening(wyng.target.dest))
     try:
         session, failed_by_wyng, missing = _send(wyng, request, reporter, plan, known, bundle_path, local_from,
                                                  streams)
@@ -175,7 +176,7 @@ def _open(wyng: Wyng, reporter: Reporter, known_archives: KnownArchives | None) 
     known = known_archives.get(wyng.target) if known_archives is not None else None
     if known is not None:
         return _Opened(known, opened=False)
-    reporter.event("opening", dest=wyng.target.dest)  # Wyng derives the key first: seconds of silence
+    reporter.event(Opening(wyng.target.dest))  # Wyng derives the key first: seconds of silence
     known = KnownArchive.of(wyng.catalog(), wyng.target.executable)  # checks Wyng's version too
     if known_archives is not None:
         known_archives.put(wyng.target, known)
@@ -201,15 +202,13 @@ def _plan(qubes: QubesPort, selected: list[Qube], known: KnownArchive, dry_run: 
             "only disposable qubes selected: a backup needs at least one qube with data",
             hint="add a qube with volumes to the selection",
         )
-    reporter.event(
-        "plan",
-        action="backup",
-        qubes=list(plan.qubes),
-        volumes=[v.local_name for v in plan.volumes],
-        running=list(plan.running),
+    reporter.event(BackupPlanned(
+        qubes=plan.qubes,
+        volumes=tuple(v.local_name for v in plan.volumes),
+        running=plan.running,
         dry_run=dry_run,
         sizes={v.local_name: v.size for v in plan.volumes},
-    )
+    ))
     return plan
 
 
@@ -247,8 +246,7 @@ def _send(
     from the session by qube."""
     started = session_id_now()
     sizes = {v.local_name: v.size for v in plan.volumes} | {v.archive_name: v.size for v in plan.volumes}
-    wyng.on_output = wyng_progress(reporter, lambda v: ({"qube": plan.volume_owner(v)} if plan.volume_owner(v) else {})
-                                   | ({"size": sizes[v]} if v in sizes else {}))
+    wyng.on_output = wyng_progress(reporter, lambda v: (plan.volume_owner(v), sizes.get(v)))
     sent = wyng.send(
         local_from=local_from,
         metadata_file=bundle_path,

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from wyngq.contract.events import QubeShutDown, QubeStarted
 from wyngq.errors import QubesError, UsageError
 from wyngq.events import Reporter
 from wyngq.model import LiveQube
@@ -68,7 +69,7 @@ def stopped_for_backup(qubes: QubesPort, order: Sequence[str], reporter: Reporte
     done = Stopped()
     try:
         for name in order:
-            reporter.event("shutdown", qube=name)
+            reporter.event(QubeShutDown(name))
             try:
                 qubes.shutdown(name)
             except QubesError as err:
@@ -85,7 +86,7 @@ def _start_again(qubes: QubesPort, done: Stopped, reporter: Reporter) -> None:
     for name in reversed(done.stopped):
         if name in done.started:
             continue
-        reporter.event("start", qube=name)
+        reporter.event(QubeStarted(name))
         try:
             qubes.start(name)
         except QubesError as err:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from wyngq import passphrase, qubes
 from wyngq.errors import AuthError, UsageError
@@ -20,13 +20,17 @@ from wyngq.secret import Secret
 from wyngq.wyng.commands import DEFAULT_STALL_TIMEOUT, WyngTarget
 from wyngq.wyng.runner import Wyng
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Presenter = JsonLines | Human
+T = TypeVar("T")
 
 
 class Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (exit 2, reported like any error) instead of exiting."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message, hint=f"see {self.prog} --help")
 
 
@@ -135,7 +139,7 @@ def resolve_context(
     )
 
 
-def with_wyng(context: Context, work: Callable[[Wyng], Any], *, new_archive: bool = False) -> Any:
+def with_wyng(context: Context, work: Callable[[Wyng], T], *, new_archive: bool = False) -> T:
     """Run `work` with a Wyng port that carries the passphrase.
 
     With no configured source, try without one first (unencrypted archives need
@@ -176,7 +180,8 @@ def _prompt_new() -> Secret:
     return first
 
 
-def finish(presenter: Presenter, action: str, code: int, data: Any, human: Callable[[Human], None]) -> int:
+def finish(presenter: Presenter, action: str, code: int, data: DataclassInstance,
+           human: Callable[[Human], None]) -> int:
     """Present an action's result and return its exit status."""
     if isinstance(presenter, JsonLines):
         presenter.result(action, int(code), data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from wyngq import render
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.create import create_archive
 from wyngq.errors import ExitCode
@@ -32,4 +33,4 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
     )
     known = KnownArchives(state_dir())
     created = with_wyng(context, lambda wyng: create_archive(wyng, options, known), new_archive=options.encrypt)
-    return finish(presenter, "create", ExitCode.OK, created, lambda out: out.say(f"Created archive {created.dest}"))
+    return finish(presenter, "create", ExitCode.OK, created, lambda out: render.create(out, created))

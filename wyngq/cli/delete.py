@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from wyngq import names
+from wyngq import names, render
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import ExitCode, UsageError
 from wyngq.paths import state_dir
@@ -35,5 +35,5 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
     done: DeleteResult = with_wyng(context, lambda wyng: delete(wyng, qube, presenter, known))
     return finish(
         presenter, "delete", ExitCode.OK, done,
-        lambda out: out.say(f"Deleted {len(done.volumes)} volume(s) of {qube}: {', '.join(done.volumes)}"),
+        lambda out: render.delete(out, done),
     )

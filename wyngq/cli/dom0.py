@@ -12,10 +12,9 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from wyngq import names
+from wyngq import names, render
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import UsageError
-from wyngq.output import Human
 
 if TYPE_CHECKING:  # imported where used: a backup needs none of it
     from wyngq.dom0.restore import Dom0RestoreRequest, Dom0RestoreResult
@@ -74,24 +73,4 @@ def run_restore_command(args: argparse.Namespace, context: Context, presenter: P
 
     request = restore_request(args)
     done: Dom0RestoreResult = with_wyng(context, lambda wyng: run_restore(wyng, request, presenter))
-    return finish(presenter, "restore", done.exit_code, done, lambda out: show_restore(out, done))
-
-
-def show_restore(out: Human, result: Dom0RestoreResult) -> None:
-    if result.dry_run:
-        for item, directory in result.into.items():
-            out.say(f"dom0 {item} of session {result.session}: would be restored into {directory}")
-        out.say("Dry run: nothing was written.")
-    for restored in result.restored:
-        out.say(f"dom0 {restored.item} of session {result.session}: {restored.files} file(s), "
-                f"{restored.data_bytes} bytes, in {restored.directory} (owner: {restored.owner})")
-        for state in restored.config_files:
-            out.say(f"  {state.state:<10} {state.path}")
-            if state.diff:
-                for line in state.diff.splitlines():
-                    out.say(f"      {line}")
-            if state.state != "equal":
-                out.say(f"      to put it in place: {state.put_in_place}")
-    if result.authenticated is False:
-        out.say("warning: the archive is not encrypted: anyone who could write it could have chosen these files; "
-                "review them before using any")
+    return finish(presenter, "restore", done.exit_code, done, lambda out: render.dom0_restore(out, done))

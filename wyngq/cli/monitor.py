@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from wyngq import names
+from wyngq import names, render
 from wyngq.backup import request_for_profile
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import ExitCode
 from wyngq.monitor import MonitorResult, run_monitor
-from wyngq.output import Human
 
 NEEDS_ARCHIVE = True
 
@@ -28,11 +27,6 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
     qubes = context.connect()
     done: MonitorResult = with_wyng(context, lambda wyng: run_monitor(qubes, wyng, request, presenter,
                                                                       context.workdir))
-    return finish(presenter, "monitor", ExitCode.OK, done, lambda out: _human(out, done))
+    return finish(presenter, "monitor", ExitCode.OK, done, lambda out: render.monitor(out, done))
 
 
-def _human(out: Human, result: MonitorResult) -> None:
-    if not result.volumes:
-        out.say("No selected volume is in an lvm_thin pool: nothing to monitor.")
-    for volume in result.volumes:
-        out.say(f"  monitored {volume}")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from wyngq import names
+from wyngq import names, render
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.errors import ExitCode
 from wyngq.maintenance import PruneRequest, PruneResult, prune
-from wyngq.output import Human
 from wyngq.profile import AUTOPRUNE_MODES
 
 NEEDS_ARCHIVE = True
@@ -31,9 +30,8 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
         # `prune` alone with a profile applies the profile's policy (the scheduled job does this)
         autoprune = context.profile.backup.autoprune or "off"
         if autoprune == "off":
-            nothing = PruneResult(args.dry_run, {}, ())
-            return finish(presenter, "prune", ExitCode.OK, nothing,
-                          lambda out: out.say(f"Profile {context.profile.name}: autoprune is off; nothing pruned."))  # type: ignore[union-attr]
+            nothing, profile = PruneResult(args.dry_run, {}, ()), context.profile.name
+            return finish(presenter, "prune", ExitCode.OK, nothing, lambda out: render.autoprune_off(out, profile))
     request = PruneRequest(
         qubes=tuple(names.qube_name(q) for q in args.qubes),
         sessions=sessions,
@@ -42,16 +40,6 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
         dry_run=args.dry_run,
     )
     done: PruneResult = with_wyng(context, lambda wyng: prune(wyng, request, presenter))
-    return finish(presenter, "prune", ExitCode.OK, done, lambda out: _human(out, done))
+    return finish(presenter, "prune", ExitCode.OK, done, lambda out: render.prune(out, done))
 
 
-def _human(out: Human, result: PruneResult) -> None:
-    verb = "Would remove" if result.dry_run else "Removed"
-    if not result.removed and not result.dom0:
-        out.say("Nothing to prune." if result.dry_run else "No session was removed.")
-    for qube, sessions in result.removed.items():
-        out.say(f"  {qube:<32} {verb.lower()} {' '.join(sessions)}")
-    for item, sessions in result.dom0.items():
-        out.say(f"  {'dom0 ' + item:<32} {verb.lower()} {' '.join(sessions)}")
-    if result.kept_latest:
-        out.say(f"The newest session ({result.kept_latest[0]}) is always kept.")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wyngq import names
+from wyngq import names, render
 from wyngq.cli.common import Context, Presenter, finish, with_wyng
 from wyngq.maintenance import VerifyResult, verify
-from wyngq.output import Human
 
 NEEDS_ARCHIVE = True
 
@@ -27,15 +26,6 @@ def run(args: argparse.Namespace, context: Context, presenter: Presenter) -> int
     done: VerifyResult = with_wyng(
         context, lambda wyng: verify(wyng, qubes, session, presenter, context.workdir, full=args.full)
     )
-    return finish(presenter, "verify", done.exit_code, done, lambda out: _human(out, done))
+    return finish(presenter, "verify", done.exit_code, done, lambda out: render.verify(out, done))
 
 
-def _human(out: Human, result: VerifyResult) -> None:
-    out.say(f"Session {result.session}:")
-    for qube in result.qubes:
-        out.say(f"  {qube.name:<32} {'ok' if qube.ok else 'DAMAGED: ' + (qube.error or '')}")
-    out.say(f"  {'(settings bundle)':<32} {result.settings}")
-    for item in result.dom0:
-        out.say(f"  {'(dom0 ' + item.item + ')':<32} {'ok' if item.ok else 'DAMAGED: ' + (item.error or '')}")
-    if result.archive_check is not None:
-        out.say(f"Whole archive (Wyng arch-check): {result.archive_check}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wyngq import __version__
+from wyngq import __version__, render
 from wyngq.cli.common import Presenter, finish
+from wyngq.contract.results import VersionResult
 from wyngq.errors import ExitCode
 
 NEEDS_ARCHIVE = False
@@ -17,4 +18,5 @@ def add_parser(actions: argparse._SubParsersAction) -> argparse.ArgumentParser: 
 
 
 def run(args: argparse.Namespace, presenter: Presenter) -> int:
-    return finish(presenter, "version", ExitCode.OK, {"version": __version__}, lambda out: out.say(__version__))
+    done = VersionResult(__version__)
+    return finish(presenter, "version", ExitCode.OK, done, lambda out: render.version(out, done))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wyngq import paths
+from wyngq.contract.events import Dom0Streamed
 from wyngq.dom0 import CONFIG_VOLUME, HOME_VOLUME
 from wyngq.errors import ConfigError, WyngqError
 from wyngq.events import Reporter
@@ -148,8 +149,7 @@ def write_for_send(request: Dom0Backup, spool_path: str | None, dest: str, meta_
         owned=lambda dirs: rpm.owned_files(dirs, paths.rpm_program()),
         secret_files=profile_passphrase_files(), never_inside=inside)
     for stream in streams:
-        reporter.event("dom0", item=stream.item, volume=stream.volume, members=stream.members,
-                       data_bytes=stream.data_bytes, bytes=stream.bytes)
+        reporter.event(Dom0Streamed(stream.item, stream.volume, stream.members, stream.data_bytes, stream.bytes))
     return streams
 
 

@@ -7,20 +7,13 @@ both in it (every session wyngq writes with dom0 items has both).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from wyngq import volnames
 from wyngq.dom0 import VOLUMES
 from wyngq.errors import UsageError
+from wyngq.listing import Dom0Item
 from wyngq.names import LATEST
 from wyngq.wyng.catalog import Archive
-
-
-@dataclass(frozen=True)
-class Dom0Item:
-    item: str  # "home" | "config"
-    volume: str
-    size: int  # the stream's length in bytes
 
 
 def session_items(archive: Archive, session: str) -> tuple[Dom0Item, ...]:

@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wyngq import paths
+from wyngq.contract.events import Dom0RestorePlanned
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0 import compare, extract, inarchive
 from wyngq.dom0.compare import FileState
 from wyngq.dom0.user import dom0_user, find_dom0_user
 from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter
+from wyngq.listing import Dom0Item
 from wyngq.wyng.catalog import Archive
 from wyngq.wyng.runner import Wyng
 
@@ -62,7 +64,7 @@ class Dom0RestorePlan:
     the new directory it goes into."""
 
     session: str
-    items: tuple[inarchive.Dom0Item, ...]
+    items: tuple[Dom0Item, ...]
     into: Mapping[str, str]  # item -> directory
 
 
@@ -127,8 +129,7 @@ def run_restore(wyng: Wyng, request: Dom0RestoreRequest, reporter: Reporter,
     (`archive`: the catalogue, when the caller has just read it)."""
     archive = archive if archive is not None else wyng.catalog()
     plan = plan_restore(archive, request)
-    reporter.event("restore_plan", session=plan.session, dom0=list(request.items), into=dict(plan.into),
-                   dry_run=request.dry_run)
+    reporter.event(Dom0RestorePlanned(plan.session, tuple(request.items), dict(plan.into), request.dry_run))
     if request.dry_run:
         return Dom0RestoreResult(plan.session, (), archive.authenticated, dry_run=True, into=plan.into)
     return Dom0RestoreResult(plan.session, carry_out(wyng, plan, request.diff), archive.authenticated,

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from wyngq.contract.events import QubeFailed, StepStarted
 from wyngq.errors import Interrupted, QubesError, UnauthenticatedArchiveError, WyngError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.model import DeviceAssignment
@@ -99,7 +100,7 @@ def apply_plan(plan: RestorePlan, qubes: QubesPort, wyng: Wyng, workdir: str, re
 
 
 def _do(run: _Run, step: Step) -> None:
-    run.reporter.event("step", qube=step.qube, step=step.kind.value, operations=len(step.ops))
+    run.reporter.event(StepStarted(step.kind.value, qube=step.qube, operations=len(step.ops)))
     try:
         if step.kind is StepKind.RECEIVE:
             _receive(run, _session(run, step))
@@ -156,7 +157,7 @@ def _stop(run: _Run, remaining: Sequence[Step], err: Interrupted) -> None:
 
 def _fail(run: _Run, target: str, kind: StepKind, message: str) -> None:
     run.failed[target] = (kind, message)
-    run.reporter.event("qube_failed", qube=target, step=kind.value, error=message)
+    run.reporter.event(QubeFailed(target, kind.value, message))
 
 
 def _count(run: _Run, target: str) -> None:
@@ -318,7 +319,7 @@ def _receive(run: _Run, session: str) -> None:
     if not pairs:
         return
     owner = {p.archive_name: (p.qube, p.size) for p in pairs}
-    progress = wyng_progress(run.reporter, lambda v: {"qube": owner[v][0], "size": owner[v][1]} if v in owner else {})
+    progress = wyng_progress(run.reporter, lambda v: owner.get(v, (None, None)))
     lent = any(p.scratch_snapshot and os.path.exists(p.scratch_snapshot) for p in pairs)
     failed = data.receive(run.wyng, pairs, session, run.workdir, progress, use_snapshot=lent)
     for pair in pairs:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from wyngq import bundle, listing, volnames
+from wyngq.contract.events import PlannedRestoreQube, RestorePlanned
 from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
 from wyngq.model import QubeClass, QubeSettings
@@ -139,10 +140,10 @@ def run_restore(
         chosen = tuple(sorted(data.sessions))
     live = live_system(qubes, chosen, request, archive_qube)
     plan = plan_restore(data, live, request, chosen)
-    reporter.event("restore_plan", session=plan.session, sessions=list(plan.sessions), dry_run=request.dry_run,
-                   qubes=[{"name": q.source, "target": q.target, "action": q.action.value, "session": q.session}
-                          for q in plan.qubes],
-                   problems=len(plan.problems), refused=bool(plan.blocking))
+    reporter.event(RestorePlanned(
+        plan.session, tuple(plan.sessions), request.dry_run,
+        tuple(PlannedRestoreQube(q.source, q.target, q.action.value, q.session) for q in plan.qubes),
+        problems=len(plan.problems), refused=bool(plan.blocking)))
     if plan.blocking or request.dry_run:
         return RestoreResult(session=plan.session, dry_run=request.dry_run, plan=plan, warnings=warnings)
     applied = apply_plan(plan, qubes, wyng, workdir, reporter)

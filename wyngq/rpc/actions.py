@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from wyngq import backup, maintenance
-from wyngq.cli.restore import result_data
 from wyngq.errors import ExitCode, UsageError
 from wyngq.events import Reporter
 from wyngq.listing import ListRequest, list_archive
 from wyngq.profile import Profile, RpcRule
 from wyngq.qubes.port import QubesPort
 from wyngq.restore.model import ConflictPolicy, RestoreRequest
+from wyngq.restore.report import restore_report
 from wyngq.restore.run import RestoreResult, archive_qube_of
 from wyngq.restore.run import run_restore as run_restore_engine
 from wyngq.rpc.authorize import Lookup, covers
@@ -29,11 +29,22 @@ from wyngq.rpc.request import BackupCall, ListCall, PruneCall, Request, RestoreC
 from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T")
+
+
+class WithWyng(Protocol):
+    """Runs `work` with a Wyng port that carries the profile's passphrase."""
+
+    def __call__(self, work: Callable[[Wyng], T], /) -> T: ...
+
 
 @dataclass(frozen=True)
 class Outcome:
     exit_code: int
-    data: Any
+    data: DataclassInstance | None
     qubes: tuple[str, ...] = ()
     session: str | None = None
 
@@ -44,7 +55,7 @@ class Env:
     reporter: Reporter
     workdir: str
     qubes: Callable[[], QubesPort]
-    with_wyng: Callable[[Callable[[Wyng], Any]], Any]
+    with_wyng: WithWyng
     known_archives: KnownArchives | None = None
     rule: RpcRule | None = None  # the profile's rule that allowed the call
     lookup: Lookup | None = None  # the live qube of a name (authorize.Lookup)
@@ -129,7 +140,7 @@ def run_restore(env: Env, call: RestoreCall) -> Outcome:
     done: RestoreResult = env.with_wyng(
         lambda wyng: run_restore_engine(port, wyng, request, env.reporter, env.workdir, archive_qube)
     )
-    return Outcome(done.exit_code, result_data(done), tuple(q.target for q in done.plan.qubes), done.session)
+    return Outcome(done.exit_code, restore_report(done), tuple(q.target for q in done.plan.qubes), done.session)
 
 
 def _covered(env: Env) -> Callable[[str], bool]:
@@ -140,14 +151,15 @@ def _covered(env: Env) -> Callable[[str], bool]:
     return lambda name: covers(env.profile, rule, name, lookup)
 
 
-HANDLERS: dict[str, Callable[[Env, Any], Outcome]] = {
-    "list": run_list,
-    "backup": run_backup,
-    "restore": run_restore,
-    "verify": run_verify,
-    "prune": run_prune,
-}
-
-
 def handle(env: Env, request: Request) -> Outcome:
-    return HANDLERS[request.action](env, request)
+    if isinstance(request, ListCall):
+        return run_list(env, request)
+    if isinstance(request, BackupCall):
+        return run_backup(env, request)
+    if isinstance(request, RestoreCall):
+        return run_restore(env, request)
+    if isinstance(request, VerifyCall):
+        return run_verify(env, request)
+    if isinstance(request, PruneCall):
+        return run_prune(env, request)
+    raise UsageError(f"{request.action} is not run as a job")

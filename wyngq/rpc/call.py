@@ -9,9 +9,11 @@ import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO, TypeVar
 
 from wyngq import lock, names, passphrase, paths, process
+from wyngq.contract.events import JobAccepted
+from wyngq.contract.results import ProfileJobs
 from wyngq.errors import ConfigError, ExitCode, QubesError, UsageError, WyngStalledError
 from wyngq.model import Qube
 from wyngq.output import JsonLines
@@ -34,6 +36,7 @@ from wyngq.wyng.known import KnownArchives
 from wyngq.wyng.runner import Wyng
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JOB_ACTIONS = ("backup", "restore", "verify", "prune")  # long ones: recorded for `status`
 RESULT_TIMEOUT = 60.0  # how long the finished call waits for a caller to read its result
@@ -113,7 +116,7 @@ class Call:
             if request.action in JOB_ACTIONS:
                 self.job = self.jobs.start(profile.name, request.action, self.caller, getattr(request, "qubes", ()))
                 self.entry.job = self.job.id
-                self.presenter.event("job", id=self.job.id, profile=profile.name, action=request.action)
+                self.presenter.event(JobAccepted(self.job.id, profile.name, request.action))
             env = actions.Env(
                 profile=profile,
                 reporter=self.presenter,
@@ -131,7 +134,7 @@ class Call:
             records = [self.jobs.job(profile.name, request.job)]
         else:
             records = self.jobs.jobs(profile.name)
-        return actions.Outcome(ExitCode.OK, {"profile": profile.name, "jobs": jobs.records_as_data(records)})
+        return actions.Outcome(ExitCode.OK, ProfileJobs(profile.name, jobs.job_infos(records)))
 
     def _profile(self, name: str) -> Profile:
         try:
@@ -143,7 +146,7 @@ class Call:
             raise not_permitted(self.caller, self.action, name) from None
 
     @staticmethod
-    def _with_wyng(profile: Profile, work: Callable[[Wyng], Any]) -> Any:
+    def _with_wyng(profile: Profile, work: Callable[[Wyng], T]) -> T:
         """Run `work` with Wyng as the profile says, with its passphrase (if any);
         nobody is ever asked for one here."""
         target = WyngTarget(executable=profile.wyng, dest=profile.dest, meta_dir=profile.meta_dir,

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wyngq.contract.results import JobInfo
 from wyngq.errors import UsageError
 from wyngq.paths import STATE_DIR
 
@@ -166,8 +167,7 @@ def _process_start(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
-def records_as_data(records: Sequence[JobRecord]) -> list[dict[str, object]]:
-    """Job records for a JSON result, without the bookkeeping fields."""
-    return [
-        {k: v for k, v in dataclasses.asdict(r).items() if k not in ("pid", "pid_start")} for r in records
-    ]
+def job_infos(records: Sequence[JobRecord]) -> tuple[JobInfo, ...]:
+    """Job records for a result, without the bookkeeping fields (pid)."""
+    return tuple(JobInfo(r.id, r.profile, r.action, r.caller, r.qubes, r.started, r.state, r.finished, r.exit_code,
+                         r.code, r.message, r.session, r.caller_gone) for r in records)

@@ -31,10 +31,11 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
+from wyngq.contract.results import ResultLine, result_line
 from wyngq.errors import ConfigError, ExitCode, Interrupted, UsageError, WyngqError
-from wyngq.output import JsonLines, exit_status, log_to_stderr, result_code, to_data
+from wyngq.output import JsonLines, exit_status, log_to_stderr
 from wyngq.qubes import connect
 from wyngq.qubes.port import QubesPort
 from wyngq.rpc import actions, audit
@@ -69,12 +70,11 @@ def serve(
     out = CallerStream(stdout)
     call = Call(config, caller, action, JsonLines(cast(IO[str], out)), qubes_factory)
     outcome, error, status = _work(call, stdin, quiet_signals)
-    data = _result_data(call, outcome, error)
-    code = error.code if error is not None else result_code(status, data)
-    caller_gone = _answer(call, out, outcome, status, code, data, error)
+    line = result_line(call.entry.action, status, outcome.data, error, job=call.job.id if call.job else None)
+    caller_gone = _answer(call, out, outcome, line)
     entry = call.entry
     entry.qubes = outcome.qubes or entry.qubes
-    entry.outcome, entry.exit_code, entry.caller_gone = code, status, caller_gone
+    entry.outcome, entry.exit_code, entry.caller_gone = line.code, status, caller_gone
     audit.AuditLog(config.log_dir).write(entry)
     return status
 
@@ -103,33 +103,19 @@ def _work(call: Call, stdin: BinaryIO, quiet_signals: bool) -> tuple[actions.Out
     return outcome, error, status
 
 
-def _result_data(call: Call, outcome: actions.Outcome, error: WyngqError | None) -> dict[str, Any]:
-    """The result line's data: the job's id, and without an error the outcome's data."""
-    data: dict[str, Any] = {"job": call.job.id} if call.job is not None else {}
-    if error is None:
-        data.update(_as_object(outcome.data))
-        for key in ("changed", "summary"):  # properties of the result, which to_data does not carry
-            value = getattr(outcome.data, key, None)
-            if value is not None:
-                data[key] = value
-    return data
-
-
-def _answer(call: Call, out: CallerStream, outcome: actions.Outcome, status: int, code: str,
-            data: dict[str, Any], error: WyngqError | None) -> bool:
+def _answer(call: Call, out: CallerStream, outcome: actions.Outcome, line: ResultLine) -> bool:
     """Finish the job record, then send the result line and wait for the caller
     to read it; return whether the caller went away (or never read it)."""
-    message = error.message if error is not None else None
 
     def record_job(caller_gone: bool) -> None:
         if call.job is not None:
-            call.jobs.finish(call.job, exit_code=status, code=code, message=message, session=outcome.session,
-                             caller_gone=caller_gone, qubes=outcome.qubes or None)
+            call.jobs.finish(call.job, exit_code=line.exit_code, code=line.code, message=line.message,
+                             session=outcome.session, caller_gone=caller_gone, qubes=outcome.qubes or None)
 
     gone_before_result = out.gone
     record_job(gone_before_result)  # before the result: a caller that asks `status` next sees the outcome
     out.finish()
-    call.presenter.result(call.entry.action, status, data or None, error=error)
+    call.presenter.line(line)
     if not out.drain(call.config.result_timeout):
         log.warning("the caller did not read the result of %s within %.0f s; it is recorded",
                     call.entry.action, call.config.result_timeout)
@@ -137,11 +123,6 @@ def _answer(call: Call, out: CallerStream, outcome: actions.Outcome, status: int
     if caller_gone and not gone_before_result:
         record_job(caller_gone)
     return caller_gone
-
-
-def _as_object(value: Any) -> dict[str, Any]:
-    data = to_data(value)
-    return data if isinstance(data, dict) else {"value": data}
 
 
 def main(

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wyngq.contract.serialize import to_json
 from wyngq.rpc import jobs
 from wyngq.rpc.audit import AuditEntry, AuditLog
-from wyngq.rpc.jobs import JobStore, records_as_data
+from wyngq.rpc.jobs import JobStore, job_infos
 from wyngq.rpc.request import JOB_ID
 
 
@@ -72,10 +73,12 @@ def test_unreadable_records_are_skipped(tmp_path: Path) -> None:
     assert len(store.jobs("laptop")) == 1
 
 
-def test_records_as_data_leaves_out_the_bookkeeping(tmp_path: Path) -> None:
+def test_job_infos_leave_out_the_bookkeeping(tmp_path: Path) -> None:
     store = JobStore(str(tmp_path))
-    (data,) = records_as_data([store.start("laptop", "backup", "mgmt", ("work",))])
-    assert "pid" not in data and "pid_start" not in data and data["qubes"] == ("work",)
+    (info,) = job_infos([store.start("laptop", "backup", "mgmt", ("work",))])
+    data = to_json(info)
+    assert isinstance(data, dict)
+    assert "pid" not in data and "pid_start" not in data and data["qubes"] == ["work"]
 
 
 def test_audit_lines_are_appended_as_json(tmp_path: Path) -> None:
