@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tests.conftest import FakeWyngFactory
 from tests.fakes.qubes import FakeQubes
+from wyngq.contract.events import Event
+from wyngq.contract.serialize import to_json
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass
 from wyngq.secret import Secret
 from wyngq.wyng.commands import InitOptions, WyngTarget
@@ -19,13 +21,20 @@ class Recorder:
     """A Reporter that keeps every event, for assertions."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, object]]] = []
+        self.events: list[Event] = []
 
-    def event(self, type: str, /, **fields: object) -> None:
-        self.events.append((type, fields))
+    def event(self, event: Event, /) -> None:
+        self.events.append(event)
 
     def of(self, type: str) -> list[dict[str, object]]:
-        return [fields for kind, fields in self.events if kind == type]
+        """The events of one JSON type (`wyng_output` too), as their JSON fields."""
+        found = []
+        for event in self.events:
+            if type == event.TYPE:
+                document = to_json(event)
+                assert isinstance(document, dict)
+                found.append(dict(document))
+        return found
 
 
 @dataclass

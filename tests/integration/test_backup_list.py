@@ -347,3 +347,11 @@ def test_a_send_that_stops_midway_drops_the_record(
     done = backup(world, "work", known=known)
     assert done.exit_code == ExitCode.OK
     assert wyng_actions(fake_wyng, start) == ["list", "send"]
+
+
+def test_the_recorder_keeps_every_event_by_its_json_type(world: World) -> None:
+    recorder = Recorder()
+    run_backup(world.qubes, world.wyng(), BackupRequest(qubes=("work",)), recorder, world.workdir)
+    (plan,) = [e for e in recorder.of("plan") if e.get("action") == "backup"]
+    assert plan["qubes"] == ["work"]
+    assert recorder.of("wyng_output") and all(isinstance(e["line"], str) for e in recorder.of("wyng_output"))
