@@ -9,10 +9,8 @@ otherwise) and exits with dom0's exit code. dom0's lines are read back into the
 contract's dataclasses (wyngq.contract.decode) and written by the same
 presenters as in dom0, so the client prints the contract dom0 printed.
 
-When is it a client? `--remote`, or WYNGQ_REMOTE=1 in the environment; or,
-when neither is given, when this is a qube: one of the markers qubes'
-qubes-sysinit writes (/run/qubes/this-is-appvm, -templatevm, -netvm,
--proxyvm) exists. WYNGQ_REMOTE=0 forces the dom0 command. dom0 has no marker.
+When is it a client? wyngq.remote says (`--remote`, WYNGQ_REMOTE, or a qube's
+marker file).
 
 If dom0 sends no result, qrexec's own status says why: 126 (the policy
 refused the call) exits 4, 127 (service not installed in dom0) exits 3.
@@ -24,10 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
 from wyngq import __version__, process, render
@@ -42,25 +39,9 @@ from wyngq.profile import CONFLICT_POLICIES
 
 SERVICE = "qubes.WyngBackup"
 QREXEC_CLIENT_VM = "qrexec-client-vm"
-REMOTE_ENV = "WYNGQ_REMOTE"
-QUBE_MARKERS = tuple(f"/run/qubes/this-is-{kind}" for kind in ("appvm", "templatevm", "netvm", "proxyvm"))
 REFUSED, NO_SERVICE = 126, 127
 
 log = logging.getLogger(__name__)
-
-
-def wants_remote(
-    words: Sequence[str], environ: Mapping[str, str] = os.environ, markers: Sequence[str] = QUBE_MARKERS
-) -> bool:
-    """Whether this run forwards to dom0 (see the module doc)."""
-    if "--remote" in words:
-        return True
-    switch = environ.get(REMOTE_ENV, "").strip().lower()
-    if switch in ("1", "yes", "true", "on"):
-        return True
-    if switch in ("0", "no", "false", "off"):
-        return False
-    return any(os.path.exists(marker) for marker in markers)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,7 +19,7 @@ from tests import contract
 from tests.conftest import ROOT, FakeWyngFactory
 from tests.integration.rpc_driver import describe
 from tests.integration.rpc_world import RpcWorld, make_rpc_world
-from wyngq import client
+from wyngq import client, remote
 from wyngq.output import Human
 
 FAKE_QREXEC_CLIENT_VM = """\
@@ -174,7 +174,7 @@ def test_human_output(rpc: RpcWorld) -> None:
 
 # -- when the command is a client --------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("words", "environ", "marker", "remote"),
+    ("words", "environ", "marker", "forwards"),
     [
         (["list"], {}, False, False),
         (["list"], {}, True, True),
@@ -184,11 +184,11 @@ def test_human_output(rpc: RpcWorld) -> None:
         (["list"], {"WYNGQ_REMOTE": "no"}, False, False),
     ],
 )
-def test_wants_remote(tmp_path: Path, words: list[str], environ: dict[str, str], marker: bool, remote: bool) -> None:
+def test_wants_remote(tmp_path: Path, words: list[str], environ: dict[str, str], marker: bool, forwards: bool) -> None:
     marker_path = tmp_path / "this-is-appvm"
     if marker:
         marker_path.touch()
-    assert client.wants_remote(words, environ, markers=(str(marker_path),)) is remote
+    assert remote.wants_remote(words, environ, markers=(str(marker_path),)) is forwards
 
 
 def test_the_cli_forwards_to_dom0_from_a_qube(rpc: RpcWorld) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from wyngq import __version__, bundle, carry, paths, phases, volnames
+from wyngq import __version__, bundle, carry, globalprefs, paths, phases, volnames
 from wyngq.backup.model import TAG, BackupPlan, BackupRequest, BackupResult, QubeOutcome
 from wyngq.backup.plan import check_live_volumes, dry_run_result, plan_backup, qube_outcomes
 from wyngq.backup.select import select_qubes
@@ -35,7 +35,6 @@ from wyngq.errors import QubesError, UsageError
 from wyngq.events import Reporter, wyng_progress
 from wyngq.model import PropertyValue, Qube, QubeSettings
 from wyngq.qubes.port import QubesPort
-from wyngq.restore import prefs
 from wyngq.schedule import QubeDue, due_qubes
 from wyngq.wyng.known import KnownArchive, KnownArchives
 from wyngq.wyng.runner import Wyng
@@ -340,7 +339,7 @@ def _global_prefs(qubes: QubesPort) -> dict[str, PropertyValue] | None:
     """dom0's global preferences for the bundle; None (not recorded) if qubesd
     will not tell: the qubes' backup does not depend on them."""
     try:
-        return prefs.capture(qubes.global_prefs())
+        return globalprefs.capture(qubes.global_prefs())
     except QubesError as err:
         log.warning("dom0's global preferences are not recorded in this backup: %s", err.message)
         return None

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
-from wyngq import client, phases, qubes
+from wyngq import phases, qubes, remote
 from wyngq.cli import common
 from wyngq.errors import Interrupted, UsageError, WyngqError
 from wyngq.lock import operation_lock
@@ -96,7 +96,9 @@ def main(argv: Sequence[str] | None = None, *, connect: Callable[[], QubesPort] 
     """Run the CLI; return the exit status (README: exit codes). `connect` makes
     the Qubes adapter (the real one, or a fake in tests)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    if client.wants_remote(words):  # in a management qube: forward to dom0 over qrexec
+    if remote.wants_remote(words):  # in a management qube: forward to dom0 over qrexec
+        from wyngq import client
+
         return client.main(words)
     json_mode = "--json" in words or not sys.stdout.isatty()
     presenter: common.Presenter = JsonLines() if json_mode else Human()

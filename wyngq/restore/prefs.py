@@ -17,28 +17,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
 from wyngq import bundle
+from wyngq.globalprefs import GLOBAL_PREFS, MAX_VALUE
 from wyngq.model import PropertyValue
 from wyngq.names import is_qube_name
 from wyngq.restore import trust
 from wyngq.restore.model import Op, Problem
-
-# The global properties a restore may write, with their qubesd type. Read-only
-# ones (maxmem, no_cpus) and anything unknown are never written.
-GLOBAL_PREFS: Mapping[str, str] = {
-    "clockvm": "vm", "updatevm": "vm", "default_template": "vm", "default_netvm": "vm", "default_dispvm": "vm",
-    "default_guivm": "vm", "default_audiovm": "vm", "management_dispvm": "vm",
-    "default_kernel": "str", "default_pool": "str", "default_pool_private": "str", "default_pool_root": "str",
-    "default_pool_volatile": "str", "default_pool_kernel": "str",
-    "default_qrexec_timeout": "int", "default_shutdown_timeout": "int", "stats_interval": "int",
-    "check_updates_vm": "bool",
-}
-MAX_VALUE = 256
-
-
-def capture(every: Mapping[str, tuple[bool, PropertyValue]]) -> dict[str, PropertyValue]:
-    """The preferences a backup records: those of GLOBAL_PREFS set explicitly."""
-    return {name: value for name, (is_default, value) in sorted(every.items())
-            if name in GLOBAL_PREFS and not is_default}
 
 
 def session_prefs(found: bundle.Bundle) -> dict[str, PropertyValue]:

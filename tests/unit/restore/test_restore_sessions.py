@@ -9,10 +9,11 @@ import pytest
 
 from tests.unit.restore.restore_builders import EMPTY, D, T, chain, qube, session
 from wyngq.errors import UsageError
+from wyngq.globalprefs import capture
 from wyngq.model import PropertyValue
 from wyngq.restore.model import Op, RestoreRequest, StepKind
 from wyngq.restore.plan import plan_restore
-from wyngq.restore.prefs import capture, plan_prefs, prefs_from_qubes_xml, review
+from wyngq.restore.prefs import plan_prefs, prefs_from_qubes_xml, review
 from wyngq.restore.sessions import (
     bundles_to_read,
     check_request,
