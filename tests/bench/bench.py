@@ -16,7 +16,9 @@ Prints figures; asserts nothing. Run as root with the lab up:
     calls of one backup counted at the qubesd socket, the phases of one backup
     (WYNGQ_PHASE_TIMES=1: wyngq.phases) and Python's own start-up beside them.
     With `--before REF`, the same for wyngq as it was at git REF, taking turns
-    with this tree in the same run (also in (c)).
+    with this tree in the same run (also in (c)). Then the floor: qubesd's own
+    time for that backup's calls, replayed one after the other and from 4
+    threads, plus Python's start-up with qubesadmin: no wrapper goes below it.
 (b) Admin API calls per restored qube, counted at the qubesd socket (a
     counting proxy in front of it): a restore over changed settings and one
     where nothing changed.
@@ -92,6 +94,7 @@ class Bench:
         import qubesadmin
 
         self.app = qubesadmin.Qubes()
+        self.startup: dict[str, float] | None = None  # (o): Python's start-up, for the floor
         self.size = size_mib * MIB
         self.runs = runs
         self.prefix = "b" + uuid.uuid4().hex[:5]
@@ -314,6 +317,8 @@ class Bench:
                 finally:
                     os.environ["QUBESD_SOCKET"] = saved
             print_calls(f"one incremental backup ({tree})", list(calls), len(names))
+            if tree == "after" and self.startup is not None:
+                qubesd_floor(self.app, list(calls), self.startup, target)
 
     # -- (c) ---------------------------------------------------------------------
     def list_times(self, sessions: int = 400, qubes: int = 40) -> None:
@@ -362,13 +367,14 @@ def phase_lines(stderr: str) -> list[str]:
     return [line.split("phase ", 1)[1].replace(":", "") for line in stderr.splitlines() if ": phase " in line]
 
 
-def startup_floor() -> None:
+def startup_floor() -> dict[str, float]:
     """Python's own start-up on this machine, which every wyngq run pays before any of its code:
     the bare interpreter, and with qubesadmin imported (outside the lab's start-up shim, which
     imports qubesadmin into every Python process that has QUBESD_SOCKET set)."""
     environ = {k: v for k, v in os.environ.items() if k not in ("QUBESD_SOCKET", "PYTHONDONTWRITEBYTECODE")}
     environ["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="wyngq-bench-pyc-")
     figures = []
+    seconds: dict[str, float] = {}
     for label, code in (("python3 -c pass", "pass"), ("import qubesadmin", "import qubesadmin"),
                         ("import wyngq.cli", "import wyngq.cli")):
         def run(code: str = code) -> None:
@@ -381,8 +387,51 @@ def startup_floor() -> None:
             run()
             times.append(time.perf_counter() - start)
         figures.append(f"{label} {median(times) * 1000:.0f} ms")
+        seconds[label] = median(times)
     shutil.rmtree(environ["PYTHONPYCACHEPREFIX"], ignore_errors=True)
     print("\nPython start-up on this machine (median of 7, byte-compiled): " + ", ".join(figures))
+    return seconds
+
+
+def qubesd_floor(app: Any, seen: list[bytes], startup: dict[str, float], target: float) -> None:
+    """What no wrapper can go below: qubesd's own time for the calls one backup made
+    (`seen`, recorded by the counting proxy), replayed from this process one after
+    the other and from 4 threads at once (qubesd answers on one event loop, and
+    saves the whole qubes.xml after every property write), plus Python's start-up
+    with qubesadmin imported. Reads are replayed as they were; each write was a
+    `backup_timestamp` and is written again with the time now."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def replay(header: bytes) -> None:
+        method_arg, _source, _name_keyword, dest = header.decode().split(" ")[:4]  # METHOD+ARG dom0 name DEST
+        method, _, arg = method_arg.partition("+")
+        if is_write(header):
+            app.qubesd_call(dest, "admin.vm.property.Set", "backup_timestamp", str(int(time.time())).encode())
+        else:
+            app.qubesd_call(dest, method, arg or None)
+
+    def run_all(calls: list[bytes], threads: int) -> float:
+        start = time.perf_counter()
+        if threads == 1:
+            for header in calls:
+                replay(header)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(replay, calls))
+        return time.perf_counter() - start
+
+    reads = [h for h in seen if not is_write(h)]
+    writes = [h for h in seen if is_write(h)]
+    figures = {(kind, threads): min(run_all(calls, threads) for _ in range(3))
+               for kind, calls in (("reads", reads), ("writes", writes)) for threads in (1, 4)}
+    python = startup.get("import qubesadmin", 0.0)
+    floor = python + min(figures["reads", 1], figures["reads", 4]) + min(figures["writes", 1], figures["writes", 4])
+    print(f"  qubesd alone, this backup's calls replayed (best of 3): {len(reads)} reads "
+          f"{figures['reads', 1] * 1000:.0f} ms (4 threads: {figures['reads', 4] * 1000:.0f} ms), "
+          f"{len(writes)} backup_timestamp writes {figures['writes', 1] * 1000:.0f} ms "
+          f"(4 threads: {figures['writes', 4] * 1000:.0f} ms); with Python's start-up and qubesadmin's "
+          f"import ({python * 1000:.0f} ms) the floor of wyngq's own time is {floor:.2f} s "
+          f"(target <= {target:.2f} s: {'below the floor' if floor > target else 'above the floor'})")
 
 
 def export_tree(ref: str, into: Path) -> Path:
@@ -486,7 +535,7 @@ def main() -> None:
         if "b" in parts:
             restore_figures(bench, names)
         if "o" in parts:
-            startup_floor()
+            bench.startup = startup_floor()
             bench.own_times(names, f"{bench.size // MIB} MiB", target=0.15)
             bench.own_times(bench.make_small_qubes(40), "4 MiB each", target=0.5)
         if "c" in parts:
