@@ -104,3 +104,17 @@ def test_phase_times_come_on_stderr_only_when_asked(tmp_path: Path, fake_wyng: F
     assert quiet["status"] == 0 and "phase" not in str(quiet["stderr"])
     phases = [line.split(": ")[2] for line in str(timed["stderr"]).splitlines() if ": phase " in line]
     assert {"phase start-up", "phase connect", "phase wyng send", "phase backup"} <= set(phases), timed["stderr"]
+
+
+def test_a_restore_times_its_phases_too(tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    common = (f"--dest=file:{archive}", f"--wyng={fake_wyng()}", "--json", "--unattended")
+    assert loaded(tmp_path, *common, "create", "--encrypt=off")["status"] == 0
+    assert loaded(tmp_path, *common, "backup", "work")["status"] == 0
+    timed = loaded(tmp_path, *common, "restore", "--on-conflict=replace", "work", env={"WYNGQ_PHASE_TIMES": "1"})
+
+    assert timed["status"] == 0, timed["stderr"]
+    phases = {line.split(": ")[2] for line in str(timed["stderr"]).splitlines() if ": phase " in line}
+    assert {"phase settings read", "phase read qubes", "phase plan", "phase apply", "phase wyng receive",
+            "phase restore"} <= phases, timed["stderr"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from wyngq import bundle, listing, volnames
+from wyngq import bundle, listing, phases, volnames
 from wyngq.contract.events import PlannedRestoreQube, RestorePlanned
 from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
@@ -128,26 +128,32 @@ def run_restore(
     meta = archive.volumes.get(volnames.METADATA_VOLUME)
     bundle_sessions = sorted(meta.sessions) if meta else []
     warnings: tuple[str, ...] = ()
-    if request.session:
-        session = choose_session(bundle_sessions, request)
-        found = listing.read_session_bundle(wyng, session, workdir, archive=archive)
-        read = read_settings(found)
-        data = replace(session_data(archive, index, session, read), prefs=session_prefs(found))
-        chosen = select_qubes(data, request)
-        warnings = () if request.qubes else left_out(read)
-    else:
-        data, warnings = across_sessions(wyng, archive, index, bundle_sessions, request, workdir)
-        chosen = tuple(sorted(data.sessions))
-    live = live_system(qubes, chosen, request, archive_qube)
-    plan = plan_restore(data, live, request, chosen)
+    with phases.phase("settings read"):  # the sessions' bundles: one Wyng receive each
+        if request.session:
+            session = choose_session(bundle_sessions, request)
+            found = listing.read_session_bundle(wyng, session, workdir, archive=archive)
+            read = read_settings(found)
+            data = replace(session_data(archive, index, session, read), prefs=session_prefs(found))
+            chosen = select_qubes(data, request)
+            warnings = () if request.qubes else left_out(read)
+        else:
+            data, warnings = across_sessions(wyng, archive, index, bundle_sessions, request, workdir)
+            chosen = tuple(sorted(data.sessions))
+    with phases.phase("read qubes"):
+        live = live_system(qubes, chosen, request, archive_qube)
+    with phases.phase("plan"):
+        plan = plan_restore(data, live, request, chosen)
     reporter.event(RestorePlanned(
         plan.session, tuple(plan.sessions), request.dry_run,
         tuple(PlannedRestoreQube(q.source, q.target, q.action.value, q.session) for q in plan.qubes),
         problems=len(plan.problems), refused=bool(plan.blocking)))
     if plan.blocking or request.dry_run:
         return RestoreResult(session=plan.session, dry_run=request.dry_run, plan=plan, warnings=warnings)
-    applied = apply_plan(plan, qubes, wyng, workdir, reporter)
-    notes = menus.refresh_menus(restored_for_menus(plan, applied.qubes, data)) if applied.interrupted is None else ()
+    with phases.phase("apply"):
+        applied = apply_plan(plan, qubes, wyng, workdir, reporter)
+    with phases.phase("menus"):
+        finished = applied.interrupted is None
+        notes = menus.refresh_menus(restored_for_menus(plan, applied.qubes, data)) if finished else ()
     return RestoreResult(session=plan.session, dry_run=False, plan=plan, qubes=applied.qubes,
                          warnings=warnings + applied.warnings, interrupted=applied.interrupted,
                          prefs_failed=applied.prefs_failed, menus=notes)
