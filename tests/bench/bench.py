@@ -282,6 +282,7 @@ class Bench:
               f"timed by a wrapper; first the full backup, then {self.runs} incremental ones"
               + (f"; trees {' and '.join(self.trees)} taking turns" if len(self.trees) > 1 else ""))
         owns: dict[str, list[float]] = {tree: [] for tree in self.trees}
+        ratios: dict[str, list[float]] = {tree: [] for tree in self.trees}
         order = list(self.trees)
         for run in range(self.runs + 1):
             for tree in order[run % len(order):] + order[:run % len(order)]:
@@ -294,13 +295,16 @@ class Bench:
                 in_wyng = sum(end - start for start, end in spans)
                 if run:
                     owns[tree].append(total - in_wyng)
+                    ratios[tree].append(total / in_wyng)
                 print(f"  {tree:<7} {'full' if not run else 'incremental':<12} total {total:6.2f} s   in Wyng "
                       f"({len(spans)} call{'s' if len(spans) != 1 else ''}) {in_wyng:6.2f} s   "
                       f"wyngq's own {total - in_wyng:5.2f} s")
         for tree, values in owns.items():
             print(f"  {tree:<7} wyngq's own time, median of the incremental backups: {median(values):.2f} s "
                   f"(range {min(values):.2f}-{max(values):.2f} s; target <= {target:.2f} s: "
-                  f"{'met' if median(values) <= target else 'NOT met'})")
+                  f"{'met' if median(values) <= target else 'NOT met'}); "
+                  f"{median(values) / len(names) * 1000:.1f} ms per qube, "
+                  f"ratio to its Wyng call (the send with the settings volume) {median(ratios[tree]):.2f}")
         self.change_some_data(names, mib=1)
         time.sleep(1.1)
         self.wyngq(dests["after"], "backup", *names, wyng=str(wrapper), extra_env={"WYNGQ_PHASE_TIMES": "1"})
