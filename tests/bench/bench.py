@@ -33,6 +33,9 @@ Prints figures; asserts nothing. Run as root with the lab up:
 (u) upstream wyng-util-qubes on the same qubes in the same run (tests/bench/
     upstream.py says how it runs in the lab): its backup and restore wall
     times beside ours, and its Admin API calls per restored qube.
+(q) qubesd's own cost per Admin API call with 1, 20, 40 and 80 qubes
+    (tests/bench/qubesd.py): a read and a `backup_timestamp` write. Not in the
+    default --only; `--only q`.
 (r) whole-machine recovery: `restore --all` of 40 qubes backed up over 10
     sessions, every qube removed and a fresh Wyng meta dir, against bare
     `wyng receive` of the same volumes (one call per session, fresh meta dir
@@ -550,6 +553,10 @@ def main() -> None:
             from tests.bench.dom0 import dom0_figures
 
             dom0_figures(bench)
+        if "q" in parts:
+            from tests.bench.qubesd import qubesd_figures
+
+            qubesd_figures(bench.app, bench.prefix)
         if "r" in parts:
             recovery_figures(bench, args.recovery_qubes, args.recovery_sessions)
     finally:
