@@ -97,7 +97,6 @@ class Bench:
         import qubesadmin
 
         self.app = qubesadmin.Qubes()
-        self.startup: dict[str, float] | None = None  # (o): Python's start-up, for the floor
         self.size = size_mib * MIB
         self.runs = runs
         self.prefix = "b" + uuid.uuid4().hex[:5]
@@ -266,7 +265,7 @@ class Bench:
         wrapper.chmod(0o755)
         return log, wrapper
 
-    def own_times(self, names: list[str], label: str, target: float) -> None:
+    def own_times(self, names: list[str], label: str, target: float, startup: dict[str, float]) -> None:
         """wyngq's own time in a backup, without Wyng's: a wrapper around the real Wyng
         logs when each Wyng call starts and ends, so what is left of the backup's wall
         time is wyngq's (before the first call, between, after the last). Free of the
@@ -324,8 +323,8 @@ class Bench:
                 finally:
                     os.environ["QUBESD_SOCKET"] = saved
             print_calls(f"one incremental backup ({tree})", list(calls), len(names))
-            if tree == "after" and self.startup is not None:
-                qubesd_floor(self.app, list(calls), self.startup, target)
+            if tree == "after":
+                qubesd_floor(self.app, list(calls), startup, target)
 
     # -- (c) ---------------------------------------------------------------------
     def list_times(self, sessions: int = 400, qubes: int = 40) -> None:
@@ -542,9 +541,9 @@ def main() -> None:
         if "b" in parts:
             restore_figures(bench, names)
         if "o" in parts:
-            bench.startup = startup_floor()
-            bench.own_times(names, f"{bench.size // MIB} MiB", target=0.15)
-            bench.own_times(bench.make_small_qubes(40), "4 MiB each", target=0.5)
+            startup = startup_floor()
+            bench.own_times(names, f"{bench.size // MIB} MiB", target=0.15, startup=startup)
+            bench.own_times(bench.make_small_qubes(40), "4 MiB each", target=0.5, startup=startup)
         if "c" in parts:
             bench.list_times()
         if "u" in parts:
