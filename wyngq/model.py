@@ -28,6 +28,13 @@ class QubeClass(enum.StrEnum):
             return ("private",)
         return ()
 
+    @property
+    def restored_volumes(self) -> tuple[str, ...]:
+        """The volumes a restore configures on a qube of this class: its data
+        volumes (their revisions to keep) and `volatile` (its size). An AppVM's
+        `root` is its template's, a disposable's volumes are made at its start."""
+        return (*self.backed_up_volumes, "volatile")
+
 
 class PoolDriver(enum.StrEnum):
     FILE_REFLINK = "file-reflink"

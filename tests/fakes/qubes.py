@@ -159,8 +159,9 @@ class FakeQubes(RestoreOps):
             for kind, v in sorted(q.volumes.items()) if kind in q.klass.backed_up_volumes
         )
 
-    def settings(self, name: str) -> QubeSettings:
+    def settings(self, name: str, volumes: Iterable[str] = ("private", "root", "volatile")) -> QubeSettings:
         self.calls.append(("settings", name))
+        kinds = set(volumes)
         q = self._get(name)
         self._read_fault("firewall", name, "firewall rules")
         self._read_fault("notes", name, "notes")
@@ -176,7 +177,7 @@ class FakeQubes(RestoreOps):
             notes=q.notes,
             devices=tuple(q.devices),
             volumes=tuple(VolumeSettings(k, v.pool, self.file_size(name, k), v.revisions_to_keep)
-                          for k, v in sorted(q.volumes.items())),
+                          for k, v in sorted(q.volumes.items()) if k in kinds),
         )
 
     def state_files(self, names: Iterable[str]) -> dict[str, bytes]:

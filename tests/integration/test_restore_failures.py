@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeWyngFactory
+from tests.integration.helpers import Recorder
 from tests.integration.restore_world import QUBES, RestoreWorld, make_restore_world, pv
 from wyngq.errors import ExitCode
 from wyngq.model import QubeClass
-from wyngq.restore.model import GUARD_TAG, ConflictPolicy, StepKind
+from wyngq.restore.model import GUARD_TAG, ConflictPolicy, RestoreRequest, StepKind
 from wyngq.restore.plan import SCRATCH_PREFIX, SCRATCH_TAG, scratch_name
+from wyngq.restore.run import run_restore
+from wyngq.wyng.runner import Wyng, WyngRun
 
 CHANGED = b"changed after the backup" * 100
 
@@ -267,3 +270,30 @@ def test_a_users_qube_with_the_scratch_name_is_left_alone(tmp_path: Path, fake_w
     assert world.qubes.read_volume(mine, "private") == b"mine" * 100
     assert world.qubes.read_volume(also_mine, "private") == b"mine" * 100
     assert world.qubes.read_volume("sys-fw", "private") == CHANGED
+
+
+def test_a_qube_whose_start_was_under_way_when_its_restore_began_is_not_cloned_into(
+        tmp_path: Path, fake_wyng: FakeWyngFactory) -> None:
+    """A start qubesd let through just before the guard tag went on runs by the
+    end of the receive: that qube fails at the receive with the reason, keeps its
+    data and its guard tag; the others go on."""
+    world = make_restore_world(tmp_path, fake_wyng)
+    world.backup()
+    world.qubes.write_volume("work", "private", CHANGED)
+
+    class StartDuringReceive(Wyng):
+        def receive(self, *, local_from: str, session: str, use_snapshot: bool = False) -> WyngRun:
+            world.qubes.domains["work"].running = True  # past qubesd's pre-start check, tag or not
+            return super().receive(local_from=local_from, session=session, use_snapshot=use_snapshot)
+
+    request = RestoreRequest(qubes=("work", "vault"), on_conflict=ConflictPolicy.REPLACE, trust_archive_settings=True)
+    result = run_restore(world.qubes, StartDuringReceive(world.wyng().target), request, Recorder(), world.workdir)
+
+    outcome = {q.target: q for q in result.qubes}
+    assert result.exit_code is ExitCode.PARTIAL
+    assert (outcome["work"].ok, outcome["work"].failed_step) == (False, StepKind.RECEIVE.value)
+    assert "started" in (outcome["work"].error or "") and outcome["work"].revisions == ()
+    assert world.qubes.read_volume("work", "private") == CHANGED
+    assert not [c for c in world.qubes.calls if c[:2] == ("clone_volume", "work")]
+    assert GUARD_TAG in world.qubes.domains["work"].tags
+    assert outcome["vault"].ok and no_scratch_left(world, tmp_path)

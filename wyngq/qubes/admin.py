@@ -4,16 +4,16 @@ only code that imports qubesadmin.
 Reads use the cheapest calls qubesd offers (one `admin.vm.List` for all qubes,
 one `property.GetAll` per qube, one `volume.Info` per volume); writes happen
 only where asked, sent to qubesd directly where qubesadmin would look the qube
-up again first. What a read answered (power states from the list, properties,
-tags and volumes read by `overview()`, `qube()` or `settings()`) is reused
-until the first write; whether a volume keeps its data (`save_on_stop`, which
-no Admin API call changes) until its qube is created or removed.
+up again first. What a read answered is reused while it holds
+(wyngq.qubes.known): a qube's class from the list needs no second list to
+look it up, and a qube this adapter guarded and saw halted needs no power
+state before a clone.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import qubesadmin
 import qubesadmin.exc
@@ -23,7 +23,6 @@ from wyngq.model import (
     DeviceAssignment,
     LiveQube,
     Pool,
-    PoolDriver,
     PropertyValue,
     Qube,
     QubeClass,
@@ -32,45 +31,36 @@ from wyngq.model import (
     VolumeSettings,
 )
 from wyngq.qubes import devices, reads
+from wyngq.qubes.known import Known, Read
 from wyngq.qubes.reads import qubes_errors as _qubes_errors
 from wyngq.qubes.replies import is_running, parse_get_all, parse_vm_list, split_property
+from wyngq.qubes.reserved import GUARD_TAG
 
 log = logging.getLogger(__name__)
 
 DEFAULT_QUBES_DIR = "/var/lib/qubes"
+SETTINGS_VOLUMES = ("private", "root", "volatile")  # what a backup records of every qube
 
 
 class AdminQubes:
     def __init__(self, app: qubesadmin.app.QubesBase | None = None) -> None:
         self.app = app if app is not None else qubesadmin.Qubes()
         self._skipped: set[str] = set()  # qubes of a class wyngq does not know, said once
-        self._listed: dict[str, tuple[QubeClass, bool]] = {}  # the last admin.vm.List
-        self._read: dict[str, _Read] = {}  # what qube(), overview() or settings() read
-        self._keeps: dict[tuple[str, str], bool] = {}  # (qube, volume kind) -> save_on_stop
+        self._known = Known()
+        self._listed = self._known.listed  # the last admin.vm.List
+        self._read = self._known.read  # what qube(), overview() or settings() read
         self._devclasses: tuple[str, ...] | None = None
 
     # -- reading -------------------------------------------------------------
     def pools(self) -> dict[str, Pool]:
-        result = {}
-        for pool in self.app.pools.values():
-            config = dict(pool.config)
-            driver = pool.driver
-            path: str | None = None
-            if driver == PoolDriver.FILE_REFLINK:
-                path = config.get("dir_path")
-            elif driver == PoolDriver.LVM_THIN:
-                vg, thin = config.get("volume_group"), config.get("thin_pool")
-                path = f"{vg}/{thin}" if vg and thin else None
-            result[pool.name] = Pool(pool.name, driver, path)
-        return result
+        return reads.pools(self.app)
 
     def list_qubes(self) -> dict[str, tuple[QubeClass, bool]]:
         return {name: (klass, running) for name, klass, running in self._domains()}
 
     def _forget(self) -> None:
         """Before a write: what earlier reads answered may no longer hold."""
-        self._listed.clear()
-        self._read.clear()
+        self._known.forget()
 
     def _domains(self) -> Iterator[tuple[str, QubeClass, bool]]:
         """Every qube but dom0, with its class and whether it is running, from one
@@ -90,6 +80,7 @@ class AdminQubes:
                     self._skipped.add(name)
                     log.info("leaving out qube %s: wyngq does not know its class %s", name, entry.klass)
                 continue
+            self._known.listed_as(name, klass, entry.state)
             running = is_running(entry.state) if entry.state is not None else reads.running(self._vm(name))
             self._listed[name] = (klass, running)
             yield name, klass, running
@@ -99,7 +90,7 @@ class AdminQubes:
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
             listed = self._listed.get(name)
-            read = self._read.get(name) or _Read(reads.all_properties(self.app, name))
+            read = self._read.get(name) or Read(reads.all_properties(self.app, name))
             read = self._read[name] = replace(read, tags=read.tags if read.tags is not None else tuple(sorted(vm.tags)))
             volumes = self._volumes(vm, klass.backed_up_volumes, read.volumes)
             include = read.properties.get("include_in_backups")
@@ -121,14 +112,14 @@ class AdminQubes:
     def volume(self, name: str, kind: str) -> Volume:
         with _qubes_errors(name):
             found = reads.volume_info(self.app, name, kind)
-        self._keeps[(name, kind)] = found.save_on_stop
+        self._known.keeps[(name, kind)] = found.save_on_stop
         return found
 
-    def settings(self, name: str) -> QubeSettings:
+    def settings(self, name: str, volumes: Iterable[str] = SETTINGS_VOLUMES) -> QubeSettings:
         vm = self._vm(name)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
-            read = self._read.get(name) or _Read(reads.all_properties(self.app, name))
+            read = self._read.get(name) or Read(reads.all_properties(self.app, name))
             self._read[name] = read
             every = read.properties
             label = every.get("label")
@@ -150,7 +141,7 @@ class AdminQubes:
                 devices=devices.assigned(vm, self._device_classes()),
                 volumes=tuple(
                     VolumeSettings(vol.kind, vol.pool, vol.size, vol.revisions_to_keep)
-                    for vol in self._volumes(vm, ("private", "root", "volatile"), read.volumes)
+                    for vol in self._volumes(vm, volumes, read.volumes)
                 ),
             )
 
@@ -173,13 +164,7 @@ class AdminQubes:
             self._vm(name).backup_timestamp = when
 
     def qubes_version(self) -> str:
-        try:
-            with open("/etc/qubes-release", encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError:
-            return ""
-        words = [w for w in text.split() if w[:1].isdigit()]
-        return words[0] if words else ""
+        return reads.qubes_version()
 
     def global_prefs(self) -> dict[str, tuple[bool, PropertyValue]]:
         """One `admin.property.GetAll` (one Get each where qubesd lacks it)."""
@@ -199,7 +184,7 @@ class AdminQubes:
         result: dict[str, LiveQube] = {}
         for name, klass, running in self._domains():
             with _qubes_errors(name):
-                read = self._read[name] = _Read(reads.all_properties(self.app, name))  # for settings()
+                read = self._read[name] = Read(reads.all_properties(self.app, name))  # for settings()
             props = {prop: value.value for prop, (_, value) in read.properties.items()}
             result[name] = LiveQube(
                 name=name,
@@ -245,6 +230,7 @@ class AdminQubes:
         with _qubes_errors(name):
             self.app.qubesd_call("dom0", method + klass.value, template, payload.encode("utf-8"))
             self.app.domains.clear_cache(invalidate_name=name)
+        self._known.made(name, klass)
 
     def set_property(self, name: str, prop: str, value: str) -> None:
         self._call(name, "admin.vm.property.Set", prop, value.encode("utf-8"))
@@ -260,8 +246,12 @@ class AdminQubes:
 
     def add_tag(self, name: str, tag: str) -> None:
         self._call(name, "admin.vm.tag.Set", tag)
+        if tag == GUARD_TAG:
+            self._known.guard(name, True)
 
     def remove_tag(self, name: str, tag: str) -> None:
+        if tag == GUARD_TAG:
+            self._known.guard(name, False)  # before: should qubesd fail, it may have been removed all the same
         self._call(name, "admin.vm.tag.Remove", tag)
 
     def set_firewall(self, name: str, rules: Sequence[str]) -> None:
@@ -299,6 +289,7 @@ class AdminQubes:
                 vm.kill()
 
     def start(self, name: str) -> None:
+        self._known.started(name)
         with _qubes_errors(name):
             vm = self._vm(name)
             if not reads.running(vm):
@@ -309,9 +300,14 @@ class AdminQubes:
         keeps = {(name, kind): self._keeps_data(name, kind), (source, origin): self._keeps_data(source, origin)}
         self._forget()
         with _qubes_errors(name):
-            # qubesd clones into a running qube's volume too (seen in the lab): never do that
-            if reads.power_state(self.app, name) != "Halted":
-                raise QubesError(f"qube {name!r}: Domain is not powered off: {name!r}")
+            # qubesd clones into a running qube's volume too (seen in the lab; a file-reflink
+            # pool commits the running qube's own copy over it at its shutdown): never do that.
+            # A qube guarded and seen halted since cannot have been started (wyngq.qubes.known).
+            if name not in self._known.halted:
+                state = reads.power_state(self.app, name)
+                self._known.seen(name, state)
+                if state != "Halted":
+                    raise QubesError(f"qube {name!r}: Domain is not powered off: {name!r}")
             # qubesd silently does nothing for a volume that is not save_on_stop (storage
             # drivers' import_volume): refuse that here instead of restoring nothing
             for (owner, which), keep in keeps.items():
@@ -350,19 +346,20 @@ class AdminQubes:
     def _volumes(self, vm: qubesadmin.vm.QubesVM, kinds: Iterable[str], known: dict[str, Volume]
                  ) -> tuple[Volume, ...]:
         found = reads.volumes(vm, kinds, known)
-        self._keeps.update(((vm.name, vol.kind), vol.save_on_stop) for vol in found)
+        self._known.keeps.update(((vm.name, vol.kind), vol.save_on_stop) for vol in found)
         return found
 
     def _keeps_data(self, name: str, kind: str) -> bool:
         """Whether the qube's `kind` volume is save_on_stop (read once)."""
-        if (name, kind) not in self._keeps:
+        keeps = self._known.keeps
+        if (name, kind) not in keeps:
             with _qubes_errors(name):
-                self._keeps[(name, kind)] = reads.volume_info(self.app, name, kind).save_on_stop
-        return self._keeps[(name, kind)]
+                keeps[(name, kind)] = reads.volume_info(self.app, name, kind).save_on_stop
+        return keeps[(name, kind)]
 
     def _drop(self, name: str) -> None:
         """A qube of this name is created or removed: what was known of one is not."""
-        self._keeps = {key: keep for key, keep in self._keeps.items() if key[0] != name}
+        self._known.drop(name)
 
     def _device_classes(self) -> tuple[str, ...]:
         """The device classes qubesd knows: the same for every qube, so asked once."""
@@ -373,6 +370,9 @@ class AdminQubes:
         return self._devclasses
 
     def _vm(self, name: str) -> qubesadmin.vm.QubesVM:
+        klass = self._known.classes.get(name)
+        if klass is not None:  # listed since it was made: no second admin.vm.List to look it up
+            return qubesadmin.vm.QubesVM(self.app, name, klass=klass.value)
         try:
             return self.app.domains[name]
         except KeyError as err:
@@ -388,12 +388,3 @@ class AdminQubes:
             path = None
         return path or DEFAULT_QUBES_DIR
 
-
-@dataclass(frozen=True)
-class _Read:
-    """What was read of one qube since the last write: its properties, its tags
-    when read, and its volumes by kind."""
-
-    properties: dict[str, tuple[bool, PropertyValue]]
-    tags: tuple[str, ...] | None = None
-    volumes: dict[str, Volume] = field(default_factory=dict)

@@ -14,7 +14,7 @@ import qubesadmin
 import qubesadmin.exc
 
 from wyngq.errors import QubesError
-from wyngq.model import PropertyValue, Volume
+from wyngq.model import Pool, PoolDriver, PropertyValue, Volume
 from wyngq.qubes.replies import BadReply, is_running, parse_get_all, parse_volume_info, split_property, volume_from_info
 
 
@@ -36,6 +36,33 @@ class qubes_errors:
             | BadReply
         ):
             raise QubesError(f"qube {self.name!r}: {exc}") from exc
+
+
+def pools(app: qubesadmin.app.QubesBase) -> dict[str, Pool]:
+    """Every pool, with the path Wyng takes for it (None for a driver Wyng cannot read)."""
+    result = {}
+    for pool in app.pools.values():
+        config = dict(pool.config)
+        driver = pool.driver
+        path: str | None = None
+        if driver == PoolDriver.FILE_REFLINK:
+            path = config.get("dir_path")
+        elif driver == PoolDriver.LVM_THIN:
+            vg, thin = config.get("volume_group"), config.get("thin_pool")
+            path = f"{vg}/{thin}" if vg and thin else None
+        result[pool.name] = Pool(pool.name, driver, path)
+    return result
+
+
+def qubes_version() -> str:
+    """dom0's Qubes release from /etc/qubes-release, e.g. "4.3"; "" if unknown."""
+    try:
+        with open("/etc/qubes-release", encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return ""
+    words = [w for w in text.split() if w[:1].isdigit()]
+    return words[0] if words else ""
 
 
 def running(vm: qubesadmin.vm.QubesVM) -> bool:
@@ -75,11 +102,19 @@ def volume_info(app: qubesadmin.app.QubesBase, name: str, kind: str) -> Volume:
 
 def volumes(vm: qubesadmin.vm.QubesVM, kinds: Iterable[str], known: dict[str, Volume]) -> tuple[Volume, ...]:
     """Each of `kinds` the qube has, read with one `volume.Info` call per volume
-    unless `known` has it; what is read is added to `known`."""
+    unless `known` has it; what is read is added to `known`. Every class qubesd
+    has gives every qube `root`, `private` and `volatile`, so they are asked for
+    directly; only if qubesd refuses one is the qube's list of volumes read (one
+    `volume.List`), and then only those it lists are read."""
     kinds = tuple(kinds)
-    if not all(kind in known for kind in kinds):
-        for kind in sorted(vm.volumes):  # which volumes it has: one volume.List
-            if kind in kinds and kind not in known:
+    try:
+        for kind in kinds:
+            if kind not in known:
+                known[kind] = volume_info(vm.app, vm.name, kind)
+    except (qubesadmin.exc.QubesException, qubesadmin.exc.PermissionDenied):  # e.g. a volume it lacks
+        has = set(vm.volumes)
+        for kind in kinds:
+            if kind in has and kind not in known:
                 known[kind] = volume_info(vm.app, vm.name, kind)
     return tuple(known[kind] for kind in sorted(known) if kind in kinds)
 

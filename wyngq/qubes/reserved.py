@@ -10,9 +10,16 @@ backup may hold them; a restore leaves them as qubesd has them
 only on a qube whose own or whose template's features say it supports qrexec
 and the services preloading waits for, so a restore sets it after every
 qube's features are in place.
+
+`backup-restore-in-progress` is the one tag qubesd acts on: its backup_restore
+extension refuses to start a qube that carries it (`domain-pre-start`), whoever
+asks and however (qvm-start, a qrexec call that would start it, a client that
+needs it as its netvm). A restore's guard tag (docs/restore-semantics.md).
 """
 
 from __future__ import annotations
+
+GUARD_TAG = "backup-restore-in-progress"
 
 RESERVED_FEATURES = frozenset({
     "deferred-netvm-original",

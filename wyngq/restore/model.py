@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from wyngq.model import DeviceAssignment, LiveQube, Pool, PropertyValue, QubeClass, QubeSettings, Volume
-
-GUARD_TAG = "backup-restore-in-progress"
+from wyngq.qubes.reserved import GUARD_TAG as GUARD_TAG  # qubesd starts no qube with it: restore's guard
 
 
 class Action(enum.StrEnum):

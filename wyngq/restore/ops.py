@@ -153,7 +153,7 @@ def _volume_config(settings: QubeSettings, current: QubeSettings | None, keep_pr
     volumes' sizes come with their data). A replaced volume never keeps fewer
     revisions than now: that would let qubesd drop the previous data at the next
     shutdown."""
-    kinds = (*settings.klass.backed_up_volumes, "volatile")
+    kinds = settings.klass.restored_volumes
     now = {v.kind: v for v in current.volumes} if current is not None else {}
     result = []
     for volume in settings.volumes:
