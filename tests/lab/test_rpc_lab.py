@@ -62,10 +62,14 @@ import json, resource
 from wyngq.rpc.service import Config, main
 status = main(sys.argv[-2:], Config(profile_dir={profiles!r}, log_dir={log!r}, state_dir={state!r},
                                    lock_path={lock!r}))
-# what the service itself used (not Wyng, its child), for the tests of bounded reading
+# what the service itself used (not Wyng, its child), for the tests of bounded reading: the peak
+# RSS of this process image (VmHWM), not ru_maxrss, which Linux carries over from before exec and
+# so reports the test process's own size once the suite has grown
 usage = resource.getrusage(resource.RUSAGE_SELF)
+with open("/proc/self/status", encoding="ascii") as handle:
+    peak = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
 with open({usage!r}, "w") as handle:
-    json.dump({{"max_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime}}, handle)
+    json.dump({{"max_rss_kib": peak, "cpu_seconds": usage.ru_utime + usage.ru_stime}}, handle)
 sys.exit(status)
 """
 
