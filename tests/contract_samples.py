@@ -5,35 +5,30 @@ from __future__ import annotations
 from wyngq.backup import BackupResult, PlannedVolume, QubeOutcome
 from wyngq.contract.events import (
     BackupPlanned,
-    DeletePlanned,
-    Dom0RestorePlanned,
     Dom0Streamed,
     JobAccepted,
-    MonitorPlanned,
     Opening,
-    PlannedRestoreQube,
-    PrunePlanned,
     QubeFailed,
     QubeShutDown,
     QubeStarted,
-    RestorePlanned,
     ShutdownPlanned,
     StepStarted,
-    VerifyPlanned,
     VolumeProgress,
 )
-from wyngq.contract.results import (
-    JobInfo,
+from wyngq.contract.jobs import JobInfo, ProfileJobs, StatusResult
+from wyngq.contract.maintenance import DeletePlanned, MonitorPlanned, PrunePlanned, VerifyPlanned
+from wyngq.contract.restore import (
+    Dom0RestorePlanned,
     OpChange,
+    PlannedRestoreQube,
     ProblemReport,
-    ProfileJobs,
     RestoredQube,
     RestoredVolume,
+    RestorePlanned,
     RestoreReport,
-    StatusResult,
     StepReport,
-    VersionResult,
 )
+from wyngq.contract.results import VersionResult
 from wyngq.maintenance import PruneResult, QubeCheck, VerifyResult
 from wyngq.model import PoolDriver
 

@@ -10,10 +10,13 @@ wyngq.wyng.text) is turned into `volume` events here: `started`, `progress`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from wyngq.contract.events import Event, VolumeProgress, WyngOutput
+from wyngq.contract.events import VolumeProgress, WyngOutput
 from wyngq.wyng import text
+
+if TYPE_CHECKING:
+    from wyngq.contract.events import Event
 
 
 class Reporter(Protocol):

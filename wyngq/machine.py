@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from wyngq.contract.events import Dom0RestorePlanned
-from wyngq.contract.results import RestoreReport
+from wyngq.contract.restore import Dom0RestorePlanned, RestoreReport
 from wyngq.contract.serialize import OMIT_NONE
 from wyngq.dom0 import restore as dom0_restore
 from wyngq.errors import ExitCode, WyngqError

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wyngq import bundle, paths, volnames
-from wyngq.contract.events import DeletePlanned, PrunePlanned, StepStarted, VerifyPlanned, VolumeProgress
+from wyngq.contract.events import StepStarted, VolumeProgress
+from wyngq.contract.maintenance import DeletePlanned, PrunePlanned, VerifyPlanned
 from wyngq.dom0 import VOLUMES as dom0_volumes
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0 import extract

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from wyngq.backup import BackupRequest, plan_backup, select_qubes
-from wyngq.contract.events import MonitorPlanned
+from wyngq.contract.maintenance import MonitorPlanned
 from wyngq.events import Reporter
 from wyngq.model import PoolDriver
 from wyngq.qubes.port import QubesPort

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
-from wyngq.contract.events import BackupPlanned, Event, Opening, VolumeProgress, WyngOutput
+from wyngq.contract.events import BackupPlanned, Opening, VolumeProgress, WyngOutput
 from wyngq.contract.results import ResultLine, result_line
 from wyngq.contract.serialize import JSON, to_json
 from wyngq.errors import Interrupted, WyngqError
@@ -31,6 +31,8 @@ from wyngq.progress import ProgressBoard
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+
+    from wyngq.contract.events import Event
 
 
 def shown(value: object) -> str:

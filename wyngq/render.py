@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wyngq.contract.results import ProfileJobs, ResultLine, StatusResult, VersionResult
+from wyngq.contract.results import ResultLine, VersionResult
 from wyngq.errors import WyngqError
 from wyngq.output import Human, format_time, shown
 
 if TYPE_CHECKING:
     from wyngq.backup import BackupResult
-    from wyngq.contract.results import JobInfo, RestoreReport
+    from wyngq.contract.jobs import JobInfo, ProfileJobs, StatusResult
+    from wyngq.contract.restore import RestoreReport
     from wyngq.create import CreateResult
     from wyngq.dom0.restore import Dom0RestoreResult
     from wyngq.listing import ListResult
@@ -290,6 +291,8 @@ def version(out: Human, result: VersionResult) -> None:
 
 
 def profile_jobs(out: Human, result: ProfileJobs) -> None:
+    from wyngq.contract.jobs import StatusResult
+
     status(out, StatusResult({result.profile: result.jobs}))
 
 
@@ -317,7 +320,8 @@ def restore_report(out: Human, report: RestoreReport) -> None:
 def result(out: Human, data: object) -> None:
     """Any action's result data, for the client that has only the data."""
     from wyngq.backup import BackupResult
-    from wyngq.contract.results import RestoreReport
+    from wyngq.contract.jobs import ProfileJobs
+    from wyngq.contract.restore import RestoreReport
     from wyngq.listing import ListResult
     from wyngq.maintenance import PruneResult, VerifyResult
 

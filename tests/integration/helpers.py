@@ -6,15 +6,18 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.conftest import FakeWyngFactory
 from tests.fakes.qubes import FakeQubes
-from wyngq.contract.events import Event
 from wyngq.contract.serialize import to_json
 from wyngq.model import DeviceAssignment, PropertyValue, QubeClass
 from wyngq.secret import Secret
 from wyngq.wyng.commands import InitOptions, WyngTarget
 from wyngq.wyng.runner import Wyng
+
+if TYPE_CHECKING:
+    from wyngq.contract.events import Event
 
 
 class Recorder:

@@ -34,13 +34,14 @@ WORLD = {
               {"name": "work", "klass": "AppVM", "template": "fedora", "data": {"private": "22" * 8192}}],
 }
 # Never needed by a backup: what restores (the restore package's planner for --shutdown's dependants
-# aside, below), maintenance, the qrexec request parser, the management-qube client, and the other
-# actions' CLI modules.
+# aside, below), maintenance, the qrexec request parser, the management-qube client, the other
+# actions' part of the JSON contract, and the other actions' CLI modules.
 RESTORE_ONLY = (*(f"wyngq.restore.{m}" for m in ("apply", "run", "plan", "ops", "data", "qubesxml", "select",
                                                  "sessions", "settings", "menus", "carried", "prefs", "trust",
                                                  "model", "report")),
                 "wyngq.dom0.restore", "wyngq.dom0.extract", "wyngq.dom0.compare", "wyngq.maintenance", "wyngq.rpc",
-                "wyngq.client", "wyngq.contract.decode",
+                "wyngq.client", "wyngq.contract.decode", "wyngq.contract.registry", "wyngq.contract.restore",
+                "wyngq.contract.maintenance", "wyngq.contract.jobs",
                 "wyngq.cli.restore", "wyngq.cli.prune", "wyngq.cli.verify", "wyngq.cli.delete", "wyngq.cli.listing")
 # Needed by a backup only when it asks for them: dom0's home and configuration, --shutdown's dependants.
 BACKUP_OPTIONAL = ("wyngq.dom0.walk", "wyngq.dom0.tarwrite", "wyngq.dom0.configfiles", "wyngq.dom0.rpm",

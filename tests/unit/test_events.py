@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.conftest import FIXTURES
-from wyngq.contract.events import Event
 from wyngq.contract.serialize import to_json
 from wyngq.events import NullReporter, nothing_known, wyng_progress
+
+if TYPE_CHECKING:
+    from wyngq.contract.events import Event
 
 CMD = FIXTURES / "cmd"
 

@@ -14,7 +14,8 @@ import pytest
 
 from wyngq.backup import BackupResult, QubeOutcome
 from wyngq.contract import SCHEMA
-from wyngq.contract.events import BackupPlanned, PrunePlanned, QubeFailed, StepStarted, VolumeProgress, WyngOutput
+from wyngq.contract.events import BackupPlanned, QubeFailed, StepStarted, VolumeProgress, WyngOutput
+from wyngq.contract.maintenance import PrunePlanned
 from wyngq.contract.results import VersionResult
 from wyngq.contract.serialize import to_json
 from wyngq.errors import AuthError, ConfigError, ExitCode, Interrupted, WyngError, WyngqError

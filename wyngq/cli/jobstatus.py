@@ -7,7 +7,7 @@ import os
 
 from wyngq import render
 from wyngq.cli.common import Presenter, finish
-from wyngq.contract.results import StatusResult
+from wyngq.contract.jobs import StatusResult
 from wyngq.errors import ExitCode
 from wyngq.paths import state_dir
 from wyngq.profile import is_profile_name, profile_dir

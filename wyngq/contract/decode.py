@@ -15,12 +15,16 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from wyngq.contract.events import PUBLIC_EVENTS, Event
+from wyngq.contract.registry import public_events
 from wyngq.contract.results import ENVELOPE, ResultLine
 from wyngq.contract.serialize import JSON, json_name
 
+PUBLIC_EVENTS = public_events()
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+
+    from wyngq.contract.events import Event
 
 T = TypeVar("T")
 
@@ -40,7 +44,7 @@ def decode_event(document: dict[str, JSON]) -> Event:
     for cls in PUBLIC_EVENTS:
         if document.get("type") == getattr(cls, "TYPE", None):
             try:
-                return cast(Event, decode(cls, document))
+                return cast("Event", decode(cls, document))
             except ContractError as err:
                 problems.append(str(err))
     raise ContractError("; ".join(problems) or f"no event has the type {str(document.get('type'))[:40]!r}")

@@ -4,12 +4,17 @@ Each event is a frozen dataclass; `TYPE` is its JSON `type`. The `plan` events
 share a type and tell their action apart by `action`, as the two `restore_plan`
 events tell theirs apart by their fields. `WyngOutput` (one line Wyng printed)
 is internal: shown with -v on a terminal, never written as JSON.
+
+The events only a restore or a maintenance action reports are in
+`wyngq.contract.restore` and `wyngq.contract.maintenance`, so that a backup
+does not define them (each frozen dataclass costs about half a millisecond at
+start-up); `wyngq.contract.registry.public_events()` lists them all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from wyngq.contract.serialize import OMIT_NONE
 
@@ -37,36 +42,12 @@ class ShutdownPlanned:
     action: Literal["shutdown"] = "shutdown"
 
 
-@dataclass(frozen=True)
-class VerifyPlanned:
-    TYPE: ClassVar[str] = "plan"
-    session: str
-    qubes: tuple[str, ...]
-    action: Literal["verify"] = "verify"
 
 
-@dataclass(frozen=True)
-class PrunePlanned:
-    TYPE: ClassVar[str] = "plan"
-    dry_run: bool
-    sessions: dict[str, tuple[str, ...]]  # qube -> sessions removed
-    dom0: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dom0 item -> sessions removed
-    action: Literal["prune"] = "prune"
 
 
-@dataclass(frozen=True)
-class DeletePlanned:
-    TYPE: ClassVar[str] = "plan"
-    qube: str
-    volumes: tuple[str, ...]
-    action: Literal["delete"] = "delete"
 
 
-@dataclass(frozen=True)
-class MonitorPlanned:
-    TYPE: ClassVar[str] = "plan"
-    volumes: tuple[str, ...]
-    action: Literal["monitor"] = "monitor"
 
 
 @dataclass(frozen=True)
@@ -99,32 +80,10 @@ class StepStarted:
     operations: int | None = field(default=None, metadata=OMIT_NONE)
 
 
-@dataclass(frozen=True)
-class PlannedRestoreQube:
-    name: str
-    target: str
-    action: str
-    session: str | None
 
 
-@dataclass(frozen=True)
-class RestorePlanned:
-    TYPE: ClassVar[str] = "restore_plan"
-    session: str
-    sessions: tuple[str, ...]
-    dry_run: bool
-    qubes: tuple[PlannedRestoreQube, ...]
-    problems: int
-    refused: bool
 
 
-@dataclass(frozen=True)
-class Dom0RestorePlanned:
-    TYPE: ClassVar[str] = "restore_plan"
-    session: str
-    dom0: tuple[str, ...]
-    into: dict[str, str]  # item -> the directory it is restored into
-    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,13 +136,10 @@ class WyngOutput:
     line: str
 
 
-Event = (BackupPlanned | ShutdownPlanned | VerifyPlanned | PrunePlanned | DeletePlanned | MonitorPlanned | Opening
-         | VolumeProgress | StepStarted | RestorePlanned | Dom0RestorePlanned | Dom0Streamed | QubeShutDown
-         | QubeStarted | QubeFailed | JobAccepted | WyngOutput)
+if TYPE_CHECKING:  # every event; the ones only other actions report are defined beside them
+    from wyngq.contract.maintenance import DeletePlanned, MonitorPlanned, PrunePlanned, VerifyPlanned
+    from wyngq.contract.restore import Dom0RestorePlanned, RestorePlanned
 
-# every event that is written as JSON, for the schema and the docs
-PUBLIC_EVENTS: tuple[type, ...] = (
-    BackupPlanned, ShutdownPlanned, VerifyPlanned, PrunePlanned, DeletePlanned, MonitorPlanned, Opening,
-    VolumeProgress, StepStarted, RestorePlanned, Dom0RestorePlanned, Dom0Streamed, QubeShutDown, QubeStarted,
-    QubeFailed, JobAccepted,
-)
+    Event = (BackupPlanned | ShutdownPlanned | VerifyPlanned | PrunePlanned | DeletePlanned | MonitorPlanned
+             | Opening | VolumeProgress | StepStarted | RestorePlanned | Dom0RestorePlanned | Dom0Streamed
+             | QubeShutDown | QubeStarted | QubeFailed | JobAccepted | WyngOutput)

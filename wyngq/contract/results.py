@@ -4,8 +4,9 @@ Every run ends with one result line: the envelope (`ResultLine`: whether it
 worked, its exit code and stable code, whether anything changed, one line of
 comment, the error's message and hint) with the action's data merged in. The
 actions' data are the engine's result dataclasses (`BackupResult`,
-`ListResult`, ...; `wyngq.contract.schema` lists them per action) and those
-here: a restore's report, the job records, the version (docs/json.md).
+`ListResult`, ...; `wyngq.contract.registry` lists them per action) and those
+of the contract itself: the version here, a restore's report in
+`wyngq.contract.restore`, the job records in `wyngq.contract.jobs` (docs/json.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from wyngq.contract import SCHEMA
-from wyngq.contract.serialize import FLATTEN, OMIT_NONE, named
+from wyngq.contract.serialize import FLATTEN, OMIT_NONE
 from wyngq.errors import ExitCode, WyngqError
 
 if TYPE_CHECKING:
@@ -88,125 +89,3 @@ def _comment(action: str, exit_code: int, data: object) -> str:
 @dataclass(frozen=True)
 class VersionResult:
     version: str
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A qrexec job's record, as `status` shows it."""
-
-    id: str
-    profile: str
-    action: str
-    caller: str
-    qubes: tuple[str, ...]
-    started: float
-    state: str  # running | finished | lost
-    finished: float | None
-    exit_code: int | None
-    code: str | None
-    message: str | None
-    session: str | None
-    caller_gone: bool
-
-
-@dataclass(frozen=True)
-class StatusResult:
-    """dom0's `status`: the recorded jobs of each profile."""
-
-    jobs: dict[str, tuple[JobInfo, ...]]
-
-
-@dataclass(frozen=True)
-class ProfileJobs:
-    """The service's `status` (and the client's): one profile's jobs, or the one asked for."""
-
-    profile: str
-    jobs: tuple[JobInfo, ...]
-
-
-@dataclass(frozen=True)
-class ProblemReport:
-    code: str
-    message: str
-    resolution: str
-    blocking: bool
-    setting: str | None = field(default=None, metadata=OMIT_NONE)
-    old: str | None = None
-    new: str | None = None
-
-
-@dataclass(frozen=True)
-class RestoredVolume:
-    volume: str
-    archive: str
-    size: int
-    pool: str
-    replaces: bool
-
-
-@dataclass(frozen=True)
-class RestoredQube:
-    """One qube of a restore: its plan, and (once carried out) its outcome."""
-
-    name: str
-    target: str
-    klass: str = field(metadata=named("class"))
-    action: str = ""
-    session: str = ""
-    problems: tuple[ProblemReport, ...] = ()
-    volumes: tuple[RestoredVolume, ...] = ()
-    ok: bool | None = field(default=None, metadata=OMIT_NONE)
-    failed_step: str | None = field(default=None, metadata=OMIT_NONE)
-    error: str | None = field(default=None, metadata=OMIT_NONE)
-    hint: str | None = field(default=None, metadata=OMIT_NONE)
-    changes: int | None = field(default=None, metadata=OMIT_NONE)
-    revisions: tuple[str, ...] | None = field(default=None, metadata=OMIT_NONE)
-
-
-@dataclass(frozen=True)
-class PrefChange:
-    key: str
-    old: str | None
-    new: str | None
-    ok: bool
-
-
-@dataclass(frozen=True)
-class PrefsReport:
-    changes: tuple[PrefChange, ...]
-    problems: tuple[ProblemReport, ...]
-
-
-@dataclass(frozen=True)
-class OpChange:
-    op: str
-    key: str
-    old: str | None
-    new: str | None
-
-
-@dataclass(frozen=True)
-class StepReport:
-    step: str
-    qube: str | None
-    changes: tuple[OpChange, ...]
-
-
-@dataclass(frozen=True)
-class RestoreReport:
-    """A restore of qubes: the session(s), each qube's plan and outcome, problems,
-    and (for dry runs and refusals) the planned steps with what each would change."""
-
-    session: str
-    sessions: tuple[str, ...]
-    dry_run: bool
-    refused: bool
-    changed: bool
-    summary: str
-    settings_source: str
-    qubes: tuple[RestoredQube, ...]
-    warnings: tuple[str, ...]
-    menus: tuple[str, ...]
-    code: str | None = field(default=None, metadata=OMIT_NONE)  # a refusal's or a failure's code
-    prefs: PrefsReport | None = field(default=None, metadata=OMIT_NONE)
-    steps: tuple[StepReport, ...] | None = field(default=None, metadata=OMIT_NONE)

@@ -21,10 +21,11 @@ import typing
 from collections.abc import Mapping, Sequence
 
 from wyngq.contract import SCHEMA
-from wyngq.contract.events import PUBLIC_EVENTS
-from wyngq.contract.registry import result_types
+from wyngq.contract.registry import public_events, result_types
 from wyngq.contract.results import ENVELOPE, ResultLine
 from wyngq.contract.serialize import JSON, json_name
+
+PUBLIC_EVENTS = public_events()
 
 FILE_NAME = "line.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wyngq import paths
-from wyngq.contract.events import Dom0RestorePlanned
+from wyngq.contract.restore import Dom0RestorePlanned
 from wyngq.dom0 import backup as dom0_backup
 from wyngq.dom0 import compare, extract, inarchive
 from wyngq.dom0.compare import FileState

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wyngq.contract.results import (
+from wyngq.contract.restore import (
     OpChange,
     PrefChange,
     PrefsReport,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from wyngq import bundle, listing, phases, volnames
-from wyngq.contract.events import PlannedRestoreQube, RestorePlanned
+from wyngq.contract.restore import PlannedRestoreQube, RestorePlanned
 from wyngq.errors import ExitCode, UnauthenticatedArchiveError
 from wyngq.events import Reporter
 from wyngq.model import QubeClass, QubeSettings

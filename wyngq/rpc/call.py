@@ -13,7 +13,7 @@ from typing import BinaryIO, TypeVar
 
 from wyngq import lock, names, passphrase, paths, process
 from wyngq.contract.events import JobAccepted
-from wyngq.contract.results import ProfileJobs
+from wyngq.contract.jobs import ProfileJobs
 from wyngq.errors import ConfigError, ExitCode, QubesError, UsageError, WyngStalledError
 from wyngq.model import Qube
 from wyngq.output import JsonLines

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wyngq.contract.results import JobInfo
+from wyngq.contract.jobs import JobInfo
 from wyngq.errors import UsageError
 from wyngq.paths import STATE_DIR
 

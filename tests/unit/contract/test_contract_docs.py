@@ -9,8 +9,7 @@ from pathlib import Path
 
 from wyngq.contract import SCHEMA
 from wyngq.contract.decode import hints
-from wyngq.contract.events import PUBLIC_EVENTS
-from wyngq.contract.registry import result_types
+from wyngq.contract.registry import public_events, result_types
 from wyngq.contract.results import ENVELOPE
 from wyngq.contract.serialize import json_name
 
@@ -26,7 +25,7 @@ def _nested(hint: object) -> Iterator[type]:
 
 def contract_dataclasses() -> list[type]:
     """Every dataclass a JSON line can hold, the nested ones too."""
-    todo = [*PUBLIC_EVENTS, *(cls for classes in result_types().values() for cls in classes)]
+    todo = [*public_events(), *(cls for classes in result_types().values() for cls in classes)]
     seen: list[type] = []
     while todo:
         cls = todo.pop()
@@ -48,7 +47,7 @@ def test_every_contract_dataclass_and_event_type_is_named() -> None:
     classes = contract_dataclasses()
     assert len(classes) > 30
     assert [c.__name__ for c in classes if f"`{c.__name__}`" not in DOC] == []
-    assert [e.TYPE for e in PUBLIC_EVENTS if f"`{e.TYPE}`" not in DOC] == []  # type: ignore[attr-defined]
+    assert [e.TYPE for e in public_events() if f"`{e.TYPE}`" not in DOC] == []  # type: ignore[attr-defined]
 
 
 def test_the_envelope_and_the_version_are_documented() -> None:

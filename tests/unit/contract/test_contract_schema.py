@@ -47,7 +47,7 @@ class RenamedVersion:
 
 
 def test_a_renamed_event_field_changes_the_schema_and_fails_the_shipped_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    renamed = tuple(RenamedOpening if e is events.Opening else e for e in events.PUBLIC_EVENTS)
+    renamed = tuple(RenamedOpening if e is events.Opening else e for e in schema.PUBLIC_EVENTS)
     monkeypatch.setattr(schema, "PUBLIC_EVENTS", renamed)
     changed = schema.text()
     assert changed != contract.SCHEMA_FILE.read_text(encoding="utf-8")
