@@ -15,7 +15,7 @@ An answer is reused only while it still holds:
   The reading that counts is the latest: a start qubesd had already let
   through when the tag went on can still show "Halted" for a moment (qubesd
   checks the tag before the qube exists for libvirt), so a restore lists the
-  qubes again after its Wyng receive (wyngq.restore.apply), and a qube seen
+  qubes again after its Wyng receive (wyngq.restore.data.not_halted), and a qube seen
   running then is no longer known halted.
 
 Nothing here calls qubesd.

@@ -325,29 +325,9 @@ def _receive(run: _Run, session: str) -> None:
     for pair in pairs:
         if pair.archive_name in failed and pair.qube not in run.failed:
             _fail(run, pair.qube, StepKind.RECEIVE, f"{pair.kind} volume: {failed[pair.archive_name]}")
-    _still_halted(run, {p.qube for p in pairs if p.qube not in run.failed})
+    for target, message in data.not_halted(run.qubes, {p.qube for p in pairs if p.qube not in run.failed}).items():
+        _fail(run, target, StepKind.RECEIVE, message)
 
-
-def _still_halted(run: _Run, names: set[str]) -> None:
-    """After the receive, one `admin.vm.List` for the power state of every qube
-    whose data is to be cloned in. The guard tag stops any start from then on,
-    but a start qubesd had already let through when the tag went on may show
-    "Halted" for a moment and run by now; qubesd would clone into a running
-    qube's volume, which loses the clone at its shutdown. The port's clone
-    relies on this reading (wyngq.qubes.known)."""
-    if not names:
-        return
-    try:
-        listed = run.qubes.list_qubes()
-    except QubesError as err:
-        for name in sorted(names):
-            _fail(run, name, StepKind.RECEIVE, f"cannot tell whether it is running: {err.message}")
-        return
-    for name in sorted(names):
-        if name not in listed or listed[name][1]:
-            _fail(run, name, StepKind.RECEIVE, "it was started as its restore began, before the guard tag "
-                  "stopped that; its data was not put in place (shut it down and restore it again)"
-                  if name in listed else "it is gone")
 
 
 _HANDLERS: dict[StepKind, Callable[[_Run, Step], None]] = {

@@ -148,6 +148,27 @@ def prepare_scratch(qubes: QubesPort, pairs: Sequence[VolumePair], made: list[st
     return failed
 
 
+def not_halted(qubes: QubesPort, names: Iterable[str]) -> dict[str, str]:
+    """After the receive, one `admin.vm.List` for the power state of every qube
+    whose data is to be cloned in; return those not halted, with the reason.
+    The guard tag stops any start from then on, but a start qubesd had already
+    let through when the tag went on may show "Halted" for a moment and run by
+    now; qubesd would clone into a running qube's volume, and its shutdown would
+    put the running copy back over the clone. The port's clone relies on this
+    reading (wyngq.qubes.known)."""
+    names = sorted(names)
+    if not names:
+        return {}
+    try:
+        listed = qubes.list_qubes()
+    except QubesError as err:
+        return {name: f"cannot tell whether it is running: {err.message}" for name in names}
+    return {name: "it is gone" if name not in listed else
+            "it was started as its restore began, before the guard tag stopped that; its data was not put "
+            "in place (shut it down and restore it again)"
+            for name in names if name not in listed or listed[name][1]}
+
+
 def lend_snapshot(pair: VolumePair) -> bool:
     """Give the scratch volume Wyng's snapshot of the volume as last sent to this
     archive, if there is one: a reflink copy with the same mtime (how Wyng pairs a

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.fakes.qubes import FakeQubes
+from wyngq.errors import QubesError
 from wyngq.model import QubeClass
 from wyngq.restore.data import (
     ReceiveTracker,
@@ -18,6 +19,7 @@ from wyngq.restore.data import (
     discard_scratch,
     lend_snapshot,
     local_from,
+    not_halted,
     prepare_scratch,
     return_snapshot,
 )
@@ -180,3 +182,28 @@ def test_wyngs_snapshot_lvs_beside_an_lvm_scratch_volume_are_removed(tmp_path: P
 
     assert log.read_text().splitlines() == [f"-f qubes_dom0/vm-{name}-private.tick",
                                             f"-f qubes_dom0/vm-{name}-private.tock"]
+
+
+def test_not_halted_names_each_qube_running_or_gone_from_one_list(tmp_path: Path) -> None:
+    qubes = FakeQubes({"p": str(tmp_path)})
+    for name in ("up", "down"):
+        qubes.add(name, QubeClass.STANDALONE)
+    qubes.domains["up"].running = True
+    qubes.calls.clear()
+
+    found = not_halted(qubes, {"up", "down", "gone"})
+
+    assert sorted(found) == ["gone", "up"] and "started" in found["up"] and found["gone"] == "it is gone"
+    assert qubes.calls == [("list_qubes",)]
+    assert not_halted(qubes, ()) == {} and qubes.calls == [("list_qubes",)]  # nothing to clone: no call
+
+
+def test_not_halted_fails_every_qube_when_qubesd_cannot_say(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    qubes = FakeQubes({"p": str(tmp_path)})
+    qubes.add("down", QubeClass.STANDALONE)
+
+    def refuse() -> dict[str, tuple[QubeClass, bool]]:
+        raise QubesError("qubesd is gone")
+
+    monkeypatch.setattr(qubes, "list_qubes", refuse)
+    assert not_halted(qubes, {"down"}) == {"down": "cannot tell whether it is running: qubesd is gone"}
