@@ -1,5 +1,5 @@
-"""`python3 -m wyngq ...` runs the CLI from a checkout."""
+"""`python3 -m wyngq ...`: the command (dom0's /usr/bin/wyng-util-qubes runs this)."""
 
-from wyngq.cli import main
+from wyngq.cli import command
 
-raise SystemExit(main())
+command()

@@ -4,7 +4,10 @@ Python, command and files as the RPMs, the Debian package and `make install`."""
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
+import subprocess
+import sys
 import tomllib
 import warnings
 from pathlib import Path
@@ -56,11 +59,20 @@ def test_version_is_the_version_file() -> None:
 
 
 def test_the_command_is_the_one_the_launcher_runs() -> None:
-    assert PROJECT["project"]["scripts"] == {"wyng-util-qubes": "wyngq.cli:main"}
+    assert PROJECT["project"]["scripts"] == {"wyng-util-qubes": "wyngq.cli:command"}
     # The packages' launcher runs `python3 -P -m wyngq`, whose __main__ calls the same function.
     main = (ROOT / "wyngq/__main__.py").read_text()
-    assert "from wyngq.cli import main" in main and "main()" in main
+    assert "from wyngq.cli import command" in main and "command()" in main
     assert "-P -m wyngq" in (ROOT / "Makefile").read_text()
+
+
+@pytest.mark.parametrize(("args", "status", "code"), [(["version"], 0, "ok"), (["--no-such-option"], 2, "usage")])
+def test_the_command_exits_with_mains_status_and_prints_its_result_line(args: list[str], status: int,
+                                                                        code: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "wyngq", "--json", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == status, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["code"] == code
 
 
 def test_package_files_are_the_ones_the_packages_install() -> None:
@@ -83,4 +95,4 @@ def test_setuptools_reads_the_configuration() -> None:
         warnings.simplefilter("ignore")  # [tool.setuptools] is "beta" in older setuptools
         config = pyprojecttoml.read_configuration(str(ROOT / "pyproject.toml"))
     assert config["project"]["version"] == wyngq.__version__
-    assert config["project"]["scripts"] == {"wyng-util-qubes": "wyngq.cli:main"}
+    assert config["project"]["scripts"] == {"wyng-util-qubes": "wyngq.cli:command"}

@@ -27,6 +27,7 @@ turns the call's outcome into the result line, the job record and the audit line
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -173,4 +174,6 @@ SIGNALS = SignalGate()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    gc.freeze()  # all is done and written: no last garbage collection on the way out (wyngq.cli.command)
+    sys.exit(status)
