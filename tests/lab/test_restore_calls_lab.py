@@ -148,6 +148,27 @@ def test_restore_of_one_appvm_nothing_changed_makes_these_admin_api_calls(lab: L
     assert not [m for _, m in port.seen if m in ("admin.vm.CurrentState", "admin.vm.volume.List")]
 
 
+def test_restore_of_a_removed_appvm_creates_it_without_looking_it_up_again(lab: Lab, tmp_path: Path) -> None:
+    """A qube this restore creates is known by its class: its volume settings are
+    written to qubesd directly, with no `admin.vm.List` or `volume.List` per write."""
+    target, name = _world(lab)
+    vm = lab.app.domains[name]
+    vm.volumes["private"].revisions_to_keep = 2
+    _backup(lab, target, name, str(tmp_path))
+    del lab.app.domains[name]
+    port = Counting()
+
+    request = RestoreRequest(qubes=(name,), trust_archive_settings=True)
+    result = run_restore(port, Wyng(target), request, Recorder(), str(tmp_path))
+
+    assert not result.refused and all(q.ok for q in result.qubes), result
+    mine = Counter(m for dest, m in port.seen if dest == name)
+    assert mine["admin.vm.volume.Set.revisions_to_keep+private"] == 1
+    assert not [m for m in mine if m.startswith(("admin.vm.volume.List", "admin.vm.CurrentState"))], mine
+    assert Counter(m for _, m in port.seen)["admin.vm.List"] == 3, port.seen  # planning, before and after the receive
+    lab.app.domains.refresh_cache(force=True)
+    assert lab.app.domains[name].volumes["private"].revisions_to_keep == 2
+
 def test_qubesd_refuses_to_start_a_qube_being_restored_until_its_data_is_in_place(lab: Lab, tmp_path: Path) -> None:
     """The clone does not ask for the power state: it relies on this refusal."""
     target, name = _world(lab)

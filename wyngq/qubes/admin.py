@@ -324,18 +324,14 @@ class AdminQubes:
             self.app.domains.clear_cache(invalidate_name=name)
 
     def set_revisions_to_keep(self, name: str, kind: str, count: int) -> None:
-        self._forget()
-        with _qubes_errors(name):
-            self._vm(name).volumes[kind].revisions_to_keep = count
+        self._call(name, "admin.vm.volume.Set.revisions_to_keep", kind, str(count).encode("ascii"))
 
-    def resize_volume(self, name: str, kind: str, size: int) -> None:
-        self._forget()
-        with _qubes_errors(name):
-            self._vm(name).volumes[kind].resize(size, allow_shrink=True)
+    def resize_volume(self, name: str, kind: str, size: int) -> None:  # as qubesadmin's resize(allow_shrink=True)
+        self._call(name, "admin.vm.volume.Resize", kind, str(size).encode("ascii"))
 
     def revisions(self, name: str, kind: str) -> tuple[str, ...]:
         with _qubes_errors(name):
-            return tuple(str(rev) for rev in self._vm(name).volumes[kind].revisions)
+            return tuple(self.app.qubesd_call(name, "admin.vm.volume.ListSnapshots", kind).decode("ascii").splitlines())
 
     def _call(self, name: str, method: str, arg: str | None = None, payload: bytes | None = None) -> None:
         self._forget()
