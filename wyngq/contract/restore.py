@@ -1,6 +1,6 @@
 """A restore's part of the JSON contract (docs/json.md): its plan events and
-its report, the data of its result line. Apart from the events and results
-every action shares, so that no other action defines them."""
+its report (the data of its result line). Kept apart from what every action
+uses (wyngq.contract.events, .results), so that no other action defines them."""
 
 from __future__ import annotations
 
