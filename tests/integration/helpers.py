@@ -90,7 +90,8 @@ def make_world(tmp_path: Path, fake_wyng: FakeWyngFactory, *, encrypted: bool = 
 
 
 def tree_hash(*roots: Path) -> dict[str, str]:
-    """Every file and directory under `roots`: path -> sha256 of its bytes (or 'dir')."""
+    """Every file and directory under `roots`: path -> sha256 of its bytes (or 'dir').
+    Files are hashed as a stream: a lab pool holds sparse volumes of 10 GiB."""
     found: dict[str, str] = {}
     for root in roots:
         for top, dirs, files in os.walk(root):
@@ -98,5 +99,6 @@ def tree_hash(*roots: Path) -> dict[str, str]:
                 found[os.path.join(top, name)] = "dir"
             for name in files:
                 path = os.path.join(top, name)
-                found[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                with open(path, "rb") as handle:
+                    found[path] = hashlib.file_digest(handle, "sha256").hexdigest()
     return found

@@ -9,7 +9,6 @@ The module runs the wyngq command (Salt's own Python never imports wyngq).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.helpers import tree_hash
 from tests.lab.conftest import SMALL, Lab
 from tests.lab.hostile import edit_newest_session, hostile_edit
 
@@ -198,16 +198,6 @@ def test_salt_never_restores_settings_that_give_power_from_an_edited_unencrypted
         assert f"property guivm default -> '{gui.name}'" in ret["comment"]
     lab.app.domains.refresh_cache(force=True)
     assert app.name not in lab.app.domains
-
-
-def tree_hash(*roots: Path) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for root in roots:
-        for top, dirs, files in os.walk(root):
-            found |= {os.path.join(top, name): "dir" for name in dirs}
-            found |= {os.path.join(top, name): hashlib.sha256(Path(top, name).read_bytes()).hexdigest()
-                      for name in files}
-    return found
 
 
 def test_salt_test_mode_changes_nothing_and_due_is_per_archive(lab: Lab, minion: Minion) -> None:
