@@ -159,10 +159,10 @@ class FakeQubes(RestoreOps):
             for kind, v in sorted(q.volumes.items()) if kind in q.klass.backed_up_volumes
         )
 
-    def settings(self, name: str, volumes: Iterable[str] = ("private", "root", "volatile")) -> QubeSettings:
+    def settings(self, name: str) -> QubeSettings:
         self.calls.append(("settings", name))
-        kinds = set(volumes)
         q = self._get(name)
+        kinds = set(q.klass.restored_volumes)
         self._read_fault("firewall", name, "firewall rules")
         self._read_fault("notes", name, "notes")
         return QubeSettings(

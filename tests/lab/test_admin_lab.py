@@ -40,7 +40,7 @@ def test_volumes_and_power_states_are_what_qubesadmin_says(lab: Lab) -> None:
         assert port.qube(vm.name).volumes == expected_volumes(vm)
         assert port.settings(vm.name).volumes == tuple(
             VolumeSettings(kind, v.pool, v.size, v.revisions_to_keep)
-            for kind, v in sorted(vm.volumes.items()) if kind in ("private", "root", "volatile")
+            for kind, v in sorted(vm.volumes.items()) if kind in QubeClass(vm.klass).restored_volumes
         )
     assert port.volumes(disp.name) == ()  # a disposable's data is not kept
     assert {v.kind for v in port.volumes(tpl.name)} == {"private", "root"}

@@ -39,7 +39,6 @@ from wyngq.qubes.reserved import GUARD_TAG
 log = logging.getLogger(__name__)
 
 DEFAULT_QUBES_DIR = "/var/lib/qubes"
-SETTINGS_VOLUMES = ("private", "root", "volatile")  # what a backup records of every qube
 
 
 class AdminQubes:
@@ -115,7 +114,7 @@ class AdminQubes:
         self._known.keeps[(name, kind)] = found.save_on_stop
         return found
 
-    def settings(self, name: str, volumes: Iterable[str] = SETTINGS_VOLUMES) -> QubeSettings:
+    def settings(self, name: str) -> QubeSettings:
         vm = self._vm(name)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
@@ -141,7 +140,7 @@ class AdminQubes:
                 devices=devices.assigned(vm, self._device_classes()),
                 volumes=tuple(
                     VolumeSettings(vol.kind, vol.pool, vol.size, vol.revisions_to_keep)
-                    for vol in self._volumes(vm, volumes, read.volumes)
+                    for vol in self._volumes(vm, klass.restored_volumes, read.volumes)
                 ),
             )
 

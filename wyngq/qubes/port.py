@@ -33,10 +33,10 @@ class QubesPort(Protocol):
         """The qube's `kind` volume alone (one call); QubesError if it has none."""
         ...
 
-    def settings(self, name: str, volumes: Iterable[str] = ("private", "root", "volatile")) -> QubeSettings:
-        """Everything a restore needs to put back about `name`, read live, with
-        those of `volumes` the qube has (a restore compares only the ones it
-        configures: QubeClass.restored_volumes)."""
+    def settings(self, name: str) -> QubeSettings:
+        """Everything a restore needs to put back about `name`, read live: with the
+        volumes a restore configures (QubeClass.restored_volumes; not an AppVM's
+        `root`, which is its template's)."""
         ...
 
     def state_files(self, names: Iterable[str]) -> dict[str, bytes]:

@@ -266,7 +266,7 @@ def live_system(qubes: QubesPort, chosen: tuple[str, ...], request: RestoreReque
     existing = sorted(n for n in names if n in overview)
     return LiveSystem(
         qubes=overview,
-        settings={name: qubes.settings(name, overview[name].klass.restored_volumes) for name in existing},
+        settings={name: qubes.settings(name) for name in existing},
         volumes={name: qubes.volumes(name) for name in existing},
         pools=qubes.pools(),
         default_pool=qubes.default_pool(),
