@@ -45,9 +45,7 @@ class AdminQubes:
     def __init__(self, app: qubesadmin.app.QubesBase | None = None) -> None:
         self.app = app if app is not None else qubesadmin.Qubes()
         self._skipped: set[str] = set()  # qubes of a class wyngq does not know, said once
-        self._known = Known()
-        self._listed = self._known.listed  # the last admin.vm.List
-        self._read = self._known.read  # what qube(), overview() or settings() read
+        self._known = Known()  # what reads answered, while it holds
         self._devclasses: tuple[str, ...] | None = None
 
     # -- reading -------------------------------------------------------------
@@ -81,16 +79,18 @@ class AdminQubes:
                 continue
             self._known.listed_as(name, klass, entry.state)
             running = is_running(entry.state) if entry.state is not None else reads.running(self._vm(name))
-            self._listed[name] = (klass, running)
+            self._known.listed[name] = (klass, running)
             yield name, klass, running
 
     def qube(self, name: str) -> Qube:
         vm = self._vm(name)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
-            listed = self._listed.get(name)
-            read = self._read.get(name) or Read(reads.all_properties(self.app, name))
-            read = self._read[name] = replace(read, tags=read.tags if read.tags is not None else tuple(sorted(vm.tags)))
+            listed = self._known.listed.get(name)
+            read = self._known.read.get(name) or Read(reads.all_properties(self.app, name))
+            if read.tags is None:
+                read = replace(read, tags=tuple(sorted(vm.tags)))
+            self._known.read[name] = read
             volumes = self._volumes(vm, klass.backed_up_volumes, read.volumes)
             include = read.properties.get("include_in_backups")
             return Qube(
@@ -105,7 +105,7 @@ class AdminQubes:
     def volumes(self, name: str) -> tuple[Volume, ...]:
         vm = self._vm(name)
         with _qubes_errors(name):
-            known = self._read[name].volumes if name in self._read else {}
+            known = self._known.read[name].volumes if name in self._known.read else {}
             return self._volumes(vm, QubeClass(vm.klass).backed_up_volumes, known)
 
     def volume(self, name: str, kind: str) -> Volume:
@@ -118,8 +118,8 @@ class AdminQubes:
         vm = self._vm(name)
         with _qubes_errors(name):
             klass = QubeClass(vm.klass)
-            read = self._read.get(name) or Read(reads.all_properties(self.app, name))
-            self._read[name] = read
+            read = self._known.read.get(name) or Read(reads.all_properties(self.app, name))
+            self._known.read[name] = read
             every = read.properties
             label = every.get("label")
             template = every.get("template")
@@ -149,7 +149,7 @@ class AdminQubes:
         files: dict[str, bytes] = {}
         reads.read_into(files, base, "qubes.xml")
         names = list(names)
-        listed = self._listed if all(n in self._listed for n in names) else self.list_qubes()
+        listed = self._known.listed if all(n in self._known.listed for n in names) else self.list_qubes()
         for name in names:
             klass = listed.get(name, (QubeClass.APP, False))[0]
             subdir = "vm-templates" if klass is QubeClass.TEMPLATE else "appvms"
@@ -183,7 +183,7 @@ class AdminQubes:
         result: dict[str, LiveQube] = {}
         for name, klass, running in self._domains():
             with _qubes_errors(name):
-                read = self._read[name] = Read(reads.all_properties(self.app, name))  # for settings()
+                read = self._known.read[name] = Read(reads.all_properties(self.app, name))  # for settings()
             props = {prop: value.value for prop, (_, value) in read.properties.items()}
             result[name] = LiveQube(
                 name=name,

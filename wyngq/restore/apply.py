@@ -329,7 +329,6 @@ def _receive(run: _Run, session: str) -> None:
         _fail(run, target, StepKind.RECEIVE, message)
 
 
-
 _HANDLERS: dict[StepKind, Callable[[_Run, Step], None]] = {
     StepKind.GUARD: _guard,
     StepKind.SHUTDOWN: _shutdown,
